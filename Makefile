@@ -1,0 +1,37 @@
+# The two first commands: `make demo` (the whole toolkit on generated data) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PI_VENV ?= .venv-pi
+BIN := $(VENV)/bin
+PYTEST_ARGS ?= -m "not slow"
+
+.PHONY: setup demo test test-slow test-pi clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[all]"
+	touch $@
+
+demo: setup
+	$(BIN)/edgeport demo --out demo-out
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow
+
+# The Raspberry Pi set-up: numpy<2 + tflite-runtime + OpenCV, edgeport with --no-deps, no TensorFlow.
+# Models are exported first with the workstation venv, then the runtime and benchmark tests run on them.
+test-pi: setup
+	$(PYTHON) -m venv $(PI_VENV)
+	$(PI_VENV)/bin/pip install -q "numpy<2" "tflite-runtime==2.14.*" "opencv-python-headless<4.11" pytest
+	$(PI_VENV)/bin/pip install -q --no-deps -e .
+	rm -rf .pi-fixture && $(BIN)/python tests/tiny.py .pi-fixture
+	EDGEPORT_TEST_EXPORT_DIR=$(CURDIR)/.pi-fixture/export $(PI_VENV)/bin/python -m pytest tests/runtime tests/benchmarks $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(PI_VENV) .pi-fixture demo-out .pytest_cache

@@ -1,0 +1,31 @@
+"""Errors edgeport raises on bad input.
+
+Every message says what was expected, what was received and how to fix it.
+The CLI prints these as one clean line (no traceback) and exits non-zero.
+"""
+
+from __future__ import annotations
+
+
+class EdgeportError(Exception):
+    """Base class of the errors a user can fix (bad data, config, files)."""
+
+
+class DataError(EdgeportError):
+    """The data set is missing, malformed, empty or has an unusable layout."""
+
+
+class ConfigError(EdgeportError, ValueError):
+    """A config value or a flag is out of range or inconsistent."""
+
+
+class ModelError(EdgeportError):
+    """A model or artifact cannot be built, loaded or run as asked."""
+
+
+class MissingDependencyError(EdgeportError, ImportError):
+    """An optional dependency (TensorFlow, an engine, ...) is not installed."""
+
+
+class SourceError(EdgeportError):
+    """A camera/video/image source cannot be opened or has died."""

@@ -1,0 +1,1 @@
+"""edgeport.runtime stage."""

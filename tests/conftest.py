@@ -1,0 +1,66 @@
+"""Shared fixtures: real data from ../shared (skipped when absent) and tiny real models."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+FLOWERS = Path(os.environ.get("EDGEPORT_FLOWERS", ROOT.parent / "shared" / "data" / "flowers"))
+
+
+def has_tensorflow() -> bool:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def flowers_dir() -> Path:
+    """../shared/data/flowers (5 classes, fixed split.csv); skips when absent."""
+    if not (FLOWERS / "split.csv").is_file():
+        pytest.skip(f"real data not found at {FLOWERS}")
+    return FLOWERS
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    """A synthetic 5-class image set (class folders, 48 px JPEGs)."""
+    from tiny import make_tiny_data
+
+    return make_tiny_data(tmp_path_factory.mktemp("tiny-data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory) -> Path:
+    """A build run of the tiny backbone on synthetic shapes (needs TensorFlow)."""
+    if not has_tensorflow():
+        pytest.skip("TensorFlow is not installed (the build stage needs the [train] extra)")
+    from tiny import make_tiny_run
+
+    return make_tiny_run(tmp_path_factory.mktemp("tiny-run"))
+
+
+@pytest.fixture(scope="session")
+def tiny_export_dir(request, tmp_path_factory) -> Path:
+    """Every scheme of the tiny run, exported once per test session.
+
+    With EDGEPORT_TEST_EXPORT_DIR set (the TensorFlow-free Pi-like CI job),
+    the artifacts exported earlier by ``python tests/tiny.py`` are used.
+    """
+    pre = os.environ.get("EDGEPORT_TEST_EXPORT_DIR")
+    if pre:
+        return Path(pre)
+    if not has_tensorflow():
+        pytest.skip("no TensorFlow to export with and EDGEPORT_TEST_EXPORT_DIR is not set")
+    from tiny import make_tiny_export
+
+    run_dir = request.getfixturevalue("tiny_run_dir")
+    return make_tiny_export(run_dir, tmp_path_factory.mktemp("tiny-export") / "export")
