@@ -1,0 +1,350 @@
+"""Classify frames with an exported model: contract, labels and engine from the artifact.
+
+    with Classifier.open("export/") as clf:          # best artifact for the engines here
+        for label, prob in clf.classify(frame_bgr):
+            ...
+
+The input contract (size, resize method, value range) and the labels come from
+the artifact's embedded edgeport metadata and, when present, manifest.json
+(whose sha256 must then match the file). Preprocessing is one OpenCV resize
+plus a vectorised cast/quantisation, identical to training's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.contract import InputContract, ModelInfo
+from edgeport.errors import ConfigError, MissingDependencyError, ModelError
+from edgeport.imaging import resize
+from edgeport.metadata import read_model_info
+from edgeport.runtime.engines import (
+    AUTO_ORDER,
+    ENGINES,
+    Engine,
+    TensorInfo,
+    create_engine,
+    engines_for,
+    tflite_runtime_problem,
+)
+
+MANIFEST = "manifest.json"
+
+#: artifacts tried for an export directory, best first, when no --scheme is given.
+ARTIFACT_PREFERENCE = (
+    ("tflite", "int8"),
+    ("tflite", "fp32"),
+    ("tflite", "fp16"),
+    ("tflite", "dynamic"),
+    ("tflite", "int16x8"),
+    ("onnx", "fp32"),
+    ("onnx", "int8"),
+    ("onnx", "fp16"),
+)
+
+#: the export stage's file names, used when a directory has no manifest.json
+DEFAULT_FILES = {
+    "model_int8.tflite": ("tflite", "int8"),
+    "model_fp32.tflite": ("tflite", "fp32"),
+    "model_fp16.tflite": ("tflite", "fp16"),
+    "model_dynamic.tflite": ("tflite", "dynamic"),
+    "model_int16x8.tflite": ("tflite", "int16x8"),
+    "model.onnx": ("onnx", "fp32"),
+    "model_int8.onnx": ("onnx", "int8"),
+    "model_fp16.onnx": ("onnx", "fp16"),
+}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One model file of an export directory."""
+
+    path: Path
+    format: str
+    scheme: str
+    sha256: str = ""
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> dict | None:
+    """``manifest.json`` of an export directory, or None when there is none."""
+    p = Path(directory) / MANIFEST
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"expected a JSON manifest at {p}, could not read it ({exc}); re-run edgeport export") from exc
+
+
+def list_artifacts(directory: str | os.PathLike[str]) -> list[Artifact]:
+    """The usable artifacts of an export directory (manifest entries with status ok, or known files)."""
+    d = Path(directory)
+    manifest = read_manifest(d)
+    if manifest is not None:
+        arts = []
+        for a in manifest.get("artifacts", []):
+            p = d / a.get("file", "")
+            if a.get("status", "ok") == "ok" and p.is_file():
+                fmt = a.get("format") or ("onnx" if p.suffix == ".onnx" else "tflite")
+                arts.append(Artifact(p, fmt, a.get("scheme", ""), a.get("sha256", "")))
+        return arts
+    return [Artifact(d / f, fmt, scheme) for f, (fmt, scheme) in DEFAULT_FILES.items() if (d / f).is_file()]
+
+
+def _format_of(engine: str) -> str | None:
+    for suffix, names in AUTO_ORDER.items():
+        if engine in names:
+            return suffix.lstrip(".")
+    return "tflite" if engine == "tensorflow" else None
+
+
+def select_artifact(
+    directory: str | os.PathLike[str], engine: str | None = None, scheme: str | None = None
+) -> tuple[Artifact, str]:
+    """Pick (artifact, engine name) from an export directory for the engines installed here.
+
+    Preference: int8 TFLite with litert/tflite-runtime, then fp32 TFLite, ..., then ONNX with
+    onnxruntime; ``scheme`` and ``engine`` narrow the choice.
+    """
+    arts = list_artifacts(directory)
+    if not arts:
+        raise ModelError(
+            f"expected model_*.tflite / model*.onnx artifacts in {directory}, found none; "
+            f"run `edgeport export` first or pass a model file"
+        )
+    rank = {k: i for i, k in enumerate(ARTIFACT_PREFERENCE)}
+    arts.sort(key=lambda a: rank.get((a.format, a.scheme), len(rank)))
+    if scheme:
+        known = sorted({a.scheme for a in arts})
+        arts = [a for a in arts if a.scheme == scheme]
+        if not arts:
+            raise ConfigError(f"expected --scheme to be one of {', '.join(known)} in {directory}, received '{scheme}'")
+    if engine:
+        ENGINES.get(engine)  # unknown name -> ConfigError listing them
+        fmt = _format_of(engine)
+        usable = [a for a in arts if a.format == fmt]
+        if not usable:
+            raise ConfigError(
+                f"engine '{engine}' runs {fmt} files, but {directory} has none"
+                f"{' for scheme ' + scheme if scheme else ''}; choose another --engine or --scheme"
+            )
+        return usable[0], engine
+    for a in arts:
+        names = engines_for(a.path)
+        if names:
+            return a, names[0]
+    problem = tflite_runtime_problem()
+    raise MissingDependencyError(
+        f"no installed engine can run the artifacts in {directory} "
+        f"({', '.join(a.path.name for a in arts)}); install one: pip install ai-edge-litert "
+        f"(TFLite) or pip install onnxruntime (ONNX)" + (f". Note: {problem}" if problem else "")
+    )
+
+
+# --- pure preprocessing / postprocessing -------------------------------------------------
+
+
+def to_input_tensor(rgb: np.ndarray, contract: InputContract, tensor: TensorInfo) -> np.ndarray:
+    """Resize an HxWx3 uint8 RGB image per the contract and cast/quantise it for ``tensor``.
+
+    Values follow the contract's range (0..255 = raw pixels); integer inputs are quantised
+    with the tensor's scale/zero-point, uint8 pixels go straight into 0..255 uint8 models.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != contract.channels or rgb.dtype != np.uint8:
+        raise ModelError(
+            f"expected an HxWx{contract.channels} uint8 image, received {rgb.dtype}{list(rgb.shape)}"
+        )
+    img = resize(rgb, (contract.height, contract.width), contract.resize)
+    if contract.layout.upper() == "NCHW":
+        img = img.transpose(2, 0, 1)
+    lo, hi = contract.range
+    raw_range = (lo, hi) == (0.0, 255.0)
+    dt = tensor.dtype
+    if np.issubdtype(dt, np.integer):
+        scale, zp = (tensor.scale or 1.0), tensor.zero_point
+        if raw_range and scale == 1.0:
+            if dt == np.uint8 and zp == 0:
+                x = img
+            else:  # e.g. int8 with zero-point -128: q = pixel - 128
+                x = (img.astype(np.int16) + zp).astype(dt)
+        else:
+            real = img.astype(np.float32)
+            if not raw_range:
+                real = real * ((hi - lo) / 255.0) + lo
+            info = np.iinfo(dt)
+            x = np.clip(np.rint(real / scale + zp), info.min, info.max).astype(dt)
+    else:
+        x = img.astype(dt)
+        if not raw_range:
+            x = x * dt.type((hi - lo) / 255.0) + dt.type(lo)
+    x = x[np.newaxis]
+    if tuple(x.shape) != tuple(tensor.shape):
+        raise ModelError(
+            f"the model's input is {list(tensor.shape)} but its contract says "
+            f"{contract.layout} {contract.height}x{contract.width}x{contract.channels}; re-export the model"
+        )
+    return x
+
+
+def to_probabilities(raw: np.ndarray, tensor: TensorInfo) -> np.ndarray:
+    """Dequantise a raw output (batch 1) into float32 probabilities of shape [num_classes]."""
+    out = raw.reshape(-1)
+    if tensor.quantized:
+        return (out.astype(np.float32) - np.float32(tensor.zero_point)) * np.float32(tensor.scale)
+    return out.astype(np.float32, copy=False)
+
+
+def top_k(probs: np.ndarray, labels: tuple[str, ...], k: int) -> list[tuple[str, float]]:
+    """The ``k`` most probable (label, probability) pairs, best first."""
+    k = max(1, min(int(k), probs.shape[0]))
+    idx = np.argpartition(-probs, k - 1)[:k] if k < probs.shape[0] else np.arange(probs.shape[0])
+    idx = idx[np.argsort(-probs[idx], kind="stable")]
+    return [(labels[i] if i < len(labels) else str(i), float(probs[i])) for i in idx]
+
+
+# --- the resource ------------------------------------------------------------------------
+
+
+def _load_info(path: Path, manifest: dict | None) -> ModelInfo:
+    """ModelInfo from the file's metadata, checked against (or completed by) the manifest."""
+    info = read_model_info(path)
+    entry = None
+    if manifest is not None:
+        entry = next((a for a in manifest.get("artifacts", []) if a.get("file") == path.name), None)
+    if entry is not None and entry.get("sha256"):
+        actual = sha256_file(path)
+        if actual != entry["sha256"]:
+            raise ModelError(
+                f"{path.name} does not match {path.parent / MANIFEST}: expected sha256 {entry['sha256'][:16]}..., "
+                f"received {actual[:16]}... (the file was modified or copied from another export); "
+                f"copy the whole export directory again or re-run edgeport export"
+            )
+    if info is not None:
+        return info
+    if manifest is not None and manifest.get("labels") and manifest.get("input"):
+        return ModelInfo(
+            labels=tuple(manifest["labels"]),
+            input=InputContract.from_dict(manifest["input"]),
+            scheme=(entry or {}).get("scheme", ""),
+        )
+    raise ModelError(
+        f"expected edgeport metadata (labels and input contract) in {path.name} or a manifest.json "
+        f"next to it, found neither; export the model with `edgeport export`"
+    )
+
+
+class Classifier:
+    """An engine plus the model's contract and labels; a context manager."""
+
+    def __init__(self, engine: Engine, info: ModelInfo, top_k: int = 5) -> None:
+        self.engine = engine
+        self.info = info
+        self.labels: tuple[str, ...] = tuple(info.labels)
+        self.top_k = top_k
+        self.contract = info.input
+        n_out = int(np.prod(engine.output.shape))
+        if self.labels and n_out != len(self.labels):
+            raise ModelError(
+                f"expected {len(self.labels)} outputs (one per label) from {engine.model_path.name}, "
+                f"received {n_out}; the labels do not belong to this model"
+            )
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        engine: str | None = None,
+        scheme: str | None = None,
+        threads: int | None = None,
+        top_k: int = 5,
+        **engine_opts: Any,
+    ) -> "Classifier":
+        """Open an artifact, or the best artifact of an export directory, with an engine."""
+        p = Path(path)
+        if p.is_dir():
+            art, engine = select_artifact(p, engine, scheme)
+            model = art.path
+        elif p.is_file():
+            model = p
+            if engine is None:
+                names = engines_for(p)
+                if not names:
+                    suffix = p.suffix.lower()
+                    if suffix not in AUTO_ORDER:
+                        raise ModelError(f"expected a .tflite or .onnx file or an export directory, received {p}")
+                    problem = tflite_runtime_problem() if suffix == ".tflite" else None
+                    raise MissingDependencyError(
+                        f"no installed engine runs {suffix} files; install "
+                        + ("ai-edge-litert (or tflite-runtime)" if suffix == ".tflite" else "onnxruntime")
+                        + (f". Note: {problem}" if problem else "")
+                    )
+                engine = names[0]
+        else:
+            raise ModelError(f"expected a model file or an export directory, received '{path}' which does not exist")
+        info = _load_info(model, read_manifest(model.parent))
+        eng = create_engine(engine, model, threads=threads, **engine_opts)
+        try:
+            return cls(eng, info, top_k=top_k)
+        except Exception:
+            eng.close()
+            raise
+
+    # -- steps (timed separately by the camera loop) ----------------------------------------
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """HxWx3 uint8 RGB -> the model's input tensor (batch 1)."""
+        return to_input_tensor(rgb, self.contract, self.engine.input)
+
+    def prepare_bgr(self, bgr: np.ndarray) -> np.ndarray:
+        """Like :meth:`prepare` for an OpenCV BGR frame (resized first, then channels swapped)."""
+        if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+            raise ModelError(f"expected an HxWx3 uint8 BGR frame, received {bgr.dtype}{list(bgr.shape)}")
+        small = resize(bgr, (self.contract.height, self.contract.width), self.contract.resize)
+        return self.prepare(np.ascontiguousarray(small[:, :, ::-1]))
+
+    def postprocess(self, raw: np.ndarray) -> np.ndarray:
+        """Raw engine output -> float32 probabilities [num_classes]."""
+        return to_probabilities(raw, self.engine.output)
+
+    def predict(self, tensor: np.ndarray) -> np.ndarray:
+        """Run a prepared tensor; float32 probabilities [num_classes]."""
+        return self.postprocess(self.engine.invoke(tensor))
+
+    def top(self, probs: np.ndarray, k: int | None = None) -> list[tuple[str, float]]:
+        return top_k(probs, self.labels, k or self.top_k)
+
+    # -- one call ---------------------------------------------------------------------------
+    def classify_rgb(self, rgb: np.ndarray, top_k: int | None = None) -> list[tuple[str, float]]:
+        """Top-k (label, probability) of an RGB uint8 image."""
+        return self.top(self.predict(self.prepare(rgb)), top_k)
+
+    def classify(self, frame_bgr: np.ndarray, top_k: int | None = None) -> list[tuple[str, float]]:
+        """Top-k (label, probability) of an OpenCV BGR frame."""
+        return self.top(self.predict(self.prepare_bgr(frame_bgr)), top_k)
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> "Classifier":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Classifier({self.engine!r}, scheme={self.info.scheme!r}, labels={len(self.labels)})"
