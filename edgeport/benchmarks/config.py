@@ -1,0 +1,57 @@
+"""The one config of the benchmarks stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeport.errors import ConfigError
+
+SPLITS = ("val", "test", "train", "all")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What ``edgeport bench`` measures and where it writes.
+
+    ``engines``: "auto" (the preferred installed engine per artifact), "all"
+    (every engine that reads the artifact's format, installed or not: missing
+    ones become "not available" rows) or a comma-separated list of names.
+    ``data``: a labelled image set (any layout ``edgeport.data.scan`` reads);
+    None uses the ``data_split.csv`` of the run the export came from.
+    ``max_seconds`` caps each variant's timed loop (the runs done are reported).
+    """
+
+    export_dir: str
+    data: str | None = None
+    split: str = "val"
+    limit: int | None = None
+    engines: str = "auto"
+    threads: tuple[int, ...] = (1,)
+    warmup: int = 10
+    runs: int = 100
+    max_seconds: float = 20.0
+    latency_images: int = 8
+    accuracy: bool = True
+    schemes: tuple[str, ...] = ()
+    out: str | None = None
+    timeout: float = 1800.0
+    device_name: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ConfigError(f"expected --split one of {', '.join(SPLITS)}, received '{self.split}'")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"expected --limit >= 1, received {self.limit}")
+        if not self.threads or any(int(t) < 1 for t in self.threads):
+            raise ConfigError(f"expected --threads as positive integers like 1,2,4, received {self.threads}")
+        if self.warmup < 0:
+            raise ConfigError(f"expected --warmup >= 0, received {self.warmup}")
+        if self.runs < 1:
+            raise ConfigError(f"expected --runs >= 1, received {self.runs}")
+        if self.max_seconds <= 0:
+            raise ConfigError(f"expected --max-seconds > 0, received {self.max_seconds}")
+        if self.latency_images < 1:
+            raise ConfigError(f"expected latency_images >= 1, received {self.latency_images}")
+        if self.timeout <= 0:
+            raise ConfigError(f"expected --timeout > 0 seconds, received {self.timeout}")

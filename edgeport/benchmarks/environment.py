@@ -1,0 +1,100 @@
+"""What machine and software a benchmark ran on (stdlib + numpy/OpenCV only)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import sys
+from pathlib import Path
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_model() -> str:
+    """The CPU's name: /proc/cpuinfo 'model name' (x86) or 'Model'/'Hardware' (ARM boards)."""
+    info = _read("/proc/cpuinfo")
+    for key in ("model name", "Model", "Hardware", "Processor", "cpu model"):
+        for line in info.splitlines():
+            if line.split(":")[0].strip() == key and ":" in line:
+                value = line.split(":", 1)[1].strip()
+                if value:
+                    return value
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def board_model() -> str:
+    """The board (Raspberry Pi / Jetson) from the device tree, or ''."""
+    return _read("/proc/device-tree/model").strip("\x00\n ")
+
+
+def total_memory_mb() -> float | None:
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            return round(int(line.split()[1]) / 1024.0, 1)
+    return None
+
+
+def _version(module: str) -> str | None:
+    try:
+        mod = __import__(module)
+    except Exception:  # noqa: BLE001 - any import failure means "not installed"
+        return None
+    return str(getattr(mod, "__version__", "unknown"))
+
+
+def engine_versions() -> dict[str, dict]:
+    """{engine name: {"available": bool, "version": str|None}} from the runtime registry."""
+    try:
+        from edgeport.runtime import ENGINES
+    except ImportError as exc:
+        return {"error": {"available": False, "version": None, "reason": str(exc)}}
+    out: dict[str, dict] = {}
+    for name in ENGINES.names():
+        cls = ENGINES.get(name)
+        try:
+            ok = bool(cls.available())
+        except Exception as exc:  # noqa: BLE001 - a broken engine is reported, not fatal
+            out[name] = {"available": False, "version": None, "reason": str(exc)}
+            continue
+        version = None
+        if ok:
+            try:
+                version = str(cls.version())
+            except Exception as exc:  # noqa: BLE001
+                version = f"unknown ({exc})"
+        out[name] = {"available": ok, "version": version}
+    return out
+
+
+def describe(device_name: str | None = None) -> dict:
+    """A JSON-ready description of this device and its software."""
+    board = board_model()
+    cpu = cpu_model()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count()
+    import numpy
+
+    return {
+        "device": device_name or board or f"{platform.node()} ({cpu})",
+        "hostname": platform.node(),
+        "board": board or None,
+        "cpu": cpu,
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "memory_mb": total_memory_mb(),
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "numpy": numpy.__version__,
+        "opencv": _version("cv2"),
+        "engines": engine_versions(),
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }

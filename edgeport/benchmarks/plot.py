@@ -1,0 +1,173 @@
+"""bench.png: top-1 accuracy vs p50 latency, Pareto front marked, point size by file size.
+
+Drawn with matplotlib when it is installed, else with OpenCV (always there,
+so a Raspberry Pi gets a plot too).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from edgeport.benchmarks.pareto import pareto_front
+
+log = logging.getLogger(__name__)
+
+_PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]  # RGB
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str
+    group: str
+    latency_ms: float
+    top1_pct: float
+    mb: float
+    front: bool
+
+
+def points_from_rows(rows: Sequence[dict], group_key: str = "engine") -> list[Point]:
+    """The plottable rows (ok, with p50 and top-1); the front is computed within each group of ``device``."""
+    usable = [r for r in rows if r.get("status") == "ok" and (r.get("latency_ms") or {}).get("p50") is not None
+              and (r.get("accuracy") or {}).get("top1") is not None]
+    devices = sorted({str(r.get("device") or "") for r in usable})
+    front: dict[int, bool] = {}
+    for d in devices:
+        idx = [i for i, r in enumerate(usable) if str(r.get("device") or "") == d]
+        flags = pareto_front([usable[i]["latency_ms"]["p50"] for i in idx], [usable[i]["accuracy"]["top1"] for i in idx])
+        front.update(zip(idx, flags))
+    pts = []
+    for i, r in enumerate(usable):
+        label = f"{r['scheme']}/{r['format']} {r['engine']} t{r['threads']}"
+        pts.append(Point(label, str(r.get(group_key) or ""), float(r["latency_ms"]["p50"]),
+                         100.0 * float(r["accuracy"]["top1"]), (r.get("bytes") or 0) / 1048576.0, front[i]))
+    return pts
+
+
+def _size(mb: float, max_mb: float) -> float:
+    return 4.0 + 14.0 * math.sqrt(mb / max_mb) if max_mb > 0 else 6.0
+
+
+def _with_matplotlib(pts: list[Point], path: Path, title: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    groups = sorted({p.group for p in pts})
+    max_mb = max(p.mb for p in pts)
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
+    for gi, g in enumerate(groups):
+        gp = [p for p in pts if p.group == g]
+        color = [c / 255 for c in _PALETTE[gi % len(_PALETTE)]]
+        ax.scatter([p.latency_ms for p in gp], [p.top1_pct for p in gp], s=[_size(p.mb, max_mb) ** 2 for p in gp],
+                   color=color, alpha=0.6, label=g, edgecolors="none")
+    fr = sorted((p for p in pts if p.front), key=lambda p: p.latency_ms)
+    if fr:
+        ax.plot([p.latency_ms for p in fr], [p.top1_pct for p in fr], "k--", lw=1, label="Pareto front")
+        ax.scatter([p.latency_ms for p in fr], [p.top1_pct for p in fr], s=[(_size(p.mb, max_mb) + 4) ** 2 for p in fr],
+                   facecolors="none", edgecolors="k", linewidths=1.2)
+    for p in pts:
+        ax.annotate(p.label, (p.latency_ms, p.top1_pct), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    lat = [p.latency_ms for p in pts]
+    if min(lat) > 0 and max(lat) / min(lat) > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel("p50 latency of one inference (ms)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(title + "\n(point area ~ file size; ringed = Pareto front)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    leg = ax.legend(fontsize=8, loc="best")
+    for handle in getattr(leg, "legend_handles", getattr(leg, "legendHandles", [])):
+        if hasattr(handle, "set_sizes"):
+            handle.set_sizes([40])
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def _with_opencv(pts: list[Point], path: Path, title: str) -> None:
+    import cv2
+    import numpy as np
+
+    w, h, ml, mr, mt, mb = 1000, 680, 80, 30, 60, 60
+    img = np.full((h, w, 3), 255, np.uint8)
+    lat = [p.latency_ms for p in pts]
+    acc = [p.top1_pct for p in pts]
+    log_x = min(lat) > 0 and max(lat) / min(lat) > 20
+    fx = (lambda v: math.log10(v)) if log_x else (lambda v: v)
+    x0, x1 = fx(min(lat)), fx(max(lat))
+    pad = (x1 - x0) * 0.08 or 0.5
+    x0, x1 = x0 - pad, x1 + pad
+    y0, y1 = min(acc), max(acc)
+    ypad = (y1 - y0) * 0.1 or 1.0
+    y0, y1 = y0 - ypad, min(100.0 + ypad, y1 + ypad)
+
+    def px(lx: float, ly: float) -> tuple[int, int]:
+        return (int(ml + (fx(lx) - x0) / (x1 - x0) * (w - ml - mr)), int(h - mb - (ly - y0) / (y1 - y0) * (h - mt - mb)))
+
+    bgr = lambda c: (c[2], c[1], c[0])  # noqa: E731
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.rectangle(img, (ml, mt), (w - mr, h - mb), (0, 0, 0), 1)
+    for i in range(6):  # ticks
+        vy = y0 + (y1 - y0) * i / 5
+        y = int(h - mb - i / 5 * (h - mt - mb))
+        cv2.line(img, (ml, y), (w - mr, y), (230, 230, 230), 1)
+        cv2.putText(img, f"{vy:.1f}", (8, y + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        vx = x0 + (x1 - x0) * i / 5
+        x = int(ml + i / 5 * (w - ml - mr))
+        cv2.putText(img, f"{10 ** vx if log_x else vx:.3g}", (x - 15, h - mb + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "p50 latency (ms)" + (", log scale" if log_x else ""), (w // 2 - 90, h - 15), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "top-1 %", (8, mt - 12), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, title + "  (size ~ file size, ringed = Pareto front)", (ml, 25), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    groups = sorted({p.group for p in pts})
+    max_mb = max(p.mb for p in pts)
+    fr = sorted((p for p in pts if p.front), key=lambda p: p.latency_ms)
+    for a, b in zip(fr, fr[1:]):
+        cv2.line(img, px(a.latency_ms, a.top1_pct), px(b.latency_ms, b.top1_pct), (0, 0, 0), 1, cv2.LINE_AA)
+    for p in pts:
+        c = bgr(_PALETTE[groups.index(p.group) % len(_PALETTE)])
+        r = int(_size(p.mb, max_mb))
+        cv2.circle(img, px(p.latency_ms, p.top1_pct), r, c, -1, cv2.LINE_AA)
+        if p.front:
+            cv2.circle(img, px(p.latency_ms, p.top1_pct), r + 4, (0, 0, 0), 1, cv2.LINE_AA)
+        x, y = px(p.latency_ms, p.top1_pct)
+        cv2.putText(img, p.label, (x + r + 2, y - r), font, 0.35, (40, 40, 40), 1, cv2.LINE_AA)
+    for gi, g in enumerate(groups):  # legend
+        c = bgr(_PALETTE[gi % len(_PALETTE)])
+        cv2.circle(img, (w - mr - 180, mt + 15 + 18 * gi), 5, c, -1, cv2.LINE_AA)
+        cv2.putText(img, g, (w - mr - 170, mt + 19 + 18 * gi), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    if not cv2.imwrite(str(path), img):
+        raise OSError(f"OpenCV could not write {path}")
+
+
+def plot_points(pts: list[Point], path: str | os.PathLike[str], title: str = "edgeport bench",
+                backend: str = "auto") -> Path | None:
+    """Draw ``pts`` to ``path``; ``backend`` "auto" | "matplotlib" | "opencv". None when nothing to plot."""
+    out = Path(path)
+    if not pts:
+        log.info("no variant has both a latency and an accuracy; %s not drawn", out.name)
+        return None
+    if backend in ("auto", "matplotlib") and _with_matplotlib(pts, out, title):
+        return out
+    if backend == "matplotlib":
+        log.info("matplotlib is not installed; %s not drawn", out.name)
+        return None
+    _with_opencv(pts, out, title)
+    return out
+
+
+def plot_report(report: dict, path: str | os.PathLike[str], backend: str = "auto") -> Path | None:
+    """The accuracy/latency plot of a bench or compare report."""
+    rows = report["rows"]
+    multi = len({str(r.get("device") or "") for r in rows}) > 1
+    pts = points_from_rows(rows, "device" if multi else "engine")
+    title = "edgeport compare" if multi else f"edgeport bench: {(report.get('environment') or {}).get('device', '')}"
+    return plot_points(pts, path, title, backend)

@@ -1,0 +1,197 @@
+"""Measure one variant in a fresh process: ``python -m edgeport.benchmarks.worker JOB.json``.
+
+The benchmark runs every artifact x engine x threads variant in its own
+process so model memory, thread pools and caches never bleed from one
+variant into the next, and peak RSS belongs to that variant alone. The job
+is a JSON file; the result is one JSON object on stdout (anything an engine
+prints is redirected to stderr).
+
+Jobs (``kind``):
+
+* ``latency``: open the model, time the first inference, ``warmup`` untimed
+  runs, then time ``engine.invoke`` ``runs`` times (or until ``max_seconds``)
+  on real preprocessed images, cycling through them;
+* ``accuracy``: top-k class indices for every image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from edgeport.contract import ModelInfo
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process in MiB (VmHWM, else ru_maxrss)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    try:
+        import resource
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    except (ImportError, OSError):
+        return None
+    return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
+
+
+def current_rss_mb() -> float | None:
+    """Resident memory of this process now in MiB (Linux), else None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def measure_latency(invoke: Callable[[np.ndarray], object], inputs: Sequence[np.ndarray], warmup: int,
+                    runs: int, max_seconds: float = float("inf")) -> list[float]:
+    """Milliseconds of each of up to ``runs`` timed ``invoke`` calls after ``warmup`` untimed ones.
+
+    Inputs are cycled. Only the call itself is inside the timer; the loop
+    stops early once ``max_seconds`` of timed runs have passed (at least one
+    run is always timed).
+    """
+    n = len(inputs)
+    for i in range(warmup):
+        invoke(inputs[i % n])
+    times: list[float] = []
+    clock = time.perf_counter
+    spent = 0.0
+    for i in range(runs):
+        x = inputs[i % n]
+        t0 = clock()
+        invoke(x)
+        dt = clock() - t0
+        times.append(dt * 1000.0)
+        spent += dt
+        if spent >= max_seconds:
+            break
+    return times
+
+
+def model_info(path: str) -> "ModelInfo":
+    """The artifact's embedded edgeport metadata, else the labels/contract of manifest.json next to it."""
+    from pathlib import Path
+
+    from edgeport.contract import InputContract, ModelInfo
+    from edgeport.errors import ModelError
+    from edgeport.metadata import read_model_info
+
+    info = read_model_info(path)
+    if info is not None:
+        return info
+    manifest = Path(path).parent / "manifest.json"
+    if manifest.is_file():
+        m = json.loads(manifest.read_text())
+        if m.get("labels") and m.get("input"):
+            return ModelInfo(labels=tuple(m["labels"]), input=InputContract.from_dict(m["input"]), scheme="")
+    raise ModelError(f"expected edgeport metadata in {Path(path).name} or a manifest.json next to it, found neither")
+
+
+def _tensor_info(info: object) -> dict:
+    return {
+        "name": getattr(info, "name", None),
+        "shape": [int(v) if v is not None else None for v in getattr(info, "shape", ())],
+        "dtype": str(getattr(info, "dtype", "")),
+        "scale": float(getattr(info, "scale", 0.0) or 0.0),
+        "zero_point": int(getattr(info, "zero_point", 0) or 0),
+    }
+
+
+def run_job(job: dict) -> dict:
+    """Run one job in this process and return the JSON-ready result."""
+    from edgeport.runtime import Classifier, create_engine
+
+    baseline = current_rss_mb()
+    images = np.load(job["images"], mmap_mode="r")
+    indices = job.get("indices")
+    if indices is not None:
+        images = images[np.asarray(indices, dtype=np.int64)]
+    info = model_info(job["model"])
+    t0 = time.perf_counter()
+    eng = create_engine(job["engine"], job["model"], threads=job.get("threads"))
+    load_s = time.perf_counter() - t0  # the engine loading the model, nothing else
+    try:
+        clf = Classifier(eng, info)
+    except Exception:
+        eng.close()
+        raise
+    with clf:
+        engine = clf.engine
+        result: dict = {
+            "pid": os.getpid(),
+            "engine_version": _safe_version(engine),
+            "input": _tensor_info(engine.input),
+            "output": _tensor_info(engine.output),
+            "load_s": load_s,
+            "baseline_rss_mb": baseline,
+        }
+        if job["kind"] == "latency":
+            inputs = [clf.prepare(np.asarray(img)) for img in images]
+            t1 = time.perf_counter()
+            engine.invoke(inputs[0])
+            result["first_inference_ms"] = (time.perf_counter() - t1) * 1000.0
+            result["times_ms"] = measure_latency(engine.invoke, inputs, int(job.get("warmup", 10)),
+                                                 int(job.get("runs", 100)), float(job.get("max_seconds", 1e9)))
+        elif job["kind"] == "accuracy":
+            k = int(job.get("top_k", 5))
+            topk = []
+            t1 = time.perf_counter()
+            for img in images:
+                probs = np.asarray(clf.predict(clf.prepare(np.asarray(img))), dtype=np.float32).reshape(-1)
+                topk.append(np.argsort(-probs, kind="stable")[:k].tolist())
+            result["seconds"] = time.perf_counter() - t1
+            result["topk"] = topk
+        else:
+            raise ValueError(f"unknown job kind {job['kind']!r}")
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def _safe_version(engine: object) -> str | None:
+    try:
+        return str(type(engine).version())
+    except Exception:  # noqa: BLE001 - a version is nice to have, never fatal
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Engines may print to stdout; keep the real stdout for the one JSON result.
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        with open(argv[0]) as f:
+            job = json.load(f)
+        result = {"ok": True, **run_job(job)}
+        code = 0
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a "failed" row in the parent
+        from edgeport.errors import EdgeportError
+
+        result = {"ok": False, "pid": os.getpid(), "error_type": type(exc).__name__,
+                  "reason": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                  "user_error": isinstance(exc, EdgeportError)}
+        code = 1
+    out.write(json.dumps(result) + "\n")
+    out.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
