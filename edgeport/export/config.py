@@ -1,0 +1,78 @@
+"""The export stage's one config: which schemes, where, and how to calibrate/verify."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeport.errors import ConfigError
+
+#: Every scheme, in the order they are exported and reported.
+ALL_SCHEMES = ("fp32", "fp16", "dynamic", "int8", "int16x8", "onnx", "onnx-fp16", "onnx-int8")
+
+#: Input/output tensor types accepted for the full-integer int8 TFLite model.
+IO_DTYPES = ("uint8", "int8", "float32")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Options of ``edgeport export`` (defaults < config file < flags).
+
+    ``schemes`` None means all of :data:`ALL_SCHEMES`; ``out`` None means
+    ``RUN_DIR/export``. ``max_drop`` (top-1 points) fails schemes whose
+    accuracy falls further than that below the Keras model's.
+    """
+
+    run_dir: str
+    out: str | None = None
+    schemes: tuple[str, ...] | None = None
+    io_dtype: str = "uint8"
+    opset: int = 17
+    calibration_samples: int = 200
+    calibration_data: str | None = None
+    seed: int = 0
+    verify_samples: int = 200
+    int16x8_verify_samples: int = 20
+    max_drop: float | None = None
+    tolerance: float = 1e-4
+    threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.schemes, str):
+            object.__setattr__(self, "schemes", parse_schemes(self.schemes))
+        elif self.schemes is not None:
+            object.__setattr__(self, "schemes", parse_schemes(",".join(self.schemes)))
+        if self.io_dtype not in IO_DTYPES:
+            raise ConfigError(f"expected --io-dtype one of {', '.join(IO_DTYPES)}, received '{self.io_dtype}'")
+        if not 13 <= int(self.opset) <= 21:
+            raise ConfigError(f"expected --opset between 13 and 21 (onnxruntime/tf2onnx range), received {self.opset}")
+        for name in ("calibration_samples", "verify_samples", "int16x8_verify_samples"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"expected --{name.replace('_', '-')} >= 1, received {getattr(self, name)}")
+        if self.max_drop is not None and self.max_drop < 0:
+            raise ConfigError(f"expected --max-drop >= 0 top-1 points, received {self.max_drop}")
+        if self.tolerance <= 0:
+            raise ConfigError(f"expected a positive tolerance, received {self.tolerance}")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path(self.run_dir) / "export"
+
+    @property
+    def scheme_list(self) -> tuple[str, ...]:
+        return tuple(self.schemes) if self.schemes else ALL_SCHEMES
+
+
+def parse_schemes(text: str) -> tuple[str, ...]:
+    """'int8, onnx' or 'all' -> validated scheme names in export order."""
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names or names == ["all"]:
+        return ALL_SCHEMES
+    unknown = [n for n in names if n not in ALL_SCHEMES]
+    if unknown:
+        raise ConfigError(
+            f"unknown export scheme(s) {', '.join(unknown)}; expected a comma-separated list of: "
+            f"{', '.join(ALL_SCHEMES)} (or 'all')"
+        )
+    return tuple(n for n in ALL_SCHEMES if n in names)

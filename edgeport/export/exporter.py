@@ -1,0 +1,301 @@
+"""``export(ExportConfig) -> ExportResult``: every scheme converted, verified, described.
+
+One scheme failing (conversion, loading, verification or the --max-drop
+budget) marks that scheme failed with its reason; the others still export.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import numpy as np
+
+from edgeport import __version__
+from edgeport._lazy import require
+from edgeport.config import to_dict
+from edgeport.contract import METADATA_KEY, InputContract, ModelInfo
+from edgeport.data import scan
+from edgeport.errors import ModelError
+from edgeport.export.calibration import load_images, per_class_counts, stratified_pick
+from edgeport.export.config import ExportConfig
+from edgeport.export.rundir import RunInfo, read_run, sha256_file
+from edgeport.export.schemes import ConversionContext, create_scheme
+from edgeport.export.verify import verify_artifact
+
+log = logging.getLogger(__name__)
+
+#: Distribution names whose versions go into the manifest.
+CONVERTERS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
+
+
+@dataclass
+class ArtifactResult:
+    """One scheme's outcome (a manifest ``artifacts`` entry)."""
+
+    scheme: str
+    file: str
+    format: str
+    description: str = ""
+    status: str = "ok"
+    reason: str = ""
+    bytes: int | None = None
+    sha256: str | None = None
+    input: dict = field(default_factory=dict)
+    output: dict = field(default_factory=dict)
+    verification: dict = field(default_factory=dict)
+    conversion_seconds: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def fail(self, reason: str) -> None:
+        self.status = "failed"
+        self.reason = f"{self.reason}; {reason}" if self.reason else reason
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export` wrote: the folder, its manifest and each scheme's outcome."""
+
+    out_dir: Path
+    manifest_path: Path
+    manifest: dict
+    artifacts: tuple[ArtifactResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(a.ok for a in self.artifacts)
+
+    @property
+    def failed(self) -> list[ArtifactResult]:
+        return [a for a in self.artifacts if not a.ok]
+
+    def artifact(self, scheme: str) -> ArtifactResult:
+        for a in self.artifacts:
+            if a.scheme == scheme:
+                return a
+        raise KeyError(scheme)
+
+
+def converter_versions() -> dict[str, str | None]:
+    """Installed versions of the converters and engines (None when absent)."""
+    out: dict[str, str | None] = {}
+    for name in CONVERTERS:
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _short(exc: BaseException, limit: int = 600) -> str:
+    text = " ".join(str(exc).split())
+    # converter errors repeat the MLIR location dumps; keep the head, which names the problem
+    return f"{type(exc).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
+
+
+def load_keras_model(path: Path):
+    """Load ``model.keras`` in safe mode; anything unloadable is a ModelError."""
+    keras = require("keras", "loading the run's Keras model")
+    try:
+        return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+    except Exception as exc:  # noqa: BLE001 - keras raises many types for a bad file
+        raise ModelError(
+            f"expected a Keras 3 model file loadable with safe_mode=True at {path}, "
+            f"but it could not be loaded ({_short(exc, 300)}); re-run `edgeport build` or check the file"
+        ) from exc
+
+
+def _contract(run: RunInfo, model) -> InputContract:
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[2] is None:
+        raise ModelError(f"expected a model input of shape (batch, H, W, 3), received {shape}")
+    if run.contract is None:
+        return InputContract(height=int(shape[1]), width=int(shape[2]))
+    if (run.contract.height, run.contract.width) != (shape[1], shape[2]):
+        raise ModelError(
+            f"expected the model input size {shape[1]}x{shape[2]} to match image_size in "
+            f"{run.run_dir / 'config.yaml'}, received {run.contract.height}x{run.contract.width}"
+        )
+    return run.contract
+
+
+def _model_info(run: RunInfo, contract: InputContract, scheme: str, fmt: str, file: str, extra: dict) -> ModelInfo:
+    return ModelInfo(
+        labels=run.labels, input=contract, scheme=scheme, source_sha256=run.source_sha256,
+        backbone=run.backbone, edgeport_version=__version__,
+        extra={"format": fmt, "file": file, **extra},
+    )
+
+
+def _embed(path: Path, fmt: str, info: ModelInfo) -> None:
+    if fmt == "tflite":
+        from edgeport.export.tflite import embed_metadata
+
+        path.write_bytes(embed_metadata(path.read_bytes(), info.to_json()))
+    else:
+        from edgeport.export.onnx import embed_metadata
+
+        embed_metadata(path, {METADATA_KEY: info.to_json(), "labels": "\n".join(info.labels)})
+
+
+def _tensor_info(path: Path, fmt: str) -> tuple[dict, dict]:
+    if fmt == "tflite":
+        from edgeport.export.tflite import tensor_info
+    else:
+        from edgeport.export.onnx import tensor_info
+    return tensor_info(path)
+
+
+def _calibration_set(cfg: ExportConfig, run: RunInfo, contract: InputContract) -> tuple[np.ndarray, dict]:
+    if cfg.calibration_data:
+        ds = scan(cfg.calibration_data, seed=cfg.seed)
+        pool, names, source = list(ds.samples), ds.classes, str(Path(cfg.calibration_data).resolve())
+    else:
+        pool, names, source = run.samples("train"), run.labels, "train split of data_split.csv"
+    picked = stratified_pick(pool, cfg.calibration_samples, cfg.seed)
+    images, _, kept = load_images(picked, contract, "loading calibration images", cfg.progress)
+    info = {"source": source, "samples": len(kept), "requested": cfg.calibration_samples,
+            "seed": cfg.seed, "per_class": per_class_counts(kept, names), "input_range": [0, 255],
+            "augmentation": False}
+    log.info("calibration: %d images from %s, per class %s", len(kept), source, info["per_class"])
+    return images, info
+
+
+def _verification_set(cfg: ExportConfig, run: RunInfo, contract: InputContract):
+    split = next((s for s in ("val", "test") if run.samples(s)), None)
+    if split is None:
+        log.warning("no val/test images in %s: artifacts are loaded but not compared with Keras",
+                    run.run_dir / "data_split.csv")
+        return None
+    picked = stratified_pick(run.samples(split), cfg.verify_samples, cfg.seed)
+    images, labels, kept = load_images(picked, contract, f"loading {split} images", cfg.progress)
+    return split, images, labels, kept
+
+
+def _gate(a: ArtifactResult, cfg: ExportConfig, reference: bool) -> None:
+    v = a.verification
+    if not v.get("samples"):
+        return
+    if reference and v["max_abs_diff"] > cfg.tolerance:
+        a.fail(f"float32 artifact differs from Keras by {v['max_abs_diff']:.3g} in probability "
+               f"(tolerance {cfg.tolerance:g}; agreement {v['agreement']:.2f} %)")
+    if cfg.max_drop is not None and -v["delta_top1"] > cfg.max_drop:
+        a.fail(f"top-1 dropped {-v['delta_top1']:.2f} points vs Keras (budget --max-drop {cfg.max_drop:g})")
+
+
+def export(cfg: ExportConfig) -> ExportResult:
+    """Convert the run's model to every requested scheme, verify each, write the manifest."""
+    run = read_run(cfg.run_dir)
+    out = cfg.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_keras_model(run.model_path)
+    contract = _contract(run, model)
+    schemes = [create_scheme(n) for n in cfg.scheme_list]
+
+    t0 = time.perf_counter()
+    need_calib = any(s.calibrated for s in schemes)
+    calib, calib_info = (_calibration_set(cfg, run, contract) if need_calib else (None, {}))
+    calib_seconds = time.perf_counter() - t0
+
+    verify = _verification_set(cfg, run, contract)
+    keras_probs = None
+    verify_info: dict = {}
+    if verify is not None:
+        split, v_images, v_labels, v_kept = verify
+        t1 = time.perf_counter()
+        keras_probs = np.asarray(model.predict(v_images.astype(np.float32), batch_size=32, verbose=0), np.float32)
+        verify_info = {"split": split, "samples": len(v_kept), "per_class": per_class_counts(v_kept, run.labels),
+                       "keras_accuracy": round(100.0 * float((keras_probs.argmax(1) == v_labels).mean()), 4),
+                       "keras_seconds": round(time.perf_counter() - t1, 3),
+                       "int16x8_samples": min(cfg.int16x8_verify_samples, len(v_kept))}
+
+    results: list[ArtifactResult] = []
+    with tempfile.TemporaryDirectory(prefix="edgeport-export-") as tmp:
+        ctx = ConversionContext(model=model, workdir=Path(tmp), calibration=calib, io_dtype=cfg.io_dtype,
+                                opset=cfg.opset, progress=cfg.progress)
+        for scheme in schemes:
+            a = ArtifactResult(scheme=scheme.name, file=scheme.file, format=scheme.format,
+                               description=scheme.description)
+            results.append(a)
+            path = out / scheme.file
+            log.info("%s: converting -> %s", scheme.name, path)
+            if scheme.calibrated and (calib is None or len(calib) == 0):
+                a.fail("no calibration images (the run has no training split; pass --calibration-data DIR)")
+                continue
+            t_s = time.perf_counter()
+            try:
+                scheme.convert(ctx, path)
+                extra = {"io_dtype": cfg.io_dtype} if scheme.name == "int8" else {}
+                _embed(path, scheme.format, _model_info(run, contract, scheme.name, scheme.format, scheme.file, extra))
+            except Exception as exc:  # noqa: BLE001 - converters raise anything; isolate the scheme
+                log.warning("%s: conversion failed: %s", scheme.name, _short(exc, 300))
+                a.fail(f"conversion failed: {_short(exc)}")
+                path.unlink(missing_ok=True)
+                continue
+            a.conversion_seconds = round(time.perf_counter() - t_s, 3)
+            a.bytes = path.stat().st_size
+            a.sha256 = sha256_file(path)
+            try:
+                a.input, a.output = _tensor_info(path, scheme.format)
+                if verify is not None:
+                    n = verify_info["int16x8_samples"] if scheme.name == "int16x8" else len(v_labels)
+                    idx = np.arange(n) if n == len(v_labels) else _subset(v_labels, n, cfg.seed)
+                    a.verification = verify_artifact(path, v_images[idx], v_labels[idx], keras_probs[idx],
+                                                     cfg.threads, cfg.progress, f"{scheme.name} verification")
+                    if n < len(v_labels):
+                        a.verification["note"] = f"{n} of {len(v_labels)} images (slow reference kernels)"
+            except Exception as exc:  # noqa: BLE001 - an engine rejecting the file fails this scheme only
+                log.warning("%s: verification failed: %s", scheme.name, _short(exc, 300))
+                a.fail(f"verification failed: {_short(exc)}")
+                continue
+            _gate(a, cfg, scheme.reference)
+            log.info("%s: %s %s", scheme.name, a.status, a.reason)
+
+    if (run.run_dir / "labels.txt").resolve() != (out / "labels.txt").resolve():
+        shutil.copyfile(run.run_dir / "labels.txt", out / "labels.txt")
+    manifest = {
+        "edgeport_version": __version__,
+        "converters": converter_versions(),
+        "source_model_sha256": run.source_sha256,
+        "source_model": str(run.model_path.resolve()),
+        "backbone": run.backbone,
+        "labels": list(run.labels),
+        "input": contract.to_dict(),
+        "run_dir": str(run.run_dir),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": to_dict(replace(cfg, schemes=cfg.scheme_list)),
+        "calibration": {**calib_info, "load_seconds": round(calib_seconds, 3)} if calib_info else {},
+        "verification": verify_info,
+        "tolerance": cfg.tolerance,
+        "max_drop": cfg.max_drop,
+        "shared_seconds": {k: round(v, 3) for k, v in ctx.shared_seconds.items()},
+        "artifacts": [a.to_dict() for a in results],
+    }
+    manifest_path = out / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return ExportResult(out_dir=out, manifest_path=manifest_path, manifest=manifest, artifacts=tuple(results))
+
+
+def _subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of a stratified, seeded subset of ``n`` of ``labels``."""
+    rng = np.random.default_rng(seed)
+    per = {int(k): list(rng.permutation(np.flatnonzero(labels == k))) for k in np.unique(labels)}
+    picked: list[int] = []
+    while len(picked) < n:
+        for k in sorted(per):
+            if per[k] and len(picked) < n:
+                picked.append(int(per[k].pop(0)))
+    return np.array(sorted(picked), dtype=np.int64)

@@ -1,0 +1,203 @@
+"""ONNX targets: float32 via tf2onnx, float16 internals, static QDQ int8, metadata, runner.
+
+The float32 model comes from Keras' own ONNX export (``model.export(...,
+format="onnx")``, which drives ``tf2onnx.convert.from_function``) with an
+explicit float32 NHWC input signature and a dynamic batch dimension. The
+float16 model keeps float32 inputs/outputs; the int8 model is quantized
+statically (QDQ, per-channel weights) with onnxruntime on the calibration
+images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from edgeport._lazy import require
+from edgeport.contract import METADATA_KEY
+from edgeport.errors import ModelError
+from edgeport.progress import Progress
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "image"
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str, level: int = logging.WARNING) -> Iterator[None]:
+    """Raise the level of third-party loggers (tf2onnx, tensorflow) for a while."""
+    loggers = [logging.getLogger(n) for n in names]
+    before = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(level)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, before):
+            lg.setLevel(lv)
+BATCH_DIM = "batch"
+
+
+def export_float32(model, path: str | Path, opset: int = 17) -> Path:
+    """Convert a Keras 3 model to a float32 ONNX file with a dynamic batch dimension."""
+    tf = require("tensorflow", "ONNX export")
+    require("tf2onnx", "ONNX export")
+    onnx = require("onnx", "ONNX export")
+    shape = (None,) + tuple(int(d) for d in model.inputs[0].shape[1:])
+    spec = tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)
+    with warnings.catch_warnings(), quiet_loggers("tf2onnx", "tensorflow"):
+        warnings.simplefilter("ignore")
+        model.export(str(path), format="onnx", verbose=False, input_signature=[spec], opset_version=int(opset))
+    proto = onnx.load(str(path))
+    _name_batch_dims(proto)
+    onnx.save(proto, str(path))
+    return Path(path)
+
+
+def _name_batch_dims(proto) -> None:
+    """Call the dynamic first dimension of every graph input/output 'batch'."""
+    for v in list(proto.graph.input) + list(proto.graph.output):
+        dims = v.type.tensor_type.shape.dim
+        if dims and not dims[0].dim_value:
+            dims[0].dim_param = BATCH_DIM
+
+
+def convert_float16(src: str | Path, dst: str | Path) -> Path:
+    """float16 weights and activations inside, float32 input/output (keep_io_types)."""
+    onnx = require("onnx", "ONNX float16 conversion")
+    require("onnxruntime", "ONNX float16 conversion")
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    proto = onnx.load(str(src))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        half = convert_float_to_float16(proto, keep_io_types=True)
+    onnx.save(half, str(dst))
+    return Path(dst)
+
+
+def _calibration_reader(images: np.ndarray, name: str, progress: bool):
+    """An onnxruntime CalibrationDataReader over raw 0..255 RGB images."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.i = 0
+            self.bar = Progress(len(images), "onnx-int8 calibration", enabled=progress)
+
+        def get_next(self) -> dict | None:
+            if self.i >= len(images):
+                self.bar.close()
+                return None
+            x = images[self.i].astype(np.float32)[None]
+            self.i += 1
+            self.bar.update()
+            return {name: x}
+
+        def rewind(self) -> None:
+            self.i = 0
+
+    return Reader()
+
+
+def quantize_int8(src: str | Path, dst: str | Path, calibration: np.ndarray, progress: bool = True) -> Path:
+    """Static QDQ int8 (per-channel weights, MinMax calibration) with float32 I/O."""
+    if calibration is None or len(calibration) == 0:
+        raise ModelError("expected calibration images for the onnx-int8 scheme, received none")
+    ort = require("onnxruntime", "ONNX int8 quantization")
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    reader = _calibration_reader(calibration, name, progress)
+    with tempfile.TemporaryDirectory(prefix="edgeport-ort-") as tmp:
+        pre = Path(tmp) / "preprocessed.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+            quantize_static(
+                str(pre), str(dst), reader,
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+            )
+    return Path(dst)
+
+
+def embed_metadata(path: str | Path, props: dict[str, str]) -> None:
+    """Set ``metadata_props`` entries of an .onnx file in place (replacing same keys)."""
+    onnx = require("onnx", "writing ONNX metadata")
+    proto = onnx.load(str(path))
+    keep = [(p.key, p.value) for p in proto.metadata_props if p.key not in props]
+    del proto.metadata_props[:]
+    for k, v in keep + list(props.items()):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, str(path))
+
+
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
+               "tensor(int8)": "int8", "tensor(double)": "float64"}
+
+
+def _session(path: str | Path, threads: int | None):
+    ort = require("onnxruntime", "running .onnx models")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or os.cpu_count() or 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        raise ModelError(f"expected a loadable .onnx model, onnxruntime could not load {path}: {exc}") from exc
+
+
+def _arg_dict(arg) -> dict:
+    return {
+        "name": arg.name,
+        "dtype": _ORT_DTYPES.get(arg.type, arg.type),
+        "shape": [d if isinstance(d, int) else None for d in arg.shape],
+        "scale": 0.0,
+        "zero_point": 0,
+    }
+
+
+def tensor_info(path: str | Path) -> tuple[dict, dict]:
+    """(input, output) of an .onnx file as onnxruntime sees them (dynamic dims None)."""
+    s = _session(path, 1)
+    return _arg_dict(s.get_inputs()[0]), _arg_dict(s.get_outputs()[0])
+
+
+class ONNXRunner:
+    """Runs an .onnx model in onnxruntime (CPU) on raw 0..255 RGB images."""
+
+    engine = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int | None = None, batch: int = 16) -> None:
+        self._s = _session(path, threads)
+        self._name = self._s.get_inputs()[0].name
+        self.batch = batch
+
+    def __enter__(self) -> "ONNXRunner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._s = None
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """(N,H,W,3) uint8 -> (N,classes) float32."""
+        outs = [
+            self._s.run(None, {self._name: images[i : i + self.batch].astype(np.float32)})[0]
+            for i in range(0, len(images), self.batch)
+        ]
+        return np.concatenate(outs).astype(np.float32)

@@ -1,0 +1,113 @@
+"""Read a build run directory: model, labels, input contract and data split."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeport.contract import InputContract
+from edgeport.data import DataSet, Sample, scan
+from edgeport.errors import ConfigError, DataError, ModelError
+from edgeport.imaging import DEFAULT_RESIZE, RESIZE_METHODS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the export stage needs from a run directory."""
+
+    run_dir: Path
+    model_path: Path
+    labels: tuple[str, ...]
+    contract: InputContract
+    backbone: str
+    config: dict
+    source_sha256: str
+    split: DataSet | None
+
+    def samples(self, split: str) -> list[Sample]:
+        """The run's samples of one split, labels re-indexed to ``labels.txt``."""
+        if self.split is None:
+            return []
+        index = {name: i for i, name in enumerate(self.labels)}
+        out = []
+        for s in self.split.split(split):
+            name = self.split.classes[s.label]
+            if name not in index:
+                raise DataError(
+                    f"expected the labels of {self.run_dir / 'labels.txt'} in data_split.csv, "
+                    f"received '{name}'; re-run `edgeport build` or fix the CSV"
+                )
+            out.append(Sample(s.path, index[name], s.split))
+        return out
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"expected a YAML mapping in {path}, could not parse it ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a YAML mapping in {path}, received {type(data).__name__}")
+    return data
+
+
+def _image_size(config: dict) -> tuple[int, int] | None:
+    size = config.get("image_size")
+    if size is None:
+        return None
+    if isinstance(size, (list, tuple)):
+        return int(size[0]), int(size[-1])
+    return int(size), int(size)
+
+
+def read_run(run_dir: str | Path) -> RunInfo:
+    """Check and read ``run_dir`` (see CONTEXT's run-directory contract)."""
+    root = Path(run_dir).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"expected a run directory written by `edgeport build`, but {root} is not a folder")
+    model_path = root / "model.keras"
+    if not model_path.is_file():
+        raise ModelError(f"expected {model_path} (written by `edgeport build`), but it does not exist")
+    labels_path = root / "labels.txt"
+    if not labels_path.is_file():
+        raise DataError(f"expected {labels_path} with one class per line, but it does not exist")
+    labels = tuple(line.strip() for line in labels_path.read_text().splitlines() if line.strip())
+    if len(labels) < 2:
+        raise DataError(f"expected at least 2 labels in {labels_path}, received {len(labels)}")
+    config = _read_yaml(root / "config.yaml")
+    size = _image_size(config)
+    method = str(config.get("resize") or config.get("resize_method") or DEFAULT_RESIZE)
+    if method not in RESIZE_METHODS:
+        raise ConfigError(f"expected resize one of {sorted(RESIZE_METHODS)} in {root / 'config.yaml'}, received '{method}'")
+    contract = InputContract(height=size[0], width=size[1], resize=method) if size else None
+    split_csv = root / "data_split.csv"
+    split = scan(split_csv) if split_csv.is_file() else None
+    if split is None:
+        log.warning("%s has no data_split.csv: pass --calibration-data; verification is skipped", root)
+    return RunInfo(
+        run_dir=root.resolve(),
+        model_path=model_path,
+        labels=labels,
+        contract=contract,  # type: ignore[arg-type]  # filled from the model when None
+        backbone=str(config.get("backbone", "")),
+        config=config,
+        source_sha256=sha256_file(model_path),
+        split=split,
+    )

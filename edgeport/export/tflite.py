@@ -1,0 +1,201 @@
+"""TFLite targets: SavedModel -> .tflite for each scheme, metadata, and a verifying runner.
+
+Keras 3 models are exported once as a SavedModel (``model.export``) and
+converted with ``TFLiteConverter.from_saved_model``; the edgeport
+:class:`~edgeport.contract.ModelInfo` JSON is then written into the file as
+a ``Model.metadata`` entry named ``edgeport``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from edgeport._lazy import require
+from edgeport.contract import METADATA_KEY
+from edgeport.errors import ModelError
+from edgeport.progress import Progress
+
+log = logging.getLogger(__name__)
+
+#: Converter settings per TFLite scheme (see :func:`convert_saved_model`).
+TFLITE_SCHEMES = ("fp32", "fp16", "dynamic", "int8", "int16x8")
+
+
+def export_saved_model(model, path: str | Path) -> Path:
+    """Write ``model`` (a Keras 3 model) as a SavedModel with a float32 NHWC signature."""
+    tf = require("tensorflow", "exporting a SavedModel")
+    shape = (None,) + tuple(int(d) for d in model.inputs[0].shape[1:])
+    spec = tf.TensorSpec(shape, tf.float32, name="image")
+    from edgeport.export.onnx import quiet_loggers
+
+    with quiet_loggers("tensorflow", "absl"):
+        model.export(str(path), format="tf_saved_model", verbose=False, input_signature=[spec])
+    return Path(path)
+
+
+def representative_dataset(images: np.ndarray, desc: str, progress: bool = True) -> Callable[[], Iterator[list]]:
+    """A TFLite representative-dataset callable over raw 0..255 RGB images.
+
+    The first image's first two pixels are set to 0 and 255 so that the
+    calibrated input range is exactly the contract's [0, 255]: a uint8 input
+    then has scale 1 and zero point 0, and camera pixels go in unchanged.
+    """
+
+    def gen() -> Iterator[list]:
+        with Progress(len(images), desc, enabled=progress) as bar:
+            for i, img in enumerate(images):
+                x = img.astype(np.float32)[None]
+                if i == 0 and x.shape[2] >= 2:
+                    x[0, 0, 0, :] = 0.0
+                    x[0, 0, 1, :] = 255.0
+                yield [x]
+                bar.update()
+
+    return gen
+
+
+def convert_saved_model(
+    saved_model: str | Path,
+    scheme: str,
+    calibration: np.ndarray | None = None,
+    io_dtype: str = "uint8",
+    progress: bool = True,
+) -> bytes:
+    """Convert a SavedModel to TFLite flatbuffer bytes for one scheme.
+
+    fp32: float reference; fp16: float16 weights; dynamic: int8 weights with
+    float activations (dynamic range); int8: full integer with ``io_dtype``
+    input/output; int16x8: 16-bit activations, 8-bit weights, float I/O.
+    """
+    tf = require("tensorflow", "TFLite conversion")
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if scheme == "fp32":
+        pass
+    elif scheme == "fp16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif scheme == "dynamic":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif scheme in ("int8", "int16x8"):
+        if calibration is None or len(calibration) == 0:
+            raise ModelError(f"expected calibration images for the {scheme} scheme, received none")
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = representative_dataset(calibration, f"{scheme} calibration", progress)
+        if scheme == "int8":
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            io = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[io_dtype]
+            conv.inference_input_type = io
+            conv.inference_output_type = io
+        else:
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    else:
+        raise ModelError(f"expected a TFLite scheme {TFLITE_SCHEMES}, received '{scheme}'")
+    return bytes(conv.convert())
+
+
+def embed_metadata(model: bytes, value: str, name: str = METADATA_KEY) -> bytes:
+    """``model`` with a ``Model.metadata`` entry ``name`` whose buffer holds ``value`` (UTF-8).
+
+    An existing entry of that name is replaced.
+    """
+    require("tensorflow", "writing TFLite metadata")
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    obj = fu.convert_bytearray_to_object(bytearray(model))
+    obj.metadata = [m for m in (obj.metadata or []) if _name(m.name) != name]
+    buf = schema.BufferT()
+    buf.data = np.frombuffer(value.encode("utf-8"), dtype=np.uint8)
+    obj.buffers.append(buf)
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(obj.buffers) - 1
+    obj.metadata.append(entry)
+    return bytes(fu.convert_object_to_bytearray(obj))
+
+
+def _name(raw: bytes | str | None) -> str:
+    return raw.decode() if isinstance(raw, bytes) else (raw or "")
+
+
+def _tensor_dict(d: dict) -> dict:
+    scale, zp = d.get("quantization", (0.0, 0))
+    return {
+        "name": d["name"],
+        "dtype": np.dtype(d["dtype"]).name,
+        "shape": [int(v) for v in d["shape"]],
+        "scale": float(scale),
+        "zero_point": int(zp),
+    }
+
+
+def _interpreter(path: str | Path, threads: int | None):
+    litert = require("ai_edge_litert.interpreter", "running .tflite models")
+    try:
+        it = litert.Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)
+        it.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"expected a loadable .tflite model, LiteRT could not load {path}: {exc}") from exc
+    return it
+
+
+def tensor_info(path: str | Path) -> tuple[dict, dict]:
+    """(input, output) of a .tflite file: name, dtype, shape, scale, zero_point."""
+    it = _interpreter(path, 1)
+    return _tensor_dict(it.get_input_details()[0]), _tensor_dict(it.get_output_details()[0])
+
+
+class TFLiteRunner:
+    """Runs a .tflite model on raw 0..255 RGB images, returning float probabilities."""
+
+    engine = "ai-edge-litert"
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        self._it = _interpreter(path, threads)
+        self._in = self._it.get_input_details()[0]
+        self._out = self._it.get_output_details()[0]
+
+    def __enter__(self) -> "TFLiteRunner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._it = None
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """(N,H,W,3) uint8 -> (N,classes) float32, one image per invoke (batch 1)."""
+        return np.stack([self.predict_one(img) for img in images])
+
+    def predict_one(self, image: np.ndarray) -> np.ndarray:
+        x = quantize(image.astype(np.float32), self._in)[None]
+        self._it.set_tensor(self._in["index"], x)
+        self._it.invoke()
+        y = self._it.get_tensor(self._out["index"])[0]
+        return dequantize(y, self._out)
+
+
+def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Float values -> the tensor's dtype with its scale/zero point (identity for float)."""
+    dtype = np.dtype(detail["dtype"])
+    scale, zp = detail.get("quantization", (0.0, 0))
+    if dtype.kind == "f":
+        return x.astype(dtype)
+    if not scale:
+        return x.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zp), info.min, info.max).astype(dtype)
+
+
+def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    """A raw output tensor -> float32 values."""
+    scale, zp = detail.get("quantization", (0.0, 0))
+    if np.dtype(detail["dtype"]).kind != "f" and scale:
+        return ((y.astype(np.float32) - zp) * scale).astype(np.float32)
+    return y.astype(np.float32)
