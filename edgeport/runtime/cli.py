@@ -1,0 +1,133 @@
+"""`edgeport run` (classify a camera/video/images live) and `edgeport doctor`.
+
+Light at import: argparse only; numpy, OpenCV and the engines load in the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from contextlib import ExitStack
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run",
+        help="classify frames from a camera, video, image folder or stream with an exported model",
+        description="Run an exported model (.tflite/.onnx or an export directory) on a live source. "
+        "Without --show/--headless one line per frame is printed; a timing summary ends the run.",
+    )
+    run.add_argument("model", help="a .tflite/.onnx artifact or an export directory (best artifact picked)")
+    run.add_argument("--source", default="0",
+                     help="camera index or /dev/videoN, video file, image folder or glob, rtsp://... or "
+                     "http://... URL, GStreamer pipeline (contains '!'), or picamera2[:N] (default 0)")
+    run.add_argument("--engine", help="litert, tflite-runtime, onnxruntime or tensorflow (default: best installed)")
+    run.add_argument("--scheme", help="with an export directory: fp32, fp16, dynamic, int8, int16x8")
+    run.add_argument("--threads", type=int, help="engine threads (num_threads / intra_op_num_threads)")
+    run.add_argument("--providers", help="onnxruntime providers, e.g. tensorrt,cuda,cpu (default: best available)")
+    run.add_argument("--top-k", type=int, default=3, help="labels per frame (default 3)")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--show", action="store_true", help="show a window with labels, FPS and latency")
+    mode.add_argument("--headless", action="store_true",
+                      help="one JSON line per frame on stdout; the summary goes to stderr")
+    run.add_argument("--save", metavar="OUT.mp4", help="write the annotated video")
+    run.add_argument("--max-frames", type=int, help="stop after N frames")
+    run.add_argument("--realtime", action="store_true",
+                     help="pace a video file at its FPS and drop frames like a camera")
+    run.add_argument("--width", type=int, help="requested camera width")
+    run.add_argument("--height", type=int, help="requested camera height")
+    run.add_argument("--retries", type=int, default=5, help="reconnects of a live source that dies (default 5)")
+    run.add_argument("--json-summary", metavar="FILE", help="also write the timing summary as JSON")
+    run.set_defaults(func=run_command)
+
+    doc = subparsers.add_parser(
+        "doctor", help="check this device: Python, numpy ABI, engines, CPU, OpenCV backends, cameras",
+        description="Report what this machine can run and recommend an engine and scheme.",
+    )
+    doc.add_argument("--json", action="store_true", help="print the report as JSON")
+    doc.set_defaults(func=doctor_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # our errors name the source; keep OpenCV's quiet
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    from edgeport.runtime.classifier import Classifier
+    from edgeport.runtime.loop import LoopConfig, VideoSaver, Window, run_loop
+    from edgeport.runtime.overlay import draw_overlay
+    from edgeport.runtime.sources import open_source
+    from edgeport.runtime.stats import format_summary
+
+    cfg = LoopConfig(
+        model=args.model, source=args.source, engine=args.engine, scheme=args.scheme, threads=args.threads,
+        providers=args.providers, top_k=args.top_k, show=args.show, headless=args.headless, save=args.save,
+        max_frames=args.max_frames, realtime=args.realtime, width=args.width, height=args.height,
+        retries=args.retries,
+    )
+    out = sys.stdout
+    info = sys.stderr if cfg.headless else sys.stdout
+    stop = threading.Event()
+    sources = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+        for s in sources:
+            s.interrupt()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ExitStack() as stack:
+            opts = {"providers": cfg.providers} if cfg.providers else {}
+            clf = stack.enter_context(Classifier.open(
+                cfg.model, engine=cfg.engine, scheme=cfg.scheme, threads=cfg.threads, top_k=cfg.top_k, **opts))
+            src = stack.enter_context(open_source(
+                cfg.source, realtime=cfg.realtime, retries=cfg.retries, width=cfg.width, height=cfg.height))
+            sources.append(src)
+            print(f"edgeport run: {clf.engine.model_path.name} ({clf.info.scheme or '?'}) on {clf.engine.name}, "
+                  f"source {src.describe()}", file=info, flush=True)
+            saver = stack.enter_context(VideoSaver(cfg.save, src.fps)) if cfg.save else None
+            window = stack.enter_context(Window()) if cfg.show else None
+
+            def on_result(frame, result) -> bool:
+                if cfg.headless:
+                    out.write(json.dumps(result.to_dict()) + "\n")
+                    out.flush()
+                elif not cfg.show:
+                    labels = ", ".join(f"{label} {p:.2f}" for label, p in result.top)
+                    print(f"#{result.index} {labels} | {result.timings_ms['total']:.1f} ms {result.fps:.1f} FPS",
+                          file=out, flush=True)
+                if saver is not None or window is not None:
+                    img = draw_overlay(frame.image, result.top, result.fps, result.timings_ms["total"])
+                    if saver is not None:
+                        saver.write(img)
+                    if window is not None and not window.show(img):
+                        return False
+                return True
+
+            summary = run_loop(clf, src, max_frames=cfg.max_frames, top_k=cfg.top_k, stop=stop, on_result=on_result)
+            if stop.is_set():
+                summary["stopped_by_signal"] = True
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    summary.update(engine=clf.engine.name, model=str(clf.engine.model_path), scheme=clf.info.scheme)
+    print(format_summary({k: v for k, v in summary.items() if k not in ("engine", "model", "scheme")}),
+          file=info, flush=True)
+    if args.json_summary:
+        with open(args.json_summary, "w") as f:
+            json.dump(summary, f, indent=1)
+    if summary.get("source_error"):
+        print(f"edgeport run: error: {summary['source_error']}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def doctor_command(args: argparse.Namespace) -> int:
+    from edgeport.runtime.doctor import doctor, format_report
+
+    report = doctor()
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0

@@ -1,0 +1,212 @@
+"""The camera loop: read a frame, classify it, time every step.
+
+    with Classifier.open(model) as clf, open_source("0") as src:
+        summary = run_loop(clf, src, on_result=print_it, max_frames=100)
+
+Per frame it measures the capture age (how old the frame is when processing
+starts), preprocessing, the engine's invoke and postprocessing; the summary has
+p50/p95 of each and the achieved FPS (see :func:`edgeport.runtime.stats.summarize`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from edgeport.errors import ConfigError, SourceError
+from edgeport.runtime.classifier import Classifier
+from edgeport.runtime.sources import Frame, Source
+from edgeport.runtime.stats import summarize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Everything `edgeport run` takes."""
+
+    model: str
+    source: str = "0"
+    engine: str | None = None
+    scheme: str | None = None
+    threads: int | None = None
+    providers: str | None = None
+    top_k: int = 3
+    show: bool = False
+    headless: bool = False
+    save: str | None = None
+    max_frames: int | None = None
+    realtime: bool = False
+    width: int | None = None
+    height: int | None = None
+    retries: int = 5
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise ConfigError(f"expected --top-k >= 1, received {self.top_k}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError(f"expected --max-frames >= 1, received {self.max_frames}")
+        if self.show and self.headless:
+            raise ConfigError("expected at most one of --show and --headless, received both")
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What the loop produced for one frame."""
+
+    index: int
+    timestamp: float
+    top: list[tuple[str, float]]
+    timings_ms: dict[str, float]
+    fps: float
+    name: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "index": self.index,
+            "timestamp": round(self.timestamp, 6),
+            "top": [{"label": label, "prob": round(prob, 6)} for label, prob in self.top],
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
+        if self.name:
+            d["name"] = self.name
+        return d
+
+
+def run_loop(
+    classifier: Classifier,
+    source: Source,
+    *,
+    max_frames: int | None = None,
+    top_k: int | None = None,
+    stop: threading.Event | None = None,
+    on_result: Callable[[Frame, FrameResult], bool | None] | None = None,
+) -> dict:
+    """Classify frames from an open ``source`` until it ends, ``stop`` is set,
+    ``max_frames`` are done or ``on_result`` returns False; the timing summary.
+
+    A live source that dies and cannot be reopened ends the loop with
+    ``summary["source_error"]`` set (the frames so far are still summarised).
+    """
+    stop = stop or threading.Event()
+    engine = classifier.engine
+    timings: list[dict[str, float]] = []
+    done = 0
+    error = ""
+    t0 = time.monotonic()
+    t_end = t0
+    while not stop.is_set() and (max_frames is None or done < max_frames):
+        try:
+            frame = source.read()
+        except SourceError as exc:  # a live source died and could not be reopened
+            log.error("%s", exc)
+            error = str(exc)
+            break
+        if frame is None:
+            break
+        if not frame.ok:
+            continue  # counted by the source as a bad frame
+        t1 = time.monotonic()
+        tensor = classifier.prepare_bgr(frame.image)
+        t2 = time.monotonic()
+        raw = engine.invoke(tensor)
+        t3 = time.monotonic()
+        top = classifier.top(classifier.postprocess(raw), top_k)
+        t4 = time.monotonic()
+        done += 1
+        ms = {
+            "capture_age": (t1 - frame.monotonic) * 1e3,
+            "preprocess": (t2 - t1) * 1e3,
+            "invoke": (t3 - t2) * 1e3,
+            "postprocess": (t4 - t3) * 1e3,
+            "total": (t4 - t1) * 1e3,
+        }
+        timings.append(ms)
+        fps = done / (t4 - t0) if t4 > t0 else 0.0
+        result = FrameResult(frame.index, frame.timestamp, top, ms, fps, frame.name)
+        if on_result is not None and on_result(frame, result) is False:
+            t_end = time.monotonic()
+            break
+        t_end = time.monotonic()
+    summary = summarize(
+        timings, t_end - t0,
+        bad_frames=source.bad_frames, dropped=source.dropped, reconnects=source.reconnects,
+    )
+    if error:
+        summary["source_error"] = error
+    return summary
+
+
+class VideoSaver:
+    """Writes annotated frames to a video file (mp4v); a context manager."""
+
+    def __init__(self, path: str, fps: float | None = None) -> None:
+        self.path = Path(path)
+        self.fps = fps if fps and fps > 0 else 30.0
+        self._writer: cv2.VideoWriter | None = None
+        self.frames = 0
+        if not self.path.parent.is_dir():
+            raise ConfigError(f"expected --save in an existing folder, received '{path}'")
+
+    def write(self, image: np.ndarray) -> None:
+        if self._writer is None:
+            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+            h, w = image.shape[:2]
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise SourceError(
+                    f"could not write video '{self.path}' with OpenCV {cv2.__version__}; "
+                    f"use an .mp4 or .avi name"
+                )
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def __enter__(self) -> "VideoSaver":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Window:
+    """An OpenCV window for --show; a context manager. Pressing q or Esc stops the loop."""
+
+    def __init__(self, title: str = "edgeport") -> None:
+        self.title = title
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error as exc:
+            raise ConfigError(
+                "--show needs an OpenCV with a GUI (opencv-python, not opencv-python-headless) and a display; "
+                f"use --headless or --save out.mp4 instead ({str(exc).strip().splitlines()[-1]})"
+            ) from exc
+
+    def show(self, image: np.ndarray) -> bool:
+        """Display ``image``; False when the user asked to quit."""
+        cv2.imshow(self.title, image)
+        key = cv2.waitKey(1) & 0xFF
+        return key not in (ord("q"), 27)
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.title)
+        except cv2.error:
+            pass
+
+    def __enter__(self) -> "Window":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
