@@ -1,1 +1,29 @@
-"""edgeport.build stage."""
+"""edgeport.build: train a Keras image classifier into a run directory.
+
+    from edgeport.build import BuildConfig, train
+    result = train(BuildConfig(data="photos/", out="runs/r1", backbone="resnet50v2"))
+    result.run_dir, result.metrics["val_top1"]
+
+Importing this package does not import TensorFlow; :func:`train` does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from edgeport.build.config import BuildConfig, RunResult
+
+__all__ = ["BuildConfig", "RunResult", "train"]
+
+
+def train(config: BuildConfig, callbacks: Sequence[Any] = ()) -> RunResult:
+    """Train as ``config`` says and write the run directory (see edgeport.build.trainer).
+
+    ``callbacks`` are extra Keras callbacks added to both training phases
+    (after edgeport's own checkpointing callback).
+    """
+    cfg = config.resolved()
+    cfg.validate()
+    from edgeport.build.trainer import run
+
+    return run(cfg, callbacks)

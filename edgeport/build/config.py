@@ -1,0 +1,97 @@
+"""BuildConfig (every ``edgeport build`` flag) and RunResult; no TensorFlow here."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeport.errors import ConfigError
+
+CHOICES = {
+    "optimizer": ("adam", "adamw", "sgd", "rmsprop"),
+    "cache_features": ("auto", "on", "off"),
+    "mixed_precision": ("auto", "on", "off"),
+    "class_weights": ("none", "balanced"),
+    "progress": ("auto", "bar", "line", "off"),
+}
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything one training run needs; each field is a ``--kebab-case`` flag and a config key."""
+
+    data: str = ""  #: folder, CSV or tfds:NAME
+    out: str = ""  #: run directory to write
+    backbone: str = "resnet50v2"
+    weights: str = "imagenet"  #: imagenet | none | PATH to a weights file
+    head: str = "conv-bn-dropout"
+    image_size: int = 224
+    epochs: int = 10  #: phase 1: backbone frozen, head trained
+    fine_tune_epochs: int = 5  #: phase 2: top --unfreeze stages trained too (0 skips)
+    unfreeze: int = 1
+    batch_size: int = 32
+    lr: float = 1e-3
+    fine_tune_lr: float | None = None  #: default lr / 10
+    optimizer: str = "adam"
+    label_smoothing: float = 0.0
+    augment: bool = True
+    class_weights: str = "none"  #: none | balanced
+    val_fraction: float = 0.2
+    seed: int = 0
+    num_filters: int | None = None  #: first conv of the head (default per head)
+    dense_units: int | None = None  #: dense layer of conv-bn-dropout (default 256)
+    dropout: float | None = None  #: head dropout (default per head)
+    cache_features: str = "auto"  #: auto | on | off
+    cache_memory_mb: int = 2048  #: feature/image caches larger than this go to disk
+    mixed_precision: str = "auto"  #: auto | on | off
+    jit: bool = False  #: XLA-compile the train step
+    devices: int = 0  #: split the CPU into N logical devices (tests the distributed path)
+    resume: bool = False
+    progress: str = "auto"  #: auto | bar | line | off (Keras verbose 1/2/0)
+
+    def validate(self) -> None:
+        """Raise ConfigError for an out-of-range or inconsistent value."""
+        if not self.data:
+            raise ConfigError("expected --data (a folder, a CSV or tfds:NAME), received nothing")
+        if not self.out:
+            raise ConfigError("expected --out (the run directory to write), received nothing")
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(
+                    f"expected --{key.replace('_', '-')} one of {', '.join(allowed)}, "
+                    f"received '{getattr(self, key)}'"
+                )
+        positive = {"image_size": 8, "batch_size": 1, "epochs": 0, "fine_tune_epochs": 0, "unfreeze": 0,
+                    "cache_memory_mb": 0, "devices": 0}
+        for key, low in positive.items():
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"expected --{key.replace('_', '-')} an integer >= {low}, received {value!r}")
+        if self.epochs + self.fine_tune_epochs == 0:
+            raise ConfigError("expected --epochs or --fine-tune-epochs above 0, received 0 for both")
+        if not self.lr > 0 or (self.fine_tune_lr is not None and not self.fine_tune_lr > 0):
+            raise ConfigError(f"expected positive learning rates, received --lr {self.lr} --fine-tune-lr {self.fine_tune_lr}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"expected --label-smoothing in [0, 1), received {self.label_smoothing}")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"expected --dropout in [0, 1), received {self.dropout}")
+        for key in ("num_filters", "dense_units"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"expected --{key.replace('_', '-')} a positive integer, received {value!r}")
+
+    def resolved(self) -> "BuildConfig":
+        """A copy with defaults that depend on other fields filled in."""
+        ft = self.fine_tune_lr if self.fine_tune_lr is not None else self.lr / 10.0
+        return dataclasses.replace(self, fine_tune_lr=ft)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`edgeport.build.train` returns."""
+
+    run_dir: str
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)  #: one dict per epoch (history.csv rows)
+    config: BuildConfig | None = None
