@@ -52,19 +52,27 @@ class Artifact:
 
 
 def normalise_scheme(scheme: str) -> str:
+    """The numeric scheme behind a name: "onnx" -> fp32, "onnx-int8" -> int8, "float16" -> fp16."""
     s = (scheme or "").strip().lower()
+    if s == "onnx":
+        return "fp32"
+    for prefix in ("onnx-", "onnx_", "tflite-", "tflite_"):
+        if s.startswith(prefix):
+            s = s[len(prefix):]
     return _ALIASES.get(s, s)
 
 
 def precision_label(scheme: str, fmt: str, manifest_entry: dict | None = None) -> str:
     """A human label of what the scheme really computes in.
 
-    A manifest entry's own ``precision`` wins; an ONNX "int8" artifact whose
-    manifest says it was quantized dynamically is labelled dynamic.
+    The export's own description in the manifest entry (``precision`` or
+    ``description``) wins; an ONNX "int8" artifact whose manifest says it was
+    quantized dynamically is labelled dynamic.
     """
     entry = manifest_entry or {}
-    if entry.get("precision"):
-        return str(entry["precision"])
+    for key in ("precision", "description"):
+        if entry.get(key):
+            return str(entry[key])
     s = normalise_scheme(scheme)
     method = str(entry.get("quantization", entry.get("method", ""))).lower()
     if s == "int8" and "dynamic" in method:

@@ -54,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.max_drop is not None and args.max_drop < 0:
+        from edgeport.errors import ConfigError
+
+        raise ConfigError(f"expected --max-drop >= 0 top-1 points, received {args.max_drop:g}")
     if args.target[0] == "compare":
         return _compare(args)
     if len(args.target) != 1:

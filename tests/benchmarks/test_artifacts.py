@@ -1,0 +1,87 @@
+"""Finding the artifacts of an export and labelling their precision honestly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgeport.benchmarks.artifacts import find_artifacts, normalise_scheme, precision_label, scheme_from_filename
+from edgeport.errors import ConfigError, DataError
+
+
+def test_dynamic_range_is_never_called_int8():
+    for fmt in ("tflite", "onnx"):
+        label = precision_label("dynamic", fmt)
+        assert label.startswith("dynamic") and "float activations" in label
+    # an ONNX "int8" made by dynamic quantization says so in its manifest entry
+    assert precision_label("int8", "onnx", {"quantization": "dynamic"}).startswith("dynamic")
+    assert precision_label("int8", "tflite") == "int8 (weights and activations)"
+    assert precision_label("fp16", "tflite").startswith("float16 weights")
+    assert precision_label("int16x8", "tflite").startswith("int16x8")
+    assert precision_label("mystery", "tflite") == "mystery"
+    assert precision_label("int8", "tflite", {"precision": "said by export"}) == "said by export"
+    assert precision_label("int8", "tflite", {"description": "full integer"}) == "full integer"
+    assert precision_label("onnx-int8", "onnx") == "int8 (weights and activations, QDQ)"
+    assert precision_label("onnx", "onnx") == "float32"
+
+
+def test_normalise_scheme_understands_export_names():
+    assert [normalise_scheme(s) for s in ("onnx", "onnx-fp16", "onnx-int8", "float32", "int8")] == [
+        "fp32", "fp16", "int8", "fp32", "int8"]
+
+
+@pytest.mark.parametrize("name, scheme", [
+    ("model.onnx", "fp32"), ("model_fp16.tflite", "fp16"), ("model_int16x8.tflite", "int16x8"),
+    ("model_dynamic.tflite", "dynamic"), ("resnet-int8.tflite", "int8"), ("net_float16.onnx", "fp16"),
+    ("whatever.tflite", "whatever"),
+])
+def test_scheme_from_filename(name, scheme):
+    assert scheme_from_filename(name) == scheme
+
+
+def _manifest(tmp_path, artifacts):
+    (tmp_path / "manifest.json").write_text(json.dumps({"labels": ["a", "b"], "artifacts": artifacts}))
+
+
+def test_manifest_failed_and_missing_artifacts_become_failed(tmp_path):
+    (tmp_path / "model_fp32.tflite").write_bytes(b"x" * 10)
+    (tmp_path / "stray.onnx").write_bytes(b"y")
+    _manifest(tmp_path, [
+        {"file": "model_fp32.tflite", "scheme": "fp32", "format": "tflite", "status": "ok"},
+        {"file": "model_int16x8.tflite", "scheme": "int16x8", "format": "tflite", "status": "failed",
+         "reason": "converter crashed"},
+        {"file": "model_int8.tflite", "scheme": "int8", "format": "tflite", "status": "ok"},
+    ])
+    arts, manifest = find_artifacts(tmp_path)
+    assert manifest is not None
+    by = {a.file: a for a in arts}
+    assert set(by) == {"model_fp32.tflite", "model_int16x8.tflite", "model_int8.tflite"}  # stray file not listed
+    assert by["model_fp32.tflite"].status == "ok" and by["model_fp32.tflite"].bytes == 10
+    assert by["model_int16x8.tflite"].status == "failed" and "converter crashed" in by["model_int16x8.tflite"].reason
+    assert by["model_int8.tflite"].status == "failed" and "missing" in by["model_int8.tflite"].reason
+
+
+def test_plain_folder_without_manifest(tmp_path):
+    (tmp_path / "model_fp16.tflite").write_bytes(b"TFL3junk")
+    (tmp_path / "model.onnx").write_bytes(b"junk")
+    (tmp_path / "notes.txt").write_text("hi")
+    arts, manifest = find_artifacts(tmp_path)
+    assert manifest is None
+    assert sorted((a.file, a.scheme, a.format) for a in arts) == [
+        ("model.onnx", "fp32", "onnx"), ("model_fp16.tflite", "fp16", "tflite")]
+
+
+def test_scheme_filter_and_errors(tmp_path):
+    (tmp_path / "model_fp16.tflite").write_bytes(b"x")
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    arts, _ = find_artifacts(tmp_path, ("fp16",))
+    assert [a.file for a in arts] == ["model_fp16.tflite"]
+    with pytest.raises(ConfigError, match="--schemes"):
+        find_artifacts(tmp_path, ("int8",))
+    with pytest.raises(DataError, match="not a directory"):
+        find_artifacts(tmp_path / "nope")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="found none"):
+        find_artifacts(empty)
