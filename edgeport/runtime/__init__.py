@@ -28,7 +28,6 @@ _EXPORTS = {
     "run_loop": "loop",
     "summarize": "stats",
     "draw_overlay": "overlay",
-    "doctor": "doctor",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -56,10 +56,17 @@ DEFAULT_FILES = {
     "model_fp16.tflite": ("tflite", "fp16"),
     "model_dynamic.tflite": ("tflite", "dynamic"),
     "model_int16x8.tflite": ("tflite", "int16x8"),
-    "model.onnx": ("onnx", "fp32"),
-    "model_int8.onnx": ("onnx", "int8"),
-    "model_fp16.onnx": ("onnx", "fp16"),
+    "model.onnx": ("onnx", "onnx"),
+    "model_int8.onnx": ("onnx", "onnx-int8"),
+    "model_fp16.onnx": ("onnx", "onnx-fp16"),
 }
+
+
+def precision(scheme: str) -> str:
+    """The numeric scheme of an artifact's scheme name: 'onnx' -> 'fp32', 'onnx-int8' -> 'int8'."""
+    if scheme == "onnx":
+        return "fp32"
+    return scheme[len("onnx-"):] if scheme.startswith("onnx-") else scheme
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,8 @@ def select_artifact(
     """Pick (artifact, engine name) from an export directory for the engines installed here.
 
     Preference: int8 TFLite with litert/tflite-runtime, then fp32 TFLite, ..., then ONNX with
-    onnxruntime; ``scheme`` and ``engine`` narrow the choice.
+    onnxruntime; ``scheme`` (an artifact's scheme, e.g. 'onnx-int8', or a precision such
+    as 'int8' matching TFLite and ONNX) and ``engine`` narrow the choice.
     """
     arts = list_artifacts(directory)
     if not arts:
@@ -129,22 +137,24 @@ def select_artifact(
             f"run `edgeport export` first or pass a model file"
         )
     rank = {k: i for i, k in enumerate(ARTIFACT_PREFERENCE)}
-    arts.sort(key=lambda a: rank.get((a.format, a.scheme), len(rank)))
-    if scheme:
-        known = sorted({a.scheme for a in arts})
-        arts = [a for a in arts if a.scheme == scheme]
-        if not arts:
-            raise ConfigError(f"expected --scheme to be one of {', '.join(known)} in {directory}, received '{scheme}'")
+    arts.sort(key=lambda a: rank.get((a.format, precision(a.scheme)), len(rank)))
     if engine:
         ENGINES.get(engine)  # unknown name -> ConfigError listing them
         fmt = _format_of(engine)
-        usable = [a for a in arts if a.format == fmt]
-        if not usable:
+        arts = [a for a in arts if a.format == fmt]
+        if not arts:
+            raise ConfigError(f"engine '{engine}' runs {fmt} files, but {directory} has none; choose another --engine")
+    if scheme:
+        known = sorted({a.scheme for a in arts})
+        exact = [a for a in arts if a.scheme == scheme]  # e.g. onnx-int8
+        arts = exact or [a for a in arts if precision(a.scheme) == precision(scheme)]  # int8: tflite or onnx
+        if not arts:
             raise ConfigError(
-                f"engine '{engine}' runs {fmt} files, but {directory} has none"
-                f"{' for scheme ' + scheme if scheme else ''}; choose another --engine or --scheme"
+                f"expected --scheme to be one of {', '.join(known)} in {directory}"
+                f"{' for engine ' + engine if engine else ''}, received '{scheme}'"
             )
-        return usable[0], engine
+    if engine:
+        return arts[0], engine
     for a in arts:
         names = engines_for(a.path)
         if names:

@@ -53,8 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # our errors name the source; keep OpenCV's quiet
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # our errors name the source; keep OpenCV quiet
+    import cv2
+
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:
+        pass
     from edgeport.runtime.classifier import Classifier
     from edgeport.runtime.loop import LoopConfig, VideoSaver, Window, run_loop
     from edgeport.runtime.overlay import draw_overlay

@@ -1,0 +1,216 @@
+"""Classifier: artifact choice, metadata/manifest, quantised I/O vs fp32, preprocessing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edgeport.contract import InputContract
+from edgeport.errors import ConfigError, ModelError
+from edgeport.imaging import resize
+from edgeport.metadata import read_model_info
+from edgeport.runtime.classifier import (
+    DEFAULT_FILES,
+    Classifier,
+    precision,
+    list_artifacts,
+    select_artifact,
+    to_input_tensor,
+    to_probabilities,
+    top_k,
+)
+from edgeport.runtime.engines import ENGINES, TensorInfo, engines_for
+from .helpers import shapes
+
+#: max |p - p_fp32| allowed per scheme on the tiny model
+TOLERANCE = {"fp32": 1e-3, "fp16": 0.02, "dynamic": 0.15, "int8": 0.15, "int16x8": 0.1}
+
+
+def _tflite_engine():
+    return next((n for n in ("litert", "tflite-runtime") if ENGINES.get(n).available()), None)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return [img for _, img in shapes(10, size=56, seed=3)]
+
+
+@pytest.fixture(scope="module")
+def reference(export_dir, images):
+    """fp32 TFLite probabilities of ``images`` (the yardstick for every other artifact)."""
+    engine = _tflite_engine()
+    if engine is None:
+        pytest.skip("no TFLite engine installed")
+    with Classifier.open(export_dir / "model_fp32.tflite", engine=engine) as clf:
+        return np.stack([clf.predict(clf.prepare(img)) for img in images])
+
+
+@pytest.mark.parametrize("file", list(DEFAULT_FILES))
+def test_every_artifact_matches_fp32(export_dir, images, reference, file):
+    path = export_dir / file
+    if not path.is_file():
+        pytest.skip(f"{file} not in this export")
+    if not engines_for(path):
+        pytest.skip(f"no engine for {file} here")
+    with Classifier.open(path) as clf:
+        scheme = precision(clf.info.scheme)
+        probs = np.stack([clf.predict(clf.prepare(img)) for img in images])
+        assert probs.dtype == np.float32 and probs.shape == reference.shape
+        assert np.allclose(probs.sum(axis=1), 1.0, atol=0.05)  # dequantised softmax
+        diff = np.abs(probs - reference).max()
+        assert diff <= TOLERANCE.get(scheme, 0.15), (file, scheme, diff)
+        ranked = np.sort(reference, axis=1)
+        clear = ranked[:, -1] - ranked[:, -2] > 2 * TOLERANCE.get(scheme, 0.15)  # top-1 can't flip there
+        assert (probs.argmax(1) == reference.argmax(1))[clear].all(), file
+
+
+def test_directory_picks_int8_tflite_first(export_dir):
+    engine = _tflite_engine()
+    if engine is None or not (export_dir / "model_int8.tflite").is_file():
+        pytest.skip("no TFLite engine or no int8 artifact")
+    art, name = select_artifact(export_dir)
+    assert (art.path.name, art.scheme, name) == ("model_int8.tflite", "int8", engine)
+    with Classifier.open(export_dir, top_k=2) as clf:
+        assert clf.engine.model_path.name == "model_int8.tflite"
+        assert clf.info.scheme == "int8"
+        assert clf.engine.input.dtype == np.uint8  # uint8 pixels go straight in
+
+
+def test_directory_scheme_and_engine_choice(export_dir):
+    engine = _tflite_engine()
+    if engine is None:
+        pytest.skip("no TFLite engine")
+    art, _ = select_artifact(export_dir, scheme="fp32")
+    assert art.path.name == "model_fp32.tflite"
+    with pytest.raises(ConfigError, match="--scheme"):
+        select_artifact(export_dir, scheme="int3")
+    if ENGINES.get("onnxruntime").available() and (export_dir / "model.onnx").is_file():
+        art, name = select_artifact(export_dir, engine="onnxruntime", scheme="fp32")
+        assert (art.path.name, name) == ("model.onnx", "onnxruntime")
+        art, name = select_artifact(export_dir, engine="onnxruntime")
+        assert (art.path.name, name) == ("model.onnx", "onnxruntime")
+        if (export_dir / "model_int8.onnx").is_file():
+            for scheme in ("int8", "onnx-int8"):
+                art, _ = select_artifact(export_dir, engine="onnxruntime", scheme=scheme)
+                assert art.path.name == "model_int8.onnx"
+            art, _ = select_artifact(export_dir, scheme="onnx-int8")
+            assert art.path.name == "model_int8.onnx"
+
+
+def test_labels_and_contract_from_metadata(export_dir):
+    engine = _tflite_engine()
+    if engine is None:
+        pytest.skip("no TFLite engine")
+    labels = tuple((export_dir / "labels.txt").read_text().split())
+    with Classifier.open(export_dir / "model_fp32.tflite") as clf:
+        assert clf.labels == labels
+        assert clf.info == read_model_info(export_dir / "model_fp32.tflite")
+        assert clf.engine.input.shape[1:3] == (clf.contract.height, clf.contract.width)
+    assert clf.engine._interp is None  # closed by the context manager
+
+
+def test_classify_bgr_equals_classify_rgb(export_dir, images):
+    if _tflite_engine() is None:
+        pytest.skip("no TFLite engine")
+    with Classifier.open(export_dir / "model_fp32.tflite", top_k=3) as clf:
+        for img in images[:4]:
+            rgb = clf.classify_rgb(img)
+            bgr = clf.classify(np.ascontiguousarray(img[:, :, ::-1]))
+            assert [l for l, _ in rgb] == [l for l, _ in bgr]
+            assert np.allclose([p for _, p in rgb], [p for _, p in bgr], atol=1e-6)
+            assert len(rgb) == 3 and rgb[0][1] >= rgb[1][1] >= rgb[2][1]
+            assert all(label in clf.labels for label, _ in rgb)
+
+
+def test_manifest_sha256_mismatch_is_a_clear_error(export_dir, tmp_path):
+    if _tflite_engine() is None or not (export_dir / "manifest.json").is_file():
+        pytest.skip("no TFLite engine or no manifest")
+    d = tmp_path / "export"
+    d.mkdir()
+    for f in ("model_fp32.tflite", "manifest.json", "labels.txt"):
+        shutil.copy(export_dir / f, d / f)
+    manifest = json.loads((d / "manifest.json").read_text())
+    entry = next(a for a in manifest["artifacts"] if a["file"] == "model_fp32.tflite")
+    entry["sha256"] = "0" * 64
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="does not match .*manifest.json: expected sha256 0000"):
+        Classifier.open(d / "model_fp32.tflite")
+    with pytest.raises(ModelError, match="sha256"):
+        Classifier.open(d, scheme="fp32")
+
+
+def test_list_artifacts_without_manifest(export_dir, tmp_path):
+    shutil.copy(export_dir / "model_fp32.tflite", tmp_path / "model_fp32.tflite")
+    arts = list_artifacts(tmp_path)
+    assert [(a.path.name, a.format, a.scheme) for a in arts] == [("model_fp32.tflite", "tflite", "fp32")]
+    if _tflite_engine():  # the embedded metadata alone is enough
+        with Classifier.open(tmp_path) as clf:
+            assert clf.labels
+
+
+def test_bad_paths_are_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        Classifier.open(tmp_path / "nope.tflite")
+    with pytest.raises(ModelError, match="found none"):
+        Classifier.open(tmp_path)
+
+
+# --- pure preprocessing / postprocessing -------------------------------------------------
+
+C = InputContract(4, 6)
+RGB = np.random.default_rng(0).integers(0, 256, (8, 12, 3), dtype=np.uint8)
+SMALL = resize(RGB, (4, 6), "area")
+
+
+def test_uint8_input_goes_straight_in():
+    x = to_input_tensor(RGB, C, TensorInfo("x", (1, 4, 6, 3), np.dtype(np.uint8), 1.0, 0))
+    assert x.dtype == np.uint8 and np.array_equal(x[0], SMALL)
+
+
+def test_int8_input_is_shifted_by_zero_point():
+    x = to_input_tensor(RGB, C, TensorInfo("x", (1, 4, 6, 3), np.dtype(np.int8), 1.0, -128))
+    assert x.dtype == np.int8 and np.array_equal(x[0].astype(int), SMALL.astype(int) - 128)
+
+
+def test_general_scale_zero_point_quantisation():
+    x = to_input_tensor(RGB, C, TensorInfo("x", (1, 4, 6, 3), np.dtype(np.int8), 2.0, 3))
+    expected = np.clip(np.rint(SMALL / 2.0 + 3), -128, 127)
+    assert np.array_equal(x[0].astype(int), expected.astype(int))
+
+
+def test_float_input_and_range():
+    x = to_input_tensor(RGB, C, TensorInfo("x", (1, 4, 6, 3), np.dtype(np.float32)))
+    assert x.dtype == np.float32 and np.array_equal(x[0], SMALL.astype(np.float32))
+    c = InputContract(4, 6, range=(-1.0, 1.0))
+    x = to_input_tensor(RGB, c, TensorInfo("x", (1, 4, 6, 3), np.dtype(np.float32)))
+    assert np.allclose(x[0], SMALL / 127.5 - 1, atol=1e-6)
+
+
+def test_nchw_contract_and_shape_mismatch():
+    c = InputContract(4, 6, layout="NCHW")
+    x = to_input_tensor(RGB, c, TensorInfo("x", (1, 3, 4, 6), np.dtype(np.float32)))
+    assert np.array_equal(x[0], SMALL.transpose(2, 0, 1))
+    with pytest.raises(ModelError, match="re-export"):
+        to_input_tensor(RGB, C, TensorInfo("x", (1, 5, 5, 3), np.dtype(np.float32)))
+    with pytest.raises(ModelError, match="uint8 image"):
+        to_input_tensor(RGB.astype(np.float32), C, TensorInfo("x", (1, 4, 6, 3), np.dtype(np.float32)))
+
+
+def test_output_dequantisation():
+    raw = np.array([[0, 128, 255]], np.uint8)
+    p = to_probabilities(raw, TensorInfo("y", (1, 3), np.dtype(np.uint8), 1 / 256, 0))
+    assert p.dtype == np.float32 and np.allclose(p, [0, 0.5, 255 / 256])
+    raw = np.array([[-128, 0, 127]], np.int8)
+    p = to_probabilities(raw, TensorInfo("y", (1, 3), np.dtype(np.int8), 1 / 256, -128))
+    assert np.allclose(p, [0, 0.5, 255 / 256])
+    f = to_probabilities(np.array([[0.2, 0.8]], np.float16), TensorInfo("y", (1, 2), np.dtype(np.float16)))
+    assert f.dtype == np.float32 and f.shape == (2,)
+
+
+def test_top_k_order_and_bounds():
+    probs = np.array([0.1, 0.5, 0.05, 0.35], np.float32)
+    assert top_k(probs, ("a", "b", "c", "d"), 2) == [("b", 0.5), ("d", pytest.approx(0.35))]
+    assert [l for l, _ in top_k(probs, ("a", "b", "c", "d"), 10)] == ["b", "d", "a", "c"]

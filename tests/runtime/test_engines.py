@@ -1,0 +1,137 @@
+"""Every engine x artifact present here; engine selection; the numpy-2 tflite-runtime message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgeport.errors import ConfigError, MissingDependencyError, ModelError
+from edgeport.runtime.classifier import DEFAULT_FILES
+from edgeport.runtime.engines import (
+    ENGINES,
+    TensorInfo,
+    available_engines,
+    create_engine,
+    engines_for,
+    select_providers,
+    tflite_runtime_problem,
+)
+
+CASES = [
+    (file, engine)
+    for file, (fmt, _) in DEFAULT_FILES.items()
+    for engine in (("litert", "tflite-runtime") if fmt == "tflite" else ("onnxruntime",))
+]
+
+
+def _open_or_skip(engine: str, path, **kw):
+    if not path.is_file():
+        pytest.skip(f"{path.name} not in this export")
+    if not ENGINES.get(engine).available():
+        pytest.skip(f"engine {engine} not usable here")
+    return create_engine(engine, path, **kw)
+
+
+@pytest.mark.parametrize("file,engine", CASES, ids=[f"{e}-{f}" for f, e in CASES])
+def test_engine_runs_artifact(export_dir, file, engine):
+    with _open_or_skip(engine, export_dir / file, threads=1) as eng:
+        assert eng.name == engine
+        assert eng.input.shape[0] == 1 and len(eng.input.shape) == 4
+        assert eng.input.shape[3] == 3  # NHWC, also for ONNX (tf2onnx keeps it)
+        if eng.input.quantized:
+            assert eng.input.dtype in (np.uint8, np.int8, np.int16)
+        x = np.full(eng.input.shape, 100, dtype=eng.input.dtype)
+        y = eng.invoke(x)
+        assert y.shape[0] == 1 and y.dtype == eng.output.dtype
+        assert eng.version()
+        with pytest.raises(ModelError, match="expected an input tensor"):
+            eng.invoke(np.zeros((1, 7, 7, 3), np.float64))
+
+
+def test_engines_for_prefers_litert_and_never_tensorflow(export_dir):
+    assert set(engines_for("m.tflite", only_available=False)) == {"litert", "tflite-runtime"}
+    assert engines_for("m.tflite", only_available=False)[0] == "litert"
+    assert engines_for("m.onnx", only_available=False) == ["onnxruntime"]
+    assert "tensorflow" not in engines_for("m.tflite", only_available=False)
+    assert set(available_engines()) <= set(ENGINES.names())
+
+
+def test_unknown_engine_lists_names(export_dir):
+    with pytest.raises(ConfigError, match="litert, onnxruntime, tensorflow, tflite-runtime"):
+        create_engine("tensorrt", export_dir / "model_fp32.tflite")
+
+
+def test_engine_rejects_wrong_file_type(export_dir):
+    if not ENGINES.get("onnxruntime").available():
+        pytest.skip("onnxruntime not installed")
+    with pytest.raises(ModelError, match="expected a .onnx file"):
+        create_engine("onnxruntime", export_dir / "model_fp32.tflite")
+
+
+def test_threads_must_be_positive(export_dir):
+    name = (engines_for(export_dir / "model_fp32.tflite") or [None])[0]
+    if name is None:
+        pytest.skip("no TFLite engine here")
+    with pytest.raises(ConfigError, match="--threads"):
+        create_engine(name, export_dir / "model_fp32.tflite", threads=0)
+
+
+@pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="numpy<2 here: tflite-runtime can work")
+def test_tflite_runtime_says_numpy2_and_fix(export_dir):
+    with pytest.raises(MissingDependencyError) as err:
+        create_engine("tflite-runtime", export_dir / "model_fp32.tflite")
+    msg = str(err.value)
+    assert f"numpy {np.__version__}" in msg and "numpy<2" in msg and "venv" in msg
+    assert not ENGINES.get("tflite-runtime").available()
+
+
+@pytest.mark.skipif(int(np.__version__.split(".")[0]) >= 2 or sys.version_info >= (3, 12),
+                    reason="the Pi-like env (numpy<2, Python<=3.11)")
+def test_tflite_runtime_has_no_problem_with_numpy1():
+    assert tflite_runtime_problem() is None
+
+
+def test_onnx_provider_selection():
+    avail = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert select_providers(None, avail) == avail
+    assert select_providers(None, ["AzureExecutionProvider", "CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert select_providers("cuda,cpu", avail) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    with pytest.raises(ConfigError, match="'tensorrt' is not available"):
+        select_providers("tensorrt", ["CPUExecutionProvider"])
+
+
+def test_onnxruntime_threads_and_providers(export_dir):
+    with _open_or_skip("onnxruntime", export_dir / "model.onnx", threads=1, providers="cpu") as eng:
+        assert eng.providers == ["CPUExecutionProvider"]
+
+
+def test_tensorinfo_quantized_flag():
+    assert TensorInfo("x", (1, 2), np.dtype(np.uint8), 0.5, 3).quantized
+    assert not TensorInfo("x", (1, 2), np.dtype(np.float32)).quantized
+
+
+_TF_ENGINE = r"""
+import sys, numpy as np
+from edgeport.runtime.engines import create_engine, ENGINES
+if not ENGINES.get("tensorflow").available():
+    print("SKIP"); sys.exit(0)
+path = sys.argv[1]
+with create_engine("litert", path) as a, create_engine("tensorflow", path, threads=1) as b:
+    x = np.random.default_rng(0).uniform(0, 255, a.input.shape).astype(a.input.dtype)
+    assert b.name == "tensorflow" and b.input == a.input
+    np.testing.assert_allclose(a.invoke(x), b.invoke(x), atol=1e-4)
+print("OK")
+"""
+
+
+def test_tensorflow_engine_only_by_name(export_dir):
+    """Run in a subprocess so this test process stays TensorFlow-free."""
+    if not ENGINES.get("tensorflow").available() or not ENGINES.get("litert").available():
+        pytest.skip("TensorFlow or LiteRT not installed")
+    res = subprocess.run([sys.executable, "-c", _TF_ENGINE, str(export_dir / "model_fp32.tflite")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().endswith("OK")

@@ -1,0 +1,67 @@
+"""run_loop in-process: timings per frame, max_frames, bad frames, stop, consistency with classify()."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from edgeport.errors import ConfigError
+from edgeport.runtime.classifier import Classifier
+from edgeport.runtime.engines import engines_for
+from edgeport.runtime.loop import LoopConfig, VideoSaver, run_loop
+from edgeport.runtime.sources import open_source
+from edgeport.runtime.stats import STAGES
+
+
+@pytest.fixture()
+def clf(export_dir):
+    if not engines_for(export_dir / "model_fp32.tflite"):
+        pytest.skip("no TFLite engine here")
+    with Classifier.open(export_dir / "model_fp32.tflite", threads=1) as c:
+        yield c
+
+
+def test_loop_results_match_classify(clf, shapes_video):
+    results = []
+    with open_source(str(shapes_video)) as src:
+        summary = run_loop(clf, src, top_k=2, on_result=lambda f, r: results.append((f.image.copy(), r)))
+    assert summary["frames"] == len(results) == 20
+    for image, r in results:
+        assert [l for l, _ in r.top] == [l for l, _ in clf.classify(image, top_k=2)]
+        assert set(r.timings_ms) == set(STAGES) and all(v >= 0 for v in r.timings_ms.values())
+    assert [r.index for _, r in results] == list(range(20))
+    assert summary["fps"] > 0 and summary["stages_ms"]["invoke"]["p95"] >= summary["stages_ms"]["invoke"]["p50"]
+
+
+def test_max_frames_and_callback_stop(clf, shapes_video):
+    with open_source(str(shapes_video)) as src:
+        assert run_loop(clf, src, max_frames=5)["frames"] == 5
+    with open_source(str(shapes_video)) as src:
+        assert run_loop(clf, src, on_result=lambda f, r: r.index < 2)["frames"] == 3
+
+
+def test_bad_frames_are_skipped_and_counted(clf, image_folder):
+    seen = []
+    with open_source(str(image_folder)) as src:
+        summary = run_loop(clf, src, on_result=lambda f, r: seen.append(f.name))
+    assert summary["frames"] == 6 and summary["bad_frames"] == 1
+    assert not any("broken" in n for n in seen)
+
+
+def test_stop_event(clf, long_video):
+    stop = threading.Event()
+    with open_source(str(long_video)) as src:
+        summary = run_loop(clf, src, stop=stop, on_result=lambda f, r: r.index < 3 or stop.set())
+    assert summary["frames"] == 4  # frames 0..3; the loop sees the event before frame 4
+
+
+def test_loop_config_validation():
+    with pytest.raises(ConfigError, match="--top-k"):
+        LoopConfig(model="m", top_k=0)
+    with pytest.raises(ConfigError, match="--max-frames"):
+        LoopConfig(model="m", max_frames=0)
+    with pytest.raises(ConfigError, match="--show and --headless"):
+        LoopConfig(model="m", show=True, headless=True)
+    with pytest.raises(ConfigError, match="existing folder"):
+        VideoSaver("/nonexistent/dir/out.mp4")
