@@ -200,10 +200,11 @@ def test_no_tensorflow_anywhere(tiny_export_dir, tiny_data_dir, tmp_path):
 
 
 def test_reported_latency_is_honest(bench, tiny_export_dir, tiny_data_dir):
-    """The worker's timed loop matches a plain loop of engine.invoke() on the same engine, threads and input.
+    """The bench's timed loop matches a plain loop of engine.invoke() on the same engine, threads and input.
 
-    The claim is 10 %; on a shared 2-core CI machine the test allows 35 % between the
-    best of several interleaved rounds (benchmarks/bench_honest_latency.py prints both).
+    Blocks of the two alternate so background load hits both; the medians of the
+    per-block means are compared. The claim is 10 %; a shared 2-core CI machine
+    gets 25 % here (benchmarks/bench_honest_latency.py prints the figures).
     """
     from edgeport.runtime import Classifier
 
@@ -213,16 +214,15 @@ def test_reported_latency_is_honest(bench, tiny_export_dir, tiny_data_dir):
         img = load_resized(next(iter(sorted(Path(tiny_data_dir).rglob("*.jpg")))), (clf.contract.height, clf.contract.width))
         x = clf.prepare(img)
         invoke = clf.engine.invoke
-        n = 400
+        for _ in range(20):
+            invoke(x)
         plain, timed = [], []
-        for _ in range(5):
-            for _ in range(20):
-                invoke(x)
+        for _ in range(60):
             t0 = time.perf_counter()
-            for _ in range(n):
+            for _ in range(10):
                 invoke(x)
-            plain.append((time.perf_counter() - t0) * 1000 / n)
-            timed.append(float(np.mean(measure_latency(invoke, [x], warmup=20, runs=n))))
-    assert min(timed) == pytest.approx(min(plain), rel=0.35)
-    # and the fresh-process figure in the report is the same order of magnitude
-    assert min(plain) / 3 <= row["latency_ms"]["p50"] <= min(plain) * 3
+            plain.append((time.perf_counter() - t0) * 100.0)  # ms per call
+            timed.append(float(np.mean(measure_latency(invoke, [x], warmup=0, runs=10))))
+    assert np.median(timed) == pytest.approx(np.median(plain), rel=0.25)
+    # the fresh-process figure in the report is the same order of magnitude
+    assert np.median(plain) / 3 <= row["latency_ms"]["p50"] <= np.median(plain) * 3
