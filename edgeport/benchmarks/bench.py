@@ -16,9 +16,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -206,27 +209,58 @@ def _labels_of(artifacts: list[Artifact], manifest: dict | None) -> tuple[str, .
 # --- workers ------------------------------------------------------------------------------
 
 
-def run_worker(job: dict, workdir: Path, timeout: float) -> dict:
-    """Run one job in a fresh ``python -m edgeport.benchmarks.worker`` process."""
+def run_worker(job: dict, workdir: Path, timeout: float, on_progress: Callable[[str], None] | None = None) -> dict:
+    """Run one job in a fresh ``python -m edgeport.benchmarks.worker`` process.
+
+    Never raises for a failing variant: a crash, a timeout or an error inside
+    the worker comes back as ``{"ok": False, "reason": ...}``.
+    """
+    from edgeport.benchmarks.worker import PROGRESS_PREFIX
+
     path = workdir / f"job_{os.getpid()}_{abs(hash(json.dumps(job, sort_keys=True)))}.json"
     path.write_text(json.dumps(job))
     env = dict(os.environ)
     pkg_parent = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.Popen([sys.executable, "-m", "edgeport.benchmarks.worker", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out: list[str] = []
+    tail: deque[str] = deque(maxlen=20)
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith(PROGRESS_PREFIX):
+                if on_progress:
+                    on_progress(line[len(PROGRESS_PREFIX):].strip())
+            elif line.strip():
+                tail.append(line.rstrip())
+
+    def read_stdout() -> None:
+        assert proc.stdout is not None
+        out.append(proc.stdout.read())
+
+    readers = [threading.Thread(target=read_stderr, daemon=True), threading.Thread(target=read_stdout, daemon=True)]
+    for t in readers:
+        t.start()
     try:
-        proc = subprocess.run([sys.executable, "-m", "edgeport.benchmarks.worker", str(path)],
-                              capture_output=True, text=True, timeout=timeout, env=env)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"ok": False, "reason": f"timed out after {timeout:.0f} s (raise --timeout)"}
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+        proc.kill()
+        proc.wait()
+        return {"ok": False, "reason": f"timed out after {timeout:g} s (raise --timeout)"}
+    finally:
+        for t in readers:
+            t.join(timeout=5)
+    lines = [ln for ln in "".join(out).splitlines() if ln.strip()]
     if lines:
         try:
             return json.loads(lines[-1])
         except ValueError:
             pass
-    tail = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1:] or ["no output"]
+    last = tail[-1] if tail else "no output"
     how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
-    return {"ok": False, "reason": f"worker crashed ({how}): {tail[0][:200]}"}
+    return {"ok": False, "reason": f"worker crashed ({how}): {last[:200]}"}
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -292,8 +326,10 @@ def run(cfg: BenchConfig) -> dict:
                     acc_result = None
                     if cfg.accuracy:
                         bar.update(0, note=f"{art.file} {engine} accuracy")
+                        note = f"{art.file} {engine} accuracy"
                         acc_result = run_worker({**job, "kind": "accuracy", "threads": max(threads), "top_k": 5},
-                                                work, cfg.timeout)
+                                                work, cfg.timeout,
+                                                lambda done, note=note: bar.update(0, note=f"{note} {done}"))
                         bar.update()
                         acc[(art.file, engine)] = {"scheme": art.scheme, "format": art.format,
                                                    "topk": np.asarray(acc_result["topk"]) if acc_result.get("ok") else None}

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from edgeport.contract import ModelInfo
 
 
+#: stderr lines starting with this report progress ("edgeport-progress 120/736") to the parent.
+PROGRESS_PREFIX = "edgeport-progress "
+
+
 def peak_rss_mb() -> float | None:
     """Peak resident memory of this process in MiB (VmHWM, else ru_maxrss)."""
     try:
@@ -151,10 +155,14 @@ def run_job(job: dict) -> dict:
         elif job["kind"] == "accuracy":
             k = int(job.get("top_k", 5))
             topk = []
-            t1 = time.perf_counter()
-            for img in images:
+            t1 = last = time.perf_counter()
+            for i, img in enumerate(images):
                 probs = np.asarray(clf.predict(clf.prepare(np.asarray(img))), dtype=np.float32).reshape(-1)
                 topk.append(np.argsort(-probs, kind="stable")[:k].tolist())
+                if time.perf_counter() - last > 1.0:  # the parent shows it in its progress bar
+                    last = time.perf_counter()
+                    sys.stderr.write(f"{PROGRESS_PREFIX}{i + 1}/{len(images)}\n")
+                    sys.stderr.flush()
             result["seconds"] = time.perf_counter() - t1
             result["topk"] = topk
         else:

@@ -35,3 +35,15 @@ def test_rss_readings_see_new_memory():
     if before is not None:  # Linux: the peak includes the block on top of what was resident
         assert peak >= before + 40 and current_rss_mb() >= before + 40
     del block
+
+
+def test_run_worker_turns_errors_and_timeouts_into_failed_results(tmp_path):
+    from edgeport.benchmarks.bench import run_worker
+
+    np.save(tmp_path / "imgs.npy", np.zeros((1, 8, 8, 3), np.uint8))
+    job = {"kind": "latency", "model": str(tmp_path / "missing.tflite"), "engine": "litert",
+           "images": str(tmp_path / "imgs.npy")}
+    res = run_worker(job, tmp_path, timeout=120)
+    assert res["ok"] is False and res["reason"] and res["pid"] > 0
+    res = run_worker(job, tmp_path, timeout=0.01)
+    assert res["ok"] is False and res["reason"].startswith("timed out after 0.01 s")
