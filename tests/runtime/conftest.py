@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from .helpers import shapes, write_video

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +215,40 @@ def test_top_k_order_and_bounds():
     probs = np.array([0.1, 0.5, 0.05, 0.35], np.float32)
     assert top_k(probs, ("a", "b", "c", "d"), 2) == [("b", 0.5), ("d", pytest.approx(0.35))]
     assert [l for l, _ in top_k(probs, ("a", "b", "c", "d"), 10)] == ["b", "d", "a", "c"]
+
+
+
+_EXPORT_IO = r"""
+import sys
+from edgeport.export import ExportConfig, export
+for io in ("int8", "float32"):
+    export(ExportConfig(run_dir=sys.argv[1], out=sys.argv[2] + "/" + io, schemes=("int8",), io_dtype=io,
+                        calibration_samples=16, verify_samples=8, progress=False))
+"""
+
+
+@pytest.fixture(scope="module")
+def io_exports(export_dir, tmp_path_factory):
+    """The int8 scheme re-exported with signed-int8 and float I/O (TensorFlow, in a subprocess)."""
+    import subprocess
+    import sys
+
+    from edgeport.runtime.engines import _installed
+
+    manifest = json.loads((export_dir / "manifest.json").read_text()) if (export_dir / "manifest.json").is_file() else {}
+    run_dir = manifest.get("run_dir", "")
+    if not _installed("tensorflow") or not run_dir or not (Path(run_dir) / "model.keras").is_file():
+        pytest.skip("needs TensorFlow and the export's run directory")
+    out = tmp_path_factory.mktemp("io-exports")
+    res = subprocess.run([sys.executable, "-c", _EXPORT_IO, run_dir, str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return out
+
+
+@pytest.mark.parametrize("io_dtype,expected", [("int8", np.int8), ("float32", np.float32)])
+def test_int8_model_with_int8_or_float_io_matches_fp32(io_exports, images, reference, io_dtype, expected):
+    with Classifier.open(io_exports / io_dtype / "model_int8.tflite") as clf:
+        assert clf.engine.input.dtype == expected and clf.engine.output.dtype == expected
+        probs = np.stack([clf.predict(clf.prepare(img)) for img in images])
+    assert np.abs(probs - reference).max() <= TOLERANCE["int8"]

@@ -65,3 +65,17 @@ def test_loop_config_validation():
         LoopConfig(model="m", show=True, headless=True)
     with pytest.raises(ConfigError, match="existing folder"):
         VideoSaver("/nonexistent/dir/out.mp4")
+
+
+def test_source_dying_mid_run_is_reported_with_the_frames_so_far(clf, shapes_video, tmp_path):
+    import shutil
+
+    from edgeport.runtime.sources import StreamSource
+
+    path = tmp_path / "cam.mp4"
+    shutil.copy(shapes_video, path)
+    with StreamSource(str(path), retries=2, backoff=0.01) as src:
+        path.unlink()
+        summary = run_loop(clf, src)
+    assert "2 reconnects failed" in summary["source_error"]
+    assert summary["reconnects"] == 2 and 1 <= summary["frames"] <= 20

@@ -60,7 +60,7 @@ def test_video_file_slow_consumer_drops_nothing(shapes_video):
 
 
 def test_realtime_video_keeps_only_the_newest_frame(long_video):
-    """Paced at 10 FPS like a camera; a consumer at ~3 FPS gets fresh frames, the rest dropped."""
+    """Paced at 10 FPS like a camera; a consumer at 2 FPS gets fresh frames, the rest dropped."""
     with open_source(str(long_video), realtime=True) as src:
         assert src.live
         indexes, ages = [], []
@@ -68,10 +68,10 @@ def test_realtime_video_keeps_only_the_newest_frame(long_video):
             f = src.read(timeout=5)
             ages.append(time.monotonic() - f.monotonic)
             indexes.append(f.index)
-            time.sleep(0.3)
-    assert indexes == sorted(indexes) and indexes[-1] - indexes[0] >= 6  # frames were skipped
+            time.sleep(0.5)
+    assert indexes == sorted(indexes) and indexes[-1] - indexes[0] >= 9  # frames were skipped
     assert src.dropped >= 3
-    assert max(ages) < 0.15  # never a stale buffered frame
+    assert max(ages) < 0.3  # a buffered frame would be >= 0.5 s old
 
 
 def test_image_folder_sorted_recursive_and_bad_frames_counted(image_folder):
