@@ -19,12 +19,13 @@ def test_measure_latency_counts_and_cycles_inputs():
 
 def test_measure_latency_times_the_call():
     times = measure_latency(lambda x: time.sleep(0.01), [np.zeros(1)], warmup=0, runs=3)
-    assert all(9.0 <= t < 200.0 for t in times)
+    assert all(9.0 <= t < 2000.0 for t in times)
 
 
 def test_measure_latency_stops_at_the_time_cap():
     times = measure_latency(lambda x: time.sleep(0.02), [np.zeros(1)], warmup=0, runs=1000, max_seconds=0.1)
-    assert 3 <= len(times) <= 7
+    # it stops at the first run that brings the timed total to the cap
+    assert len(times) < 1000 and sum(times[:-1]) < 100.0 <= sum(times)
 
 
 def test_rss_readings_see_new_memory():
