@@ -52,6 +52,8 @@ class ArtifactResult:
     output: dict = field(default_factory=dict)
     verification: dict = field(default_factory=dict)
     conversion_seconds: float | None = None
+    graph: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -246,6 +248,10 @@ def export(cfg: ExportConfig) -> ExportResult:
                 path.unlink(missing_ok=True)
                 continue
             a.conversion_seconds = round(time.perf_counter() - t_s, 3)
+            a.graph = ctx.graphs.get(scheme.name, {})
+            if scheme.name == "dynamic" and a.graph and not a.graph["weight_dtypes"].get("int8"):
+                a.notes.append("no weight tensor was large enough to quantize (TFLite skips < 1024 "
+                               "elements): this model is effectively float32")
             a.bytes = path.stat().st_size
             a.sha256 = sha256_file(path)
             try:

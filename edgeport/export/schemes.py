@@ -30,6 +30,7 @@ class ConversionContext:
     opset: int = 17
     progress: bool = True
     shared_seconds: dict[str, float] = field(default_factory=dict)
+    graphs: dict[str, dict] = field(default_factory=dict)
     _saved_model: Path | None = None
     _onnx_base: Path | None = None
 
@@ -78,8 +79,12 @@ def _tflite(name: str) -> Callable[[ConversionContext, Path], None]:
     def convert(ctx: ConversionContext, path: Path) -> None:
         from edgeport.export.tflite import convert_saved_model
 
+        from edgeport.export.tflite import check_integer, graph_summary
+
         calib = ctx.calibration if name in ("int8", "int16x8") else None
-        path.write_bytes(convert_saved_model(ctx.saved_model(), name, calib, ctx.io_dtype, ctx.progress))
+        data = convert_saved_model(ctx.saved_model(), name, calib, ctx.io_dtype, ctx.progress)
+        ctx.graphs[name] = check_integer(data, name) if calib is not None else graph_summary(data)
+        path.write_bytes(data)
 
     return convert
 

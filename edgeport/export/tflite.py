@@ -119,6 +119,53 @@ def embed_metadata(model: bytes, value: str, name: str = METADATA_KEY) -> bytes:
     return bytes(fu.convert_object_to_bytearray(obj))
 
 
+def graph_summary(model: bytes) -> dict:
+    """Ops and tensor types of a .tflite flatbuffer (main subgraph).
+
+    ``float_ops``: ops other than QUANTIZE/DEQUANTIZE that read or write a
+    float32 tensor (an integer scheme must have none); ``weight_dtypes``:
+    counts of constant tensors (with a data buffer) per type.
+    """
+    require("tensorflow", "reading a TFLite graph")
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    type_names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    obj = fu.convert_bytearray_to_object(bytearray(model))
+    g = obj.subgraphs[0]
+    ops: dict[str, int] = {}
+    float_ops: set[str] = set()
+    for op in g.operators:
+        code = obj.operatorCodes[op.opcodeIndex]
+        name = op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+        if name == "CUSTOM" and code.customCode:
+            name = _name(code.customCode)
+        ops[name] = ops.get(name, 0) + 1
+        tensors = [g.tensors[i] for i in list(op.inputs) + list(op.outputs) if i >= 0]
+        if name not in ("QUANTIZE", "DEQUANTIZE") and any(t.type == schema.TensorType.FLOAT32 for t in tensors):
+            float_ops.add(name)
+    weights: dict[str, int] = {}
+    for t in g.tensors:
+        buf = obj.buffers[t.buffer] if t.buffer < len(obj.buffers) else None
+        if buf is not None and buf.data is not None and len(buf.data):
+            key = type_names.get(t.type, str(t.type))
+            weights[key] = weights.get(key, 0) + 1
+    return {"ops": dict(sorted(ops.items())), "float_ops": sorted(float_ops), "weight_dtypes": weights}
+
+
+def check_integer(model: bytes, scheme: str) -> dict:
+    """:func:`graph_summary`, raising ModelError when an integer scheme kept float ops."""
+    summary = graph_summary(model)
+    if summary["float_ops"]:
+        raise ModelError(
+            f"expected every op of the {scheme} model to run on integer kernels, but "
+            f"{', '.join(summary['float_ops'])} stayed float32 (no {scheme} kernel for it); "
+            "use the dynamic/fp16 schemes for this model or replace that layer"
+        )
+    return summary
+
+
 def _name(raw: bytes | str | None) -> str:
     return raw.decode() if isinstance(raw, bytes) else (raw or "")
 

@@ -1,0 +1,47 @@
+"""`edgeport export` end to end: table, exit codes, --max-drop."""
+
+import json
+
+import pytest
+
+from edgeport.cli import main
+
+
+def test_help_lists_schemes(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["export", "--help"])
+    assert e.value.code == 0
+    assert "onnx-int8" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgeport export: error: expected a run directory") and "\n" not in err
+    assert main(["export", str(tmp_path), "--schemes", "fp32,int4"]) == 2
+    assert "unknown export scheme" in capsys.readouterr().err
+
+
+def test_end_to_end(tiny_run_dir, tmp_path, capsys):
+    out = tmp_path / "exp"
+    code = main(["-q", "export", str(tiny_run_dir), "--schemes", "fp32,int8", "--out", str(out),
+                 "--calibration-samples", "8", "--verify-samples", "8"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "model_fp32.tflite" in text and "model_int8.tflite" in text and "agree %" in text
+    assert {a["scheme"] for a in json.loads((out / "manifest.json").read_text())["artifacts"]} == {"fp32", "int8"}
+
+
+def test_max_drop_gates_exit_code(flat_softmax_run_dir, tmp_path, capsys):
+    args = ["-q", "export", str(flat_softmax_run_dir), "--schemes", "fp32,int8", "--out", str(tmp_path),
+            "--calibration-samples", "20", "--verify-samples", "10"]
+    assert main(args) == 0  # no budget: the int8 drop is reported, not fatal
+    capsys.readouterr()
+    m = {a["scheme"]: a for a in json.loads((tmp_path / "manifest.json").read_text())["artifacts"]}
+    assert m["fp32"]["verification"]["accuracy"] == 100.0
+    assert m["int8"]["verification"]["delta_top1"] <= -50  # uint8 output steps cannot separate the classes
+    assert main(args + ["--max-drop", "1"]) == 1
+    text = capsys.readouterr().out
+    assert "int8 FAILED: top-1 dropped" in text
+    m = {a["scheme"]: a for a in json.loads((tmp_path / "manifest.json").read_text())["artifacts"]}
+    assert m["fp32"]["status"] == "ok" and m["int8"]["status"] == "failed"

@@ -1,0 +1,66 @@
+"""The TFLite artifacts of the tiny run, in LiteRT (the engine devices use)."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from edgeport.export.tflite import TFLiteRunner, check_integer, embed_metadata, graph_summary, tensor_info  # noqa: E402
+from edgeport.metadata import read_tflite_metadata  # noqa: E402
+
+TFLITE = {"fp32": "model_fp32.tflite", "fp16": "model_fp16.tflite", "dynamic": "model_dynamic.tflite",
+          "int8": "model_int8.tflite", "int16x8": "model_int16x8.tflite"}
+
+
+@pytest.fixture(scope="module")
+def manifest(tiny_export_dir):
+    return {a["scheme"]: a for a in json.loads((tiny_export_dir / "manifest.json").read_text())["artifacts"]}
+
+
+@pytest.mark.parametrize("scheme", list(TFLITE))
+def test_each_scheme_loads_and_gives_probabilities(tiny_export_dir, manifest, scheme):
+    path = tiny_export_dir / TFLITE[scheme]
+    assert manifest[scheme]["status"] == "ok", manifest[scheme]["reason"]
+    inp, _ = tensor_info(path)
+    image = np.random.default_rng(0).integers(0, 256, tuple(inp["shape"][1:]), dtype=np.uint8)
+    with TFLiteRunner(path) as runner:
+        probs = runner.predict(image[None])
+    assert probs.shape == (1, 5) and probs.dtype == np.float32
+    assert probs.sum() == pytest.approx(1.0, abs=0.02)
+
+
+def test_int8_takes_camera_pixels_as_they_are(tiny_export_dir, manifest):
+    inp, out = tensor_info(tiny_export_dir / "model_int8.tflite")
+    assert inp["dtype"] == "uint8" and inp["scale"] == pytest.approx(1.0) and inp["zero_point"] == 0
+    assert out["dtype"] == "uint8" and out["scale"] == pytest.approx(1 / 256)
+    assert manifest["int8"]["input"]["dtype"] == "uint8"
+
+
+def test_graphs_match_their_scheme_names(tiny_export_dir):
+    g = {s: graph_summary((tiny_export_dir / f).read_bytes()) for s, f in TFLITE.items()}
+    assert g["fp32"]["weight_dtypes"].get("float16") is None and g["fp32"]["weight_dtypes"]["float32"]
+    assert g["fp16"]["weight_dtypes"]["float16"] and "float32" not in g["fp16"]["weight_dtypes"]
+    assert g["dynamic"]["weight_dtypes"].get("int8") and g["dynamic"]["float_ops"]  # float activations
+    assert g["int8"]["float_ops"] == [] and g["int8"]["weight_dtypes"]["int8"]
+    assert check_integer((tiny_export_dir / TFLITE["int16x8"]).read_bytes(), "int16x8")["float_ops"] == []
+
+
+def test_int16x8_has_16_bit_activations(tiny_export_dir):
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(tiny_export_dir / "model_int16x8.tflite"))
+    assert any(np.dtype(d["dtype"]) == np.int16 for d in it.get_tensor_details())
+
+
+def test_embed_metadata_replaces_an_entry(tiny_export_dir, tmp_path):
+    data = (tiny_export_dir / "model_fp32.tflite").read_bytes()
+    twice = embed_metadata(embed_metadata(data, '{"a": 1}', "edgeport"), '{"a": 2}', "edgeport")
+    meta = read_tflite_metadata(twice)
+    assert meta["edgeport"] == b'{"a": 2}'
+    assert "min_runtime_version" in meta  # the converter's own entries are kept
+    p = tmp_path / "m.tflite"
+    p.write_bytes(twice)
+    with TFLiteRunner(p) as runner:
+        assert runner.predict(np.zeros((1, 32, 32, 3), np.uint8)).shape == (1, 5)
