@@ -161,8 +161,11 @@ def find_artifacts(export_dir: str | Path, schemes: tuple[str, ...] = ()) -> tup
             "run `edgeport export RUN_DIR --out EXPORT_DIR` first"
         )
     if schemes:
-        wanted = {normalise_scheme(s) for s in schemes}
-        kept = [a for a in found if normalise_scheme(a.scheme) in wanted]
+        kept = []
+        for s in schemes:  # the exact scheme name, else every scheme of that numeric kind
+            exact = [a for a in found if a.scheme.lower() == s.lower()]
+            kept += exact or [a for a in found if normalise_scheme(a.scheme) == normalise_scheme(s)]
+        kept = [a for a in found if a in kept]  # manifest order, no repeats
         if not kept:
             raise ConfigError(
                 f"expected --schemes among {', '.join(sorted({a.scheme for a in found}))}, received {', '.join(schemes)}"

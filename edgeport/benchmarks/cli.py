@@ -27,8 +27,10 @@ def _threads(text: str) -> tuple[int, ...]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="benchmark latency, size, memory and accuracy of each scheme",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", nargs="+", metavar="EXPORT_DIR | compare REPORT.json ...",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              usage="edgeport bench EXPORT_DIR [--data DATA] [options]\n"
+                                    "       edgeport bench compare REPORT.json [REPORT.json ...] [--out DIR] [--max-drop POINTS]")
+    p.add_argument("target", nargs="+", metavar="EXPORT_DIR",
                    help="an export directory (or folder of .tflite/.onnx), or 'compare' then bench.json files")
     p.add_argument("--data", help="labelled images (class folders, split folders or CSV); "
                                   "default: the training run's data_split.csv")
@@ -37,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--engines", help="auto (default: best installed engine per artifact), all, or e.g. litert,onnxruntime")
     p.add_argument("--threads", type=_threads, help="thread counts to measure, e.g. 1,2,4 (default 1)")
     p.add_argument("--schemes", type=lambda s: tuple(v.strip() for v in s.split(",") if v.strip()),
-                   help="only these schemes, e.g. fp32,int8")
+                   help="only these schemes (manifest names, e.g. fp32,int8,onnx-int8; "
+                        "a plain int8 also matches onnx-int8 when nothing is named exactly that)")
     p.add_argument("--warmup", type=int, help="untimed runs before timing (default 10)")
     p.add_argument("--runs", type=int, help="timed runs per variant (default 100)")
     p.add_argument("--max-seconds", type=float, help="cap on each variant's timed loop; fewer runs are reported (default 20)")
@@ -66,7 +69,7 @@ def handle(args: argparse.Namespace) -> int:
         return 2
     from edgeport.benchmarks.bench import gate, run
     from edgeport.benchmarks.config import BenchConfig
-    from edgeport.benchmarks.report import environment_lines, format_table
+    from edgeport.benchmarks.report import environment_lines, format_table, precision_legend
     from edgeport.config import load_config
 
     overrides = {k: getattr(args, k) for k in ("data", "split", "limit", "engines", "threads", "schemes", "warmup",
@@ -77,6 +80,7 @@ def handle(args: argparse.Namespace) -> int:
     report = run(cfg)
     print(format_table(report["rows"]))
     print()
+    print("schemes:\n" + "\n".join(f"  {line}" for line in precision_legend(report["rows"])))
     print("\n".join(environment_lines(report["environment"])))
     for path in (report.get("files") or {}).values():
         print(f"wrote {path}")
