@@ -391,7 +391,7 @@ def _row(base: dict, engine: str, threads: int, res: dict, cfg: BenchConfig) -> 
         reason=note, load_s=res["load_s"], first_inference_ms=res["first_inference_ms"], warmup=cfg.warmup,
         runs=runs, latency_ms=stats, images_per_s=ips, peak_rss_mb=res.get("peak_rss_mb"),
         baseline_rss_mb=res.get("baseline_rss_mb"), pid=res.get("pid"), input=res.get("input"),
-        output=res.get("output"),
+        output=res.get("output"), providers=res.get("providers"),
     )
 
 

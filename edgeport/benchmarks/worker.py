@@ -140,6 +140,7 @@ def run_job(job: dict) -> dict:
         result: dict = {
             "pid": os.getpid(),
             "engine_version": _safe_version(engine),
+            "providers": list(getattr(engine, "providers", None) or []) or None,  # onnxruntime: CPU/CUDA/TensorRT
             "input": _tensor_info(engine.input),
             "output": _tensor_info(engine.output),
             "load_s": load_s,
