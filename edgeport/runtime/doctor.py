@@ -66,8 +66,17 @@ def opencv_info() -> dict[str, Any]:
             "gui": (gui.group(1) if gui else "unknown")}
 
 
+#: what doctor imports to prove an engine loads with this numpy (never TensorFlow: too heavy)
+_PROBE = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter",
+          "onnxruntime": "onnxruntime"}
+
+
 def engines_info() -> list[dict[str, Any]]:
-    """Each registered engine: installed, usable, version, problem; onnxruntime providers."""
+    """Each registered engine: installed, usable, version, numpy ABI check; onnxruntime providers."""
+    import importlib
+
+    import numpy as np
+
     from edgeport.runtime.engines import ENGINES, _installed, tflite_runtime_problem
 
     rows = []
@@ -82,14 +91,16 @@ def engines_info() -> list[dict[str, Any]]:
                 row["problem"] = problem
         if name == "tensorflow":
             row["note"] = "used only with --engine tensorflow"
-        if name == "onnxruntime" and row["installed"]:
+        if row["usable"] and name in _PROBE:
             try:
-                import onnxruntime as ort
-
-                row["providers"] = list(ort.get_available_providers())
-            except ImportError as exc:  # e.g. a numpy ABI mismatch
-                row["usable"] = False
-                row["problem"] = f"cannot be imported: {exc}"
+                module = importlib.import_module(_PROBE[name])
+                row["numpy_compatible"] = True
+            except ImportError as exc:  # e.g. built against another numpy ABI
+                row.update(usable=False, numpy_compatible=False,
+                           problem=f"installed but cannot be imported with numpy {np.__version__}: {exc}")
+                module = None
+            if name == "onnxruntime" and module is not None:
+                row["providers"] = list(module.get_available_providers())
         rows.append(row)
     return rows
 
