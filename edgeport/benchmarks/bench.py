@@ -266,15 +266,18 @@ def run_worker(job: dict, workdir: Path, timeout: float, on_progress: Callable[[
 # --- the run ------------------------------------------------------------------------------
 
 
-def _reference_key(rows_acc: dict, art: Artifact, engine: str) -> tuple[str, str] | None:
+def reference_for(predictions: dict[tuple[str, str], dict], art: Artifact, engine: str) -> tuple[str, str] | None:
     """The fp32 (artifact, engine) to compare with: same format and engine, else same format, else any."""
-    fp32 = [(a, e) for (a, e), v in rows_acc.items() if normalise_scheme(v["scheme"]) == "fp32" and v["topk"] is not None]
-    for want in ((art.format, engine), (art.format, None), (None, None)):
-        for a, e in fp32:
-            fmt = rows_acc[(a, e)]["format"]
-            if (want[0] is None or fmt == want[0]) and (want[1] is None or e == want[1]):
-                return a, e
+    fp32 = [k for k, v in predictions.items()
+            if normalise_scheme(v["artifact"].scheme) == "fp32" and v["topk"] is not None]
+    for fmt, eng in ((art.format, engine), (art.format, None), (None, None)):
+        for k in fp32:
+            if (fmt is None or predictions[k]["artifact"].format == fmt) and (eng is None or k[1] == eng):
+                return k
     return None
+
+
+Plan = list[tuple[Artifact, list[tuple[str, bool, str]]]]
 
 
 def run(cfg: BenchConfig) -> dict:
@@ -285,97 +288,108 @@ def run(cfg: BenchConfig) -> dict:
     check_engines_option(cfg.engines)
     artifacts, manifest = find_artifacts(cfg.export_dir, cfg.schemes)
     labels = _labels_of(artifacts, manifest)
-    data = resolve_data(cfg, manifest)
-    pairs, data_summary = select_samples(cfg, data, labels)
-    threads = sorted({int(t) for t in cfg.threads})
-
-    plans = [(a, plan_engines(a, cfg.engines) if a.status == "ok" else [("-", False, a.reason)]) for a in artifacts]
-    n_jobs = sum((int(cfg.accuracy) + len(threads)) for a, p in plans for _, ok, _ in p if ok)
-    rows: list[dict] = []
-    acc: dict[tuple[str, str], dict] = {}
+    pairs, data_summary = select_samples(cfg, resolve_data(cfg, manifest), labels)
+    plans: Plan = [(a, plan_engines(a, cfg.engines) if a.status == "ok" else [("-", False, a.reason)])
+                   for a in artifacts]
     with tempfile.TemporaryDirectory(prefix="edgeport-bench-") as tmp:
         work = Path(tmp)
-        images: dict[tuple, tuple[Images, list[dict]]] = {}
-        for a, _ in plans:
-            c = _contract_of(a, manifest) if a.status == "ok" else None
+        contracts = {a.file: _contract_of(a, manifest) if a.status == "ok" else None for a in artifacts}
+        images: dict[tuple, Images] = {}
+        skipped: list[dict] = []
+        for c in contracts.values():
             key = (c.height, c.width, c.resize) if c else None
             if c and key not in images:
-                images[key] = decode_images(pairs, c, work, cfg.progress)
+                images[key], skipped = decode_images(pairs, c, work, cfg.progress)
         first = next(iter(images.values()), None)
-        skipped = first[1] if first else []
-        data_summary.update({"images": int(first[0].labels.size) if first else 0,
+        data_summary.update({"images": int(first.labels.size) if first else 0,
                              "skipped": skipped, "num_skipped": len(skipped)})
+        by_artifact = {f: images[(c.height, c.width, c.resize)] if c else None for f, c in contracts.items()}
+        rows, predictions = _measure(plans, by_artifact, cfg, work)
+    _fill_accuracy(rows, predictions, by_artifact, labels)
 
-        with Progress(n_jobs, "benchmarking", cfg.progress) as bar:
-            for art, plan in plans:
-                c = _contract_of(art, manifest) if art.status == "ok" else None
-                imgs = images[(c.height, c.width, c.resize)][0] if c else None
-                base = dict(artifact=art.file, scheme=art.scheme, precision=art.precision, format=art.format,
-                            bytes=art.bytes, sha256=art.manifest.get("sha256"))
-                for engine, available, reason in plan:
-                    if not available:
-                        status = rep.FAILED if art.status != "ok" else rep.NOT_AVAILABLE
-                        rows.append(rep.empty_row(**base, engine=engine, status=status, reason=reason))
-                        continue
-                    if imgs is None:
-                        for t in threads:
-                            rows.append(rep.empty_row(**base, engine=engine, threads=t, status=rep.FAILED,
-                                                      reason="no input contract (no edgeport metadata and no manifest)"))
-                        continue
-                    job = {"model": art.path, "engine": engine, "images": imgs.npy}
-                    acc_result = None
-                    if cfg.accuracy:
-                        bar.update(0, note=f"{art.file} {engine} accuracy")
-                        note = f"{art.file} {engine} accuracy"
-                        acc_result = run_worker({**job, "kind": "accuracy", "threads": max(threads), "top_k": 5},
-                                                work, cfg.timeout,
-                                                lambda done, note=note: bar.update(0, note=f"{note} {done}"))
-                        bar.update()
-                        acc[(art.file, engine)] = {"scheme": art.scheme, "format": art.format,
-                                                   "topk": np.asarray(acc_result["topk"]) if acc_result.get("ok") else None}
-                        if not acc_result.get("ok"):
-                            for t in threads:
-                                rows.append(rep.empty_row(**base, engine=engine, threads=t, status=rep.FAILED,
-                                                          reason=acc_result.get("reason", "failed")))
-                            bar.update(len(threads))
-                            continue
-                    for t in threads:
-                        bar.update(0, note=f"{art.file} {engine} t{t}")
-                        res = run_worker({**job, "kind": "latency", "threads": t, "warmup": cfg.warmup,
-                                          "runs": cfg.runs, "max_seconds": cfg.max_seconds,
-                                          "indices": list(range(min(cfg.latency_images, int(imgs.labels.size))))},
-                                         work, cfg.timeout)
-                        bar.update()
-                        rows.append(_row(base, engine, t, res, cfg))
-        # accuracy needs every fp32 result, so it is filled in last
-        for row in rows:
-            a = acc.get((row["artifact"], row["engine"]))
-            if a is None or a["topk"] is None or row["status"] != rep.OK:
-                continue
-            labels_arr = next(v[0].labels for v in images.values())
-            ref = _reference_key(acc, next(x for x in artifacts if x.file == row["artifact"]), row["engine"])
-            summary = accuracy_summary(a["topk"], labels_arr, labels, acc[ref]["topk"] if ref else None)
-            summary["reference"] = f"{ref[0]}@{ref[1]}" if ref else None
-            row["accuracy"] = summary
-
+    environment = describe(cfg.device_name)
+    for row in rows:
+        row["device"] = environment["device"]
+    m = manifest or {}
     report = {
         "schema_version": rep.SCHEMA_VERSION,
         "kind": rep.KIND,
-        "environment": describe(cfg.device_name),
+        "environment": environment,
         "config": to_dict(cfg),
-        "export": {"dir": str(Path(cfg.export_dir).resolve()), "manifest": bool(manifest),
-                   "edgeport_version": (manifest or {}).get("edgeport_version"),
-                   "source_model_sha256": (manifest or {}).get("source_model_sha256"),
-                   "run_dir": (manifest or {}).get("run_dir"),
-                   "input": (manifest or {}).get("input")},
+        "export": {"dir": str(Path(cfg.export_dir).resolve()), "manifest": manifest is not None,
+                   "edgeport_version": m.get("edgeport_version"), "source_model_sha256": m.get("source_model_sha256"),
+                   "backbone": m.get("backbone"), "run_dir": m.get("run_dir"), "input": m.get("input")},
         "data": data_summary,
         "rows": rows,
     }
-    for row in rows:
-        row["device"] = report["environment"]["device"]
     if cfg.out:
         report["files"] = rep.write(report, cfg.out)
     return rep.validate(report)
+
+
+def _measure(plans: Plan, images: dict[str, Images | None], cfg: BenchConfig,
+             work: Path) -> tuple[list[dict], dict[tuple[str, str], dict]]:
+    """One row per artifact x engine x threads (one row for an engine that cannot run),
+    and the top-5 predictions of each artifact x engine."""
+    threads = sorted({int(t) for t in cfg.threads})
+    n_jobs = sum(int(cfg.accuracy) + len(threads) for _, plan in plans for _, ok, _ in plan if ok)
+    rows: list[dict] = []
+    predictions: dict[tuple[str, str], dict] = {}
+    with Progress(n_jobs, "benchmarking", cfg.progress) as bar:
+        for art, plan in plans:
+            imgs = images.get(art.file)
+            base = dict(artifact=art.file, scheme=art.scheme, precision=art.precision, format=art.format,
+                        bytes=art.bytes, sha256=art.manifest.get("sha256"))
+            for engine, available, reason in plan:
+                if not available:
+                    status = rep.FAILED if art.status != "ok" else rep.NOT_AVAILABLE
+                    rows.append(rep.empty_row(**base, engine=engine, status=status, reason=reason))
+                    continue
+
+                def failed(why: str) -> list[dict]:
+                    return [rep.empty_row(**base, engine=engine, threads=t, status=rep.FAILED, reason=why)
+                            for t in threads]
+
+                if imgs is None:
+                    rows += failed("no input contract (no edgeport metadata and no manifest)")
+                    bar.update(int(cfg.accuracy) + len(threads))
+                    continue
+                job = {"model": art.path, "engine": engine, "images": imgs.npy}
+                if cfg.accuracy:
+                    note = f"{art.file} {engine} accuracy"
+                    bar.update(0, note=note)
+                    res = run_worker({**job, "kind": "accuracy", "threads": max(threads), "top_k": 5}, work,
+                                     cfg.timeout, lambda done, note=note: bar.update(0, note=f"{note} {done}"))
+                    bar.update()
+                    predictions[(art.file, engine)] = {
+                        "artifact": art, "topk": np.asarray(res["topk"]) if res.get("ok") else None}
+                    if not res.get("ok"):  # it could not even load or run: no point timing it
+                        rows += failed(res.get("reason", "failed"))
+                        bar.update(len(threads))
+                        continue
+                n_latency = min(cfg.latency_images, int(imgs.labels.size))
+                for t in threads:
+                    bar.update(0, note=f"{art.file} {engine} t{t}")
+                    res = run_worker({**job, "kind": "latency", "threads": t, "warmup": cfg.warmup, "runs": cfg.runs,
+                                      "max_seconds": cfg.max_seconds, "indices": list(range(n_latency))},
+                                     work, cfg.timeout)
+                    bar.update()
+                    rows.append(_row(base, engine, t, res, cfg))
+    return rows, predictions
+
+
+def _fill_accuracy(rows: list[dict], predictions: dict[tuple[str, str], dict], images: dict[str, Images | None],
+                   labels: tuple[str, ...]) -> None:
+    """Accuracy of each ok row vs its fp32 reference (needs every prediction, so it comes last)."""
+    for row in rows:
+        p = predictions.get((row["artifact"], row["engine"]))
+        imgs = images.get(row["artifact"])
+        if p is None or p["topk"] is None or imgs is None or row["status"] != rep.OK:
+            continue
+        ref = reference_for(predictions, p["artifact"], row["engine"])
+        summary = accuracy_summary(p["topk"], imgs.labels, labels, predictions[ref]["topk"] if ref else None)
+        summary["reference"] = f"{ref[0]}@{ref[1]}" if ref else None
+        row["accuracy"] = summary
 
 
 def _row(base: dict, engine: str, threads: int, res: dict, cfg: BenchConfig) -> dict:

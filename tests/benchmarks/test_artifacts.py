@@ -95,3 +95,22 @@ def test_scheme_filter_and_errors(tmp_path):
     empty.mkdir()
     with pytest.raises(DataError, match="found none"):
         find_artifacts(empty)
+
+
+def test_reference_is_fp32_of_the_same_format_and_engine():
+    from edgeport.benchmarks.artifacts import Artifact
+    from edgeport.benchmarks.bench import reference_for
+
+    def art(file, scheme, fmt):
+        return Artifact(file, file, scheme, fmt, 1, scheme)
+
+    fp32_tfl, fp32_onnx = art("model_fp32.tflite", "fp32", "tflite"), art("model.onnx", "onnx", "onnx")
+    int8_tfl, int8_onnx = art("model_int8.tflite", "int8", "tflite"), art("model_int8.onnx", "onnx-int8", "onnx")
+    preds = {("model_fp32.tflite", "litert"): {"artifact": fp32_tfl, "topk": [[0]]},
+             ("model_fp32.tflite", "tflite-runtime"): {"artifact": fp32_tfl, "topk": [[0]]},
+             ("model.onnx", "onnxruntime"): {"artifact": fp32_onnx, "topk": [[0]]}}
+    assert reference_for(preds, int8_tfl, "tflite-runtime") == ("model_fp32.tflite", "tflite-runtime")
+    assert reference_for(preds, int8_onnx, "onnxruntime") == ("model.onnx", "onnxruntime")
+    preds[("model.onnx", "onnxruntime")]["topk"] = None  # the ONNX fp32 failed: fall back to any fp32
+    assert reference_for(preds, int8_onnx, "onnxruntime")[0] == "model_fp32.tflite"
+    assert reference_for({}, int8_onnx, "onnxruntime") is None
