@@ -43,7 +43,7 @@ def points_from_rows(rows: Sequence[dict], group_key: str = "engine") -> list[Po
         front.update(zip(idx, flags))
     pts = []
     for i, r in enumerate(usable):
-        label = f"{r['scheme']}/{r['format']} {r['engine']} t{r['threads']}"
+        label = f"{r['scheme']} {r['engine']} t{r['threads']}"
         pts.append(Point(label, str(r.get(group_key) or ""), float(r["latency_ms"]["p50"]),
                          100.0 * float(r["accuracy"]["top1"]), (r.get("bytes") or 0) / 1048576.0, front[i]))
     return pts
@@ -74,11 +74,16 @@ def _with_matplotlib(pts: list[Point], path: Path, title: str) -> bool:
         ax.plot([p.latency_ms for p in fr], [p.top1_pct for p in fr], "k--", lw=1, label="Pareto front")
         ax.scatter([p.latency_ms for p in fr], [p.top1_pct for p in fr], s=[(_size(p.mb, max_mb) + 4) ** 2 for p in fr],
                    facecolors="none", edgecolors="k", linewidths=1.2)
-    for p in pts:
-        ax.annotate(p.label, (p.latency_ms, p.top1_pct), fontsize=7, xytext=(4, 4), textcoords="offset points")
     lat = [p.latency_ms for p in pts]
-    if min(lat) > 0 and max(lat) / min(lat) > 20:
+    log_x = min(lat) > 0 and max(lat) / min(lat) > 20
+    if log_x:
         ax.set_xscale("log")
+    lo, hi = (math.log10(min(lat)), math.log10(max(lat))) if log_x else (min(lat), max(lat))
+    for p in pts:  # labels of the right-most points go to their left, so they stay inside
+        v = math.log10(p.latency_ms) if log_x else p.latency_ms
+        right = hi > lo and (v - lo) / (hi - lo) > 0.7
+        ax.annotate(p.label, (p.latency_ms, p.top1_pct), fontsize=7, xytext=(-4 if right else 4, 4),
+                    textcoords="offset points", ha="right" if right else "left")
     ax.set_xlabel("p50 latency of one inference (ms)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(title + "\n(point area ~ file size; ringed = Pareto front)", fontsize=10)
@@ -139,7 +144,9 @@ def _with_opencv(pts: list[Point], path: Path, title: str) -> None:
         if p.front:
             cv2.circle(img, px(p.latency_ms, p.top1_pct), r + 4, (0, 0, 0), 1, cv2.LINE_AA)
         x, y = px(p.latency_ms, p.top1_pct)
-        cv2.putText(img, p.label, (x + r + 2, y - r), font, 0.35, (40, 40, 40), 1, cv2.LINE_AA)
+        (tw, _), _ = cv2.getTextSize(p.label, font, 0.35, 1)
+        tx = x + r + 2 if x + r + 2 + tw < w - 4 else x - r - 2 - tw  # keep labels inside the image
+        cv2.putText(img, p.label, (tx, max(12, y - r)), font, 0.35, (40, 40, 40), 1, cv2.LINE_AA)
     for gi, g in enumerate(groups):  # legend
         c = bgr(_PALETTE[gi % len(_PALETTE)])
         cv2.circle(img, (w - mr - 180, mt + 15 + 18 * gi), 5, c, -1, cv2.LINE_AA)

@@ -80,8 +80,8 @@ def test_plot_points_and_front(hand_report):
     assert len(pts) == 3  # the unavailable row is not plotted
     front = {(p.label, p.latency_ms): p.front for p in pts}
     # fp32 (20 ms, 90 %) is the most accurate -> front; int8 t2 (5 ms) is fastest -> front; int8 t1 dominated
-    assert front[("fp32/tflite litert t1", 20.0)] and front[("int8/tflite litert t2", 5.0)]
-    assert not front[("int8/tflite litert t1", 8.0)]
+    assert front[("fp32 litert t1", 20.0)] and front[("int8 litert t2", 5.0)]
+    assert not front[("int8 litert t1", 8.0)]
 
 
 @pytest.mark.parametrize("backend", ["opencv", "matplotlib"])
