@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="camera index or /dev/videoN, video file, image folder or glob, rtsp://... or "
                      "http://... URL, GStreamer pipeline (contains '!'), or picamera2[:N] (default 0)")
     run.add_argument("--engine", help="litert, tflite-runtime, onnxruntime or tensorflow (default: best installed)")
-    run.add_argument("--scheme", help="with an export directory: fp32, fp16, dynamic, int8, int16x8")
+    run.add_argument("--scheme", help="with an export directory: fp32, fp16, dynamic, int8, int16x8, "
+                     "onnx, onnx-fp16, onnx-int8 (a bare int8/fp16 also matches ONNX with --engine onnxruntime)")
     run.add_argument("--threads", type=int, help="engine threads (num_threads / intra_op_num_threads)")
     run.add_argument("--providers", help="onnxruntime providers, e.g. tensorrt,cuda,cpu (default: best available)")
     run.add_argument("--top-k", type=int, default=3, help="labels per frame (default 3)")
@@ -53,6 +54,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except BrokenPipeError:  # e.g. `edgeport run ... --headless | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # our errors name the source; keep OpenCV quiet
     import cv2
 
@@ -91,8 +101,10 @@ def run_command(args: argparse.Namespace) -> int:
             src = stack.enter_context(open_source(
                 cfg.source, realtime=cfg.realtime, retries=cfg.retries, width=cfg.width, height=cfg.height))
             sources.append(src)
-            print(f"edgeport run: {clf.engine.model_path.name} ({clf.info.scheme or '?'}) on {clf.engine.name}, "
-                  f"source {src.describe()}", file=info, flush=True)
+            providers = getattr(clf.engine, "providers", None)
+            print(f"edgeport run: {clf.engine.model_path.name} ({clf.info.scheme or '?'}) on {clf.engine.name}"
+                  f"{' [' + ', '.join(providers) + ']' if providers else ''}, source {src.describe()}",
+                  file=info, flush=True)
             saver = stack.enter_context(VideoSaver(cfg.save, src.fps)) if cfg.save else None
             window = stack.enter_context(Window()) if cfg.show else None
 

@@ -278,7 +278,11 @@ class OnnxRuntimeEngine(Engine):
         model_path: str | os.PathLike[str],
         threads: int | None = None,
         providers: Sequence[str] | str | None = None,
+        trt_fp16: bool = True,
     ) -> None:
+        """``providers``: names or "tensorrt,cuda,cpu" (default: best available);
+        ``trt_fp16``: let TensorRT run in fp16 (Jetson's fast path; its engines are
+        cached next to the model in ``.trt-cache/``, the first run builds them)."""
         super().__init__(model_path, threads)
         ort = require("onnxruntime", "the onnxruntime engine")
         self.providers = select_providers(providers, ort.get_available_providers())
@@ -288,7 +292,9 @@ class OnnxRuntimeEngine(Engine):
             so.inter_op_num_threads = 1
         so.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(self.model_path), sess_options=so, providers=self.providers)
+            self._session = ort.InferenceSession(
+                str(self.model_path), sess_options=so,
+                providers=[(p, provider_options(p, self.model_path, trt_fp16)) for p in self.providers])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(f"onnxruntime could not load {self.model_path}: {exc}") from exc
         self.providers = list(self._session.get_providers())
@@ -316,6 +322,15 @@ class OnnxRuntimeEngine(Engine):
 
     def close(self) -> None:
         self._session = None
+
+
+def provider_options(provider: str, model_path: Path, trt_fp16: bool = True) -> dict[str, Any]:
+    """Options per onnxruntime provider: TensorRT caches its engines next to the model."""
+    if provider == "TensorrtExecutionProvider":
+        return {"trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(model_path.parent / ".trt-cache"),
+                "trt_fp16_enable": bool(trt_fp16)}
+    return {}
 
 
 def select_providers(asked: Sequence[str] | str | None, available: Sequence[str]) -> list[str]:
