@@ -278,12 +278,15 @@ class OnnxRuntimeEngine(Engine):
         model_path: str | os.PathLike[str],
         threads: int | None = None,
         providers: Sequence[str] | str | None = None,
-        trt_fp16: bool = True,
+        trt_fp16: bool | None = None,
     ) -> None:
         """``providers``: names or "tensorrt,cuda,cpu" (default: best available);
-        ``trt_fp16``: let TensorRT run in fp16 (Jetson's fast path; its engines are
-        cached next to the model in ``.trt-cache/``, the first run builds them)."""
+        ``trt_fp16``: let TensorRT compute in fp16 (default: only for an fp16 model,
+        e.g. model_fp16.onnx). TensorRT engines are cached next to the model in
+        ``.trt-cache/``; the first run builds them (tens of seconds to minutes)."""
         super().__init__(model_path, threads)
+        if trt_fp16 is None:
+            trt_fp16 = "fp16" in self.model_path.name
         ort = require("onnxruntime", "the onnxruntime engine")
         self.providers = select_providers(providers, ort.get_available_providers())
         so = ort.SessionOptions()
@@ -324,7 +327,7 @@ class OnnxRuntimeEngine(Engine):
         self._session = None
 
 
-def provider_options(provider: str, model_path: Path, trt_fp16: bool = True) -> dict[str, Any]:
+def provider_options(provider: str, model_path: Path, trt_fp16: bool = False) -> dict[str, Any]:
     """Options per onnxruntime provider: TensorRT caches its engines next to the model."""
     if provider == "TensorrtExecutionProvider":
         return {"trt_engine_cache_enable": True,

@@ -16,6 +16,7 @@ from edgeport.runtime.engines import (
     available_engines,
     create_engine,
     engines_for,
+    provider_options,
     select_providers,
     tflite_runtime_problem,
 )
@@ -101,6 +102,13 @@ def test_onnx_provider_selection():
     assert select_providers("cuda,cpu", avail) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     with pytest.raises(ConfigError, match="'tensorrt' is not available"):
         select_providers("tensorrt", ["CPUExecutionProvider"])
+
+
+def test_tensorrt_options_cache_engines_next_to_the_model(tmp_path):
+    opts = provider_options("TensorrtExecutionProvider", tmp_path / "model_fp16.onnx", trt_fp16=True)
+    assert opts == {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(tmp_path / ".trt-cache"),
+                    "trt_fp16_enable": True}
+    assert provider_options("CPUExecutionProvider", tmp_path / "m.onnx") == {}
 
 
 def test_onnxruntime_threads_and_providers(export_dir):
