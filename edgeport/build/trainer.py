@@ -376,7 +376,9 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.Source, mixed: bool, callbac
 
 def _finish(cfg: BuildConfig, out: Path, src: inputs.Source, models: Models, history: list[dict[str, Any]],
             val_images: Any, timing: dict[str, Any], mixed: bool, strategy: Any, t_start: float) -> dict[str, Any]:
-    models.full.save(str(out / "model.keras"))
+    # an uncompiled model over the same layers: model.keras carries no optimizer state
+    final = keras.Model(models.full.inputs, models.full.outputs, name=models.full.name)
+    final.save(str(out / "model.keras"))
     probs = models.full.predict(val_images, verbose=0)
     val = classification_metrics(np.asarray(probs, np.float64), src.labels("val"), src.classes)
     metrics: dict[str, Any] = {
