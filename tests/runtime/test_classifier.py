@@ -41,12 +41,13 @@ def images():
 
 @pytest.fixture(scope="module")
 def reference(export_dir, images):
-    """fp32 TFLite probabilities of ``images`` (the yardstick for every other artifact)."""
-    engine = _tflite_engine()
-    if engine is None:
-        pytest.skip("no TFLite engine installed")
-    with Classifier.open(export_dir / "model_fp32.tflite", engine=engine) as clf:
-        return np.stack([clf.predict(clf.prepare(img)) for img in images])
+    """fp32 probabilities of ``images`` (TFLite, else ONNX): the yardstick for every other artifact."""
+    for name in ("model_fp32.tflite", "model.onnx"):
+        path = export_dir / name
+        if path.is_file() and engines_for(path):
+            with Classifier.open(path) as clf:
+                return np.stack([clf.predict(clf.prepare(img)) for img in images])
+    pytest.skip("no engine here for an fp32 artifact")
 
 
 @pytest.mark.parametrize("file", list(DEFAULT_FILES))
