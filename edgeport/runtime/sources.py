@@ -176,6 +176,9 @@ class Source:
             while not self._stop.is_set():
                 frame = self._grab_with_retry()
                 self.frames_read += 1
+                if not frame.ok:  # undecodable/empty: skipped here, counted
+                    self.bad_frames += 1
+                    continue
                 if self.live:
                     with self._cond:
                         if self._latest is not None:
@@ -204,7 +207,10 @@ class Source:
                     pass
 
     def read(self, timeout: float | None = None) -> Frame | None:
-        """The next frame (newest for live sources), or None when the source has ended."""
+        """The next good frame (newest for live sources), or None when the source has ended.
+
+        Frames that cannot be decoded are skipped and counted in :attr:`bad_frames`.
+        """
         if self._thread is None and not self._ended:
             raise SourceError(f"{self.describe()} is not open; use it as a context manager")
         if self.live:
@@ -229,8 +235,6 @@ class Source:
                     break
         if frame is None and self._error is not None:
             raise self._error
-        if frame is not None and not frame.ok:
-            self.bad_frames += 1
         return frame
 
     def __iter__(self) -> Iterator[Frame]:
