@@ -1,0 +1,304 @@
+"""``edgeport pipeline`` and ``edgeport demo``: the four stages in one go.
+
+    pipeline: build -> export -> bench -> a video of held-out images through
+    the camera loop, all under one directory (run/, export/, bench/, video/).
+
+``demo`` is the same on an embedded default (procedurally drawn shapes from
+:mod:`edgeport.synthetic`) with settings that finish in minutes on a 2-core
+CPU and need no internet. Importing this module is light (argparse only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeport.errors import ConfigError, EdgeportError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Options of ``edgeport pipeline`` (and ``demo``, which changes the defaults)."""
+
+    out: str
+    data: str | None = None  #: None: generate the synthetic shapes set under OUT/data
+    backbone: str = "resnet50v2"
+    weights: str = "imagenet"
+    head: str = "conv-bn-dropout"
+    image_size: int = 224
+    epochs: int = 10
+    fine_tune_epochs: int = 5
+    unfreeze: int | None = 1  #: None: every stage (training from scratch)
+    batch_size: int = 32
+    lr: float = 1e-3
+    schemes: tuple[str, ...] | None = None
+    calibration_samples: int = 200
+    verify_samples: int = 200
+    threads: tuple[int, ...] = (1,)
+    bench_runs: int = 100
+    bench_limit: int | None = None
+    video_images: int = 15
+    frames_per_image: int = 4
+    per_class: int = 200  #: synthetic images per class
+    seed: int = 0
+    replace: bool = False  #: remove a previous result in OUT first (the demo does)
+
+    def __post_init__(self) -> None:
+        if self.video_images < 1 or self.frames_per_image < 1:
+            raise ConfigError(
+                f"expected --video-images and --frames-per-image >= 1, "
+                f"received {self.video_images} and {self.frames_per_image}"
+            )
+        if self.data is None and self.per_class < 4:
+            raise ConfigError(f"expected --per-class >= 4 for the generated set, received {self.per_class}")
+
+
+#: What ``edgeport demo`` uses unless told otherwise: a whole run in a few minutes on 2 CPU cores.
+DEMO_DEFAULTS: dict[str, Any] = dict(
+    backbone="mobilenet_v2", weights="none", head="gap", image_size=64, epochs=2, fine_tune_epochs=8,
+    unfreeze=None, batch_size=32, lr=2e-3, calibration_samples=100, verify_samples=200, bench_runs=50,
+    bench_limit=200, per_class=160,
+)
+
+
+def _pick_video_images(run_dir: Path, n: int) -> list[tuple[str, str]]:
+    """Up to ``n`` held-out (val, else test) images, classes interleaved: (path, label)."""
+    import csv
+
+    rows = list(csv.DictReader(open(run_dir / "data_split.csv", newline="")))
+    held = [r for r in rows if r["split"] == "val"] or [r for r in rows if r["split"] == "test"]
+    per: dict[str, list[str]] = {}
+    for r in held:
+        per.setdefault(r["label"], []).append(r["path"])
+    picked: list[tuple[str, str]] = []
+    i = 0
+    while len(picked) < n and any(i < len(v) for v in per.values()):
+        for label in sorted(per):
+            if i < len(per[label]) and len(picked) < n:
+                picked.append((per[label][i], label))
+        i += 1
+    return picked
+
+
+def _run_camera_loop(model: Path, video: Path, out: Path, threads: int) -> dict:
+    """`edgeport run MODEL --source VIDEO --headless --save` as a user would type it."""
+    annotated, summary_path = out / "annotated.mp4", out / "run_summary.json"
+    cmd = [sys.executable, "-m", "edgeport", "-q", "run", str(model), "--source", str(video), "--headless",
+           "--save", str(annotated), "--json-summary", str(summary_path), "--threads", str(threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    (out / "frames.jsonl").write_text(proc.stdout)
+    if proc.returncode != 0:
+        raise EdgeportError(f"the camera loop failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
+    frames = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    summary = json.loads(summary_path.read_text())
+    return {"command": " ".join(cmd[2:]), "frames": frames, "summary": summary, "annotated": str(annotated)}
+
+
+def _overlay_png(annotated: Path, png: Path, frame_index: int) -> None:
+    import cv2
+
+    cap = cv2.VideoCapture(str(annotated))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, frame_index)
+    ok, img = cap.read()
+    cap.release()
+    if ok:
+        cv2.imwrite(str(png), img)
+
+
+def run_pipeline(cfg: PipelineConfig) -> dict:
+    """Run build, export, bench and the camera loop; write OUT/summary.{json,md}; return the summary."""
+    from edgeport.benchmarks import BenchConfig
+    from edgeport.benchmarks import run as bench
+    from edgeport.build import BuildConfig, train
+    from edgeport.export import ExportConfig, export
+    from edgeport.video import images_to_video
+
+    out = Path(cfg.out)
+    if cfg.replace and (out / "run").exists():
+        import shutil
+
+        log.info("replacing the previous result in %s", out)
+        for sub in ("data", "run", "export", "bench", "video"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    times: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    data = cfg.data
+    if data is None:
+        from edgeport.synthetic import make_dataset
+
+        t = time.perf_counter()
+        log.info("demo data: drawing %d images per class of 5 shapes into %s", cfg.per_class, out / "data")
+        data = str(make_dataset(out / "data", per_class=cfg.per_class, size=96, seed=cfg.seed))
+        times["data"] = time.perf_counter() - t
+
+    unfreeze = cfg.unfreeze
+    if unfreeze is None:
+        from edgeport.build.backbones import BACKBONES
+
+        unfreeze = len(BACKBONES.get(cfg.backbone).stages)
+    t = time.perf_counter()
+    log.info("stage 1/4 build: %s + %s head at %d px", cfg.backbone, cfg.head, cfg.image_size)
+    run = train(BuildConfig(
+        data=data, out=str(out / "run"), backbone=cfg.backbone, weights=cfg.weights, head=cfg.head,
+        image_size=cfg.image_size, epochs=cfg.epochs, fine_tune_epochs=cfg.fine_tune_epochs,
+        unfreeze=unfreeze, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+    ))
+    times["build"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log.info("stage 2/4 export: every scheme, calibrated and verified")
+    exp = export(ExportConfig(
+        run_dir=str(run.run_dir), out=str(out / "export"), schemes=cfg.schemes,
+        calibration_samples=cfg.calibration_samples, verify_samples=cfg.verify_samples, seed=cfg.seed,
+    ))
+    times["export"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log.info("stage 3/4 bench: latency, size, memory and accuracy of each artifact")
+    report = bench(BenchConfig(
+        export_dir=str(exp.out_dir), threads=tuple(cfg.threads), runs=cfg.bench_runs, limit=cfg.bench_limit,
+        out=str(out / "bench"),
+    ))
+    times["bench"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log.info("stage 4/4 runtime: a video of held-out images through the camera loop")
+    video_dir = out / "video"
+    video_dir.mkdir(exist_ok=True)
+    picked = _pick_video_images(Path(run.run_dir), cfg.video_images)
+    video = images_to_video([p for p, _ in picked], video_dir / "input.mp4", fps=10.0,
+                            frames_per_image=cfg.frames_per_image)
+    ok_int8 = [a for a in exp.artifacts if a.scheme == "int8" and a.ok]
+    model = Path(exp.out_dir) / (ok_int8[0].file if ok_int8 else "model_fp32.tflite")
+    loop = _run_camera_loop(model, video, video_dir, threads=max(cfg.threads))
+    truth = [label for _, label in picked for _ in range(cfg.frames_per_image)]
+    hits = sum(1 for f in loop["frames"] if f["index"] < len(truth) and f["top"][0]["label"] == truth[f["index"]])
+    _overlay_png(Path(loop["annotated"]), video_dir / "overlay.png", cfg.frames_per_image // 2)
+    times["runtime"] = time.perf_counter() - t
+    times["total"] = time.perf_counter() - t_all
+
+    summary = {
+        "out": str(out),
+        "data": data,
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()},
+        "run_dir": str(run.run_dir),
+        "val_top1": run.metrics.get("val_top1"),
+        "export_dir": str(exp.out_dir),
+        "artifacts": [{"file": a.file, "scheme": a.scheme, "status": a.status, "bytes": a.bytes,
+                       "reason": a.reason} for a in exp.artifacts],
+        "bench": {k: v for k, v in report.get("files", {}).items()},
+        "runtime": {
+            "model": str(model), "video": str(video), "annotated": loop["annotated"],
+            "overlay_png": str(video_dir / "overlay.png"), "frames": len(loop["frames"]),
+            "frame_top1": hits / max(1, len(loop["frames"])), "fps": loop["summary"].get("fps"),
+            "fps_ratio": loop["summary"].get("fps_ratio"), "command": loop["command"],
+        },
+        "seconds": times,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    (out / "summary.md").write_text(format_summary(summary, report))
+    return summary
+
+
+def format_summary(summary: dict, report: dict | None = None) -> str:
+    """The human summary: where everything is, the bench table, runtime FPS, next commands."""
+    from edgeport.benchmarks.report import format_table
+
+    out = Path(summary["out"])
+    lines = [f"# edgeport pipeline — {out}", ""]
+    val = summary.get("val_top1")
+    lines.append(f"model: {summary['run_dir']}/model.keras  (val top-1 {val:.3f})" if val is not None else
+                 f"model: {summary['run_dir']}/model.keras")
+    lines.append(f"artifacts in {summary['export_dir']}:")
+    for a in summary["artifacts"]:
+        size = f"{a['bytes'] / 1e6:7.2f} MB" if a.get("bytes") else "       -  "
+        why = f"  ({a['reason']})" if a["status"] != "ok" and a.get("reason") else ""
+        lines.append(f"  {a['file']:<22} {a['scheme']:<9} {size}  {a['status']}{why}")
+    if report is not None:
+        lines += ["", "benchmark (this machine):", format_table(report["rows"])]
+    for name, path in summary.get("bench", {}).items():
+        lines.append(f"  {name}: {path}")
+    rt = summary["runtime"]
+    lines += [
+        "",
+        f"camera loop on {rt['video']} with {Path(rt['model']).name}: {rt['frames']} frames, "
+        f"{rt['fps']:.1f} FPS achieved (ratio to 1/median invoke {rt['fps_ratio']:.2f}), "
+        f"top-1 correct on {100 * rt['frame_top1']:.0f} % of frames",
+        f"  annotated video: {rt['annotated']}",
+        f"  overlay frame:   {rt['overlay_png']}",
+        "",
+        "time: " + ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds"].items()),
+        "",
+        "next, on your own data and device:",
+        "  edgeport build --data PHOTOS/ --out runs/mine --image-size 224        # ImageNet weights need internet once",
+        "  edgeport export runs/mine --out runs/mine/export",
+        "  # copy runs/mine/export to the device, then there:",
+        "  edgeport doctor",
+        "  edgeport bench runs/mine/export --data VAL_PHOTOS/ --threads 1,2,4 --out bench",
+        "  edgeport run runs/mine/export --source 0 --show                      # or picamera2, a GStreamer pipeline",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def _add_common(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
+    d = {f.name: f.default for f in dataclasses.fields(PipelineConfig)}
+    d.update(defaults)
+    p.add_argument("--out", default=d.get("out"), required="out" not in defaults, help="directory to write")
+    p.add_argument("--backbone", default=d["backbone"], help=f"(default {d['backbone']})")
+    p.add_argument("--weights", default=d["weights"], help=f"imagenet, none or PATH (default {d['weights']})")
+    p.add_argument("--head", default=d["head"], help=f"(default {d['head']})")
+    p.add_argument("--unfreeze", type=int, default=d["unfreeze"],
+                   help=f"backbone stages to fine-tune (default {d['unfreeze'] or 'all'})")
+    for name in ("image_size", "epochs", "fine_tune_epochs", "batch_size", "calibration_samples",
+                 "verify_samples", "bench_runs", "video_images", "frames_per_image", "per_class", "seed"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=d[name], help=f"(default {d[name]})")
+    p.add_argument("--lr", type=float, default=d["lr"], help=f"(default {d['lr']})")
+    p.add_argument("--bench-limit", type=int, default=d["bench_limit"],
+                   help=f"benchmark accuracy on at most N images (default {d['bench_limit']})")
+    p.add_argument("--schemes", default=None, help="comma list of export schemes (default all)")
+    p.add_argument("--threads", default="1", help="comma list of thread counts to benchmark (default 1)")
+
+
+def register(subparsers: Any) -> None:
+    demo = subparsers.add_parser(
+        "demo", help="the whole toolkit on generated data, in minutes, offline",
+        description="Draw a small labelled image set, then build, export every scheme, benchmark and run the "
+                    "camera loop on a video of held-out images; prints a summary.",
+    )
+    _add_common(demo, {**DEMO_DEFAULTS, "out": "demo-out"})
+    demo.add_argument("--data", default=None, help="use a real image set instead of the generated one")
+    demo.set_defaults(func=main, replace=True)
+    pipe = subparsers.add_parser(
+        "pipeline", help="build, export, bench and run on your data, into one directory",
+        description="The four stages on --data, writing OUT/run, OUT/export, OUT/bench and OUT/video.",
+    )
+    pipe.add_argument("--data", required=True, help="image folder, CSV or tfds:NAME (as edgeport build)")
+    _add_common(pipe, {})
+    pipe.set_defaults(func=main, replace=False)
+
+
+def main(args: argparse.Namespace) -> int:
+    names = {f.name for f in dataclasses.fields(PipelineConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    values["threads"] = tuple(int(t) for t in str(args.threads).split(",") if t.strip())
+    values["schemes"] = tuple(s.strip() for s in args.schemes.split(",")) if args.schemes else None
+    cfg = PipelineConfig(**values)
+    summary = run_pipeline(cfg)
+    print((Path(cfg.out) / "summary.md").read_text())
+    failed = [a["file"] for a in summary["artifacts"] if a["status"] != "ok"]
+    return 1 if failed else 0

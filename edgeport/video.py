@@ -1,0 +1,53 @@
+"""Write a short video from still images: a real file standing in for a camera."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from edgeport.errors import DataError
+from edgeport.imaging import load_rgb
+
+
+def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Letterbox ``rgb`` into width x height, keeping its aspect ratio."""
+    h, w = rgb.shape[:2]
+    s = min(width / w, height / h)
+    nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
+    canvas = np.zeros((height, width, 3), np.uint8)
+    y, x = (height - nh) // 2, (width - nw) // 2
+    canvas[y : y + nh, x : x + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+def images_to_video(
+    images: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    fps: float = 10.0,
+    frames_per_image: int = 5,
+    size: tuple[int, int] = (320, 240),
+) -> Path:
+    """Write ``images`` (each held for ``frames_per_image`` frames) as an mp4.
+
+    Returns the path. The frame order follows ``images``, so frame i shows
+    ``images[i // frames_per_image]``.
+    """
+    if not images:
+        raise DataError("expected at least one image to make a video from, received none")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise DataError(f"OpenCV cannot write an mp4 (mp4v) video to {out}")
+    try:
+        for path in images:
+            frame = _fit(load_rgb(path), *size)[:, :, ::-1]
+            for _ in range(frames_per_image):
+                writer.write(np.ascontiguousarray(frame))
+    finally:
+        writer.release()
+    return out
