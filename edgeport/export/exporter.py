@@ -153,6 +153,14 @@ def _embed(path: Path, fmt: str, info: ModelInfo) -> None:
         embed_metadata(path, {METADATA_KEY: info.to_json(), "labels": "\n".join(info.labels)})
 
 
+def _onnx_graph(path: Path, fmt: str) -> dict:
+    if fmt != "onnx":
+        return {}
+    from edgeport.export.onnx import graph_summary
+
+    return graph_summary(path)
+
+
 def _tensor_info(path: Path, fmt: str) -> tuple[dict, dict]:
     if fmt == "tflite":
         from edgeport.export.tflite import tensor_info
@@ -248,7 +256,7 @@ def export(cfg: ExportConfig) -> ExportResult:
                 path.unlink(missing_ok=True)
                 continue
             a.conversion_seconds = round(time.perf_counter() - t_s, 3)
-            a.graph = ctx.graphs.get(scheme.name, {})
+            a.graph = ctx.graphs.get(scheme.name) or _onnx_graph(path, scheme.format)
             if scheme.name == "dynamic" and a.graph and not a.graph["weight_dtypes"].get("int8"):
                 a.notes.append("no weight tensor was large enough to quantize (TFLite skips < 1024 "
                                "elements): this model is effectively float32")

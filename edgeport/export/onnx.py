@@ -129,7 +129,20 @@ def quantize_int8(src: str | Path, dst: str | Path, calibration: np.ndarray, pro
                 weight_type=QuantType.QInt8,
                 per_channel=True,
             )
+    _drop_unused_opsets(dst)
     return Path(dst)
+
+
+def _drop_unused_opsets(path: str | Path) -> None:
+    """Remove opset imports no node uses (onnxruntime's optimizer adds every domain it knows)."""
+    onnx = require("onnx", "ONNX int8 quantization")
+    proto = onnx.load(str(path))
+    used = {n.domain or "" for n in proto.graph.node} | {""}
+    keep = [o for o in proto.opset_import if (o.domain or "") in used]
+    if len(keep) != len(proto.opset_import):
+        del proto.opset_import[:]
+        proto.opset_import.extend(keep)
+        onnx.save(proto, str(path))
 
 
 def embed_metadata(path: str | Path, props: dict[str, str]) -> None:
@@ -142,6 +155,21 @@ def embed_metadata(path: str | Path, props: dict[str, str]) -> None:
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     onnx.save(proto, str(path))
+
+
+def graph_summary(path: str | Path) -> dict:
+    """Op counts and initializer (weight) types of an .onnx file."""
+    onnx = require("onnx", "reading an ONNX graph")
+    proto = onnx.load(str(path))
+    ops: dict[str, int] = {}
+    for n in proto.graph.node:
+        ops[n.op_type] = ops.get(n.op_type, 0) + 1
+    weights: dict[str, int] = {}
+    for t in proto.graph.initializer:
+        k = onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name
+        weights[k] = weights.get(k, 0) + 1
+    opset = {o.domain or "ai.onnx": int(o.version) for o in proto.opset_import}
+    return {"ops": dict(sorted(ops.items())), "weight_dtypes": weights, "opset": opset}
 
 
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",

@@ -93,6 +93,9 @@ def convert_saved_model(
             conv.inference_output_type = io
         else:
             conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            # int16 activations always go through the older calibrate-and-quantize path; with the
+            # MLIR quantizer on, TF first runs a calibration pass whose result it then discards.
+            conv.experimental_new_quantizer = False
     else:
         raise ModelError(f"expected a TFLite scheme {TFLITE_SCHEMES}, received '{scheme}'")
     return bytes(conv.convert())
