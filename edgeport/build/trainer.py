@@ -204,6 +204,12 @@ def extract_features(models: Models, ds: Any, n: int, disk_path: Path | None, ji
     return out
 
 
+def _forget_optimizer(model: Any) -> None:
+    """Drop a finished phase's optimizer so weights files and model.keras carry no optimizer state."""
+    model.optimizer = None
+    model.compiled = False
+
+
 def _verbose(cfg: BuildConfig) -> int:
     if cfg.progress == "auto":
         return 1 if sys.stdout.isatty() else 2
@@ -348,6 +354,7 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.Source, mixed: bool, callbac
         trainer.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=p1_start,
                     callbacks=[rec, *callbacks], **fit_common)
         _phase_summary(1, "head on cached features" if use_cache else "head, backbone frozen", history)
+        _forget_optimizer(trainer)
         if use_cache and (out / "cache").exists():
             del tr_f, va_f, train_ds, val_ds
             for f in (out / "cache").glob("*.npy"):
@@ -368,6 +375,7 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.Source, mixed: bool, callbac
         models.full.fit(train_ds, validation_data=val_images, epochs=cfg.fine_tune_epochs,
                         initial_epoch=p2_start, callbacks=[rec, *callbacks], **fit_common)
         _phase_summary(2, f"fine-tune top {cfg.unfreeze} stage(s)", history)
+        _forget_optimizer(models.full)
 
     # ---- evaluate and write the run directory
     metrics = _finish(cfg, out, src, models, history, val_images, timing, mixed, strategy, t_start)
@@ -377,7 +385,7 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.Source, mixed: bool, callbac
 def _finish(cfg: BuildConfig, out: Path, src: inputs.Source, models: Models, history: list[dict[str, Any]],
             val_images: Any, timing: dict[str, Any], mixed: bool, strategy: Any, t_start: float) -> dict[str, Any]:
     # an uncompiled model over the same layers: model.keras carries no optimizer state
-    final = keras.Model(models.full.inputs, models.full.outputs, name=models.full.name)
+    final = keras.Model(models.full.input, models.full.output, name=models.full.name)
     final.save(str(out / "model.keras"))
     probs = models.full.predict(val_images, verbose=0)
     val = classification_metrics(np.asarray(probs, np.float64), src.labels("val"), src.classes)

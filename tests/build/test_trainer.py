@@ -209,8 +209,10 @@ def test_class_weights_and_options_run(tmp_path, class_folders):
 
     res = train(tiny_config(class_folders, tmp_path / "run", class_weights="balanced", label_smoothing=0.1,
                             optimizer="sgd", head="conv", num_filters=8, fine_tune_epochs=1, unfreeze=3,
-                            cache_features="off"))
+                            cache_features="off", jit=True))
     assert len(res.history) == 3
+    assert res.metrics["runtime"]["jit"] is True
+    assert sum(res.metrics["data"]["counts"]["train"].values()) == 30
 
 
 KILL_SCRIPT = textwrap.dedent("""
