@@ -114,12 +114,15 @@ def recommend(report: dict[str, Any]) -> str:
         return (f"use --engine onnxruntime with the fp16/fp32 ONNX model ({best} execution provider present; "
                 f"--providers {best.lower()},cpu)")
     simd = set(report["cpu"]["simd"])
-    int8_fast = bool(simd & {"asimddp", "avx512_vnni", "avx512vnni", "avx_vnni", "asimd", "neon", "avx2"})
+    # XNNPACK's int8 kernels beat fp32 on ARM NEON and on x86 with VNNI; on plain AVX2 they
+    # measured slower here (ResNet50V2: 148 ms int8 vs 101 ms fp32 on an EPYC without VNNI).
+    int8_fast = bool(simd & {"asimd", "neon", "asimddp", "avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8"})
     scheme = "int8" if int8_fast else "fp32"
     threads = report["cpu"]["usable_cores"]
     for name in ("litert", "tflite-runtime"):
         if name in usable:
-            return f"use --engine {name} with the {scheme} TFLite model (--scheme {scheme} --threads {threads})"
+            return (f"use --engine {name} with the {scheme} TFLite model (--scheme {scheme} --threads {threads}); "
+                    f"confirm with `edgeport bench` on this device")
     if "onnxruntime" in usable:
         return f"use --engine onnxruntime with the ONNX model (CPU; --threads {threads}); ai-edge-litert would run int8 TFLite faster"
     tfl = next((e for e in report["engines"] if e["name"] == "tflite-runtime"), {})

@@ -43,6 +43,10 @@ def test_recommendation_follows_the_engines():
     gpu = {"name": "onnxruntime", "usable": True, "installed": True,
            "providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
     assert "TensorRT" in recommend({**base, "engines": [tfl, gpu]})
+    avx2 = {"cpu": {"simd": ["avx2", "fma"], "usable_cores": 2}}
+    assert "fp32 TFLite" in recommend({**avx2, "engines": [tfl]})
+    vnni = {"cpu": {"simd": ["avx2", "avx512_vnni"], "usable_cores": 2}}
+    assert "int8 TFLite" in recommend({**vnni, "engines": [tfl]})
     bad = {"name": "tflite-runtime", "usable": False, "installed": True, "problem": "tflite-runtime needs numpy<2"}
     assert "numpy<2" in recommend({**base, "engines": [bad]})
 
