@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edgeport.contract import InputContract, ModelInfo
@@ -325,7 +326,7 @@ class Classifier:
         if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
             raise ModelError(f"expected an HxWx3 uint8 BGR frame, received {bgr.dtype}{list(bgr.shape)}")
         small = resize(bgr, (self.contract.height, self.contract.width), self.contract.resize)
-        return self.prepare(np.ascontiguousarray(small[:, :, ::-1]))
+        return self.prepare(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
 
     def postprocess(self, raw: np.ndarray) -> np.ndarray:
         """Raw engine output -> float32 probabilities [num_classes]."""

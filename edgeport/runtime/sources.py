@@ -473,7 +473,7 @@ class ImageFolderSource(Source):
         path = self.files[self._pos]
         self._pos += 1
         try:
-            return np.ascontiguousarray(load_rgb(path)[:, :, ::-1])
+            return cv2.cvtColor(load_rgb(path), cv2.COLOR_RGB2BGR)
         except ImageDecodeError as exc:
             log.warning("skipping a bad image: %s", exc)
             return None
