@@ -72,7 +72,7 @@ class Source:
     #: True: keep only the newest frame (cameras); False: every frame in order (files).
     live: bool = True
 
-    def __init__(self, spec: str, *, retries: int = 5, backoff: float = 0.5, queue_size: int = 4,
+    def __init__(self, spec: str, *, retries: int = 5, backoff: float = 0.5, queue_size: int = 2,
                  width: int | None = None, height: int | None = None, fps: float | None = None) -> None:
         self.spec = spec
         self.retries = retries
