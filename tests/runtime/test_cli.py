@@ -85,7 +85,8 @@ def test_export_dir_and_onnx_engine(export_dir, shapes_video):
     assert len(res.stdout.splitlines()) == 3 and "on onnxruntime" in res.stderr
 
 
-def test_sigterm_stops_cleanly_with_stats(model, long_video):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_cleanly_with_stats(model, long_video, sig):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgeport", "run", str(model), "--source", str(long_video), "--realtime", "--headless"],
@@ -95,7 +96,7 @@ def test_sigterm_stops_cleanly_with_stats(model, long_video):
         assert json.loads(first)["index"] >= 0
         time.sleep(0.3)
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
