@@ -24,6 +24,16 @@ def train(config: BuildConfig, callbacks: Sequence[Any] = ()) -> RunResult:
     """
     cfg = config.resolved()
     cfg.validate()
+    # everything that can be checked without TensorFlow first: bad input fails in a moment
+    from edgeport.build.backbones import BACKBONES
+    from edgeport.build.heads import HEADS
+    from edgeport.build.inputs import load_source
+    from edgeport.build.rundir import check_out_dir
+
+    BACKBONES.get(cfg.backbone)
+    HEADS.get(cfg.head)
+    check_out_dir(cfg)
+    src = load_source(cfg)
     from edgeport.build.trainer import run
 
-    return run(cfg, callbacks)
+    return run(cfg, callbacks, src)

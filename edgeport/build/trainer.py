@@ -27,6 +27,7 @@ from edgeport.build.backbones import BACKBONES
 from edgeport.build.config import BuildConfig, RunResult
 from edgeport.build.heads import HEADS
 from edgeport.build.model import Models, build_models, freeze_backbone, unfreeze_top
+from edgeport.build.rundir import STATE_FILE, check_out_dir, read_state
 from edgeport.build.report import (
     classification_metrics, plot_confusion, plot_history, write_history_csv, write_json,
     atomic_write_text,
@@ -39,10 +40,6 @@ keras = require("keras", "training (edgeport build)")
 
 log = logging.getLogger("edgeport.build")
 
-STATE_FILE = "state.json"
-#: Fields that must match the stored config.yaml when resuming.
-SAME_RUN_FIELDS = ("data", "backbone", "weights", "head", "image_size", "num_filters", "dense_units",
-                   "dropout", "val_fraction", "seed")
 
 
 # ----------------------------------------------------------------------------- devices / precision
@@ -97,16 +94,6 @@ def _worker_dir(out: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def read_state(ckdir: Path) -> dict[str, Any] | None:
-    path = ckdir / STATE_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:  # cannot happen with atomic writes, but say so clearly
-        raise ConfigError(f"expected a JSON checkpoint state in {path}, it is damaged ({exc}); start a new run") from exc
-
-
 def save_checkpoint(ckdir: Path, models: Models, optimizer: Any, phase: int, epoch: int,
                     history: list[dict[str, Any]]) -> None:
     """Weights + optimizer for (phase, epoch), then state.json pointing at them (atomic)."""
@@ -144,16 +131,17 @@ class EpochRecorder(keras.callbacks.Callback):
         self.phase, self.models, self.out, self.history = phase, models, out, history
         self.extra = first_epoch_extra
         self._t0 = 0.0
+        self._lr = float("nan")
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._t0 = time.perf_counter()
+        self._lr = float(np.asarray(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         seconds = time.perf_counter() - self._t0 + self.extra
         self.extra = 0.0
-        lr = float(np.asarray(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-        row = {"phase": self.phase, "epoch": epoch + 1, "lr": lr, "seconds": round(seconds, 3)}
+        row = {"phase": self.phase, "epoch": epoch + 1, "lr": self._lr, "seconds": round(seconds, 3)}
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             if key in logs:
                 row[key] = float(logs[key])
@@ -216,22 +204,6 @@ def _verbose(cfg: BuildConfig) -> int:
     return {"bar": 1, "line": 2, "off": 0}[cfg.progress]
 
 
-def _check_same_run(out: Path, cfg: BuildConfig) -> None:
-    stored_path = out / "config.yaml"
-    if not stored_path.is_file():
-        return
-    import yaml
-
-    stored = yaml.safe_load(stored_path.read_text()) or {}
-    now = to_dict(cfg)
-    diff = [f"{k}: {stored.get(k)!r} -> {now.get(k)!r}" for k in SAME_RUN_FIELDS if stored.get(k) != now.get(k)]
-    if diff:
-        raise ConfigError(
-            f"expected --resume with the settings of the run in {out}, received different ones "
-            f"({'; '.join(diff)}); use the same flags or a new --out"
-        )
-
-
 def _write_inputs(out: Path, cfg: BuildConfig, src: inputs.Source) -> None:
     import yaml
 
@@ -257,17 +229,14 @@ def _phase_summary(phase: int, what: str, rows: list[dict[str, Any]]) -> None:
 
 
 # ----------------------------------------------------------------------------- the run
-def run(cfg: BuildConfig, callbacks: Sequence[Any] = ()) -> RunResult:
+def run(cfg: BuildConfig, callbacks: Sequence[Any] = (), src: inputs.Source | None = None) -> RunResult:
     """Train as configured (cfg already resolved and validated); write the run directory."""
     BACKBONES.get(cfg.backbone)
     HEADS.get(cfg.head)
+    check_out_dir(cfg)
     out = Path(cfg.out).expanduser().resolve()
-    if not cfg.resume and ((out / "model.keras").exists() or (out / "checkpoints" / STATE_FILE).exists()):
-        raise ConfigError(f"expected a new --out, but {out} already holds a run; pass --resume to continue it "
-                          "or choose another --out")
-    if cfg.resume:
-        _check_same_run(out, cfg)
-    src = inputs.load_source(cfg)
+    if src is None:
+        src = inputs.load_source(cfg)
     setup_devices(cfg)
     mixed = use_mixed_precision(cfg)
     previous_policy = keras.config.dtype_policy().name

@@ -10,18 +10,6 @@ import pytest
 
 from edgeport.synthetic import make_dataset
 
-pytest.importorskip("tensorflow", reason="the build stage needs TensorFlow (the [train] extra)")
-
-
-def tiny_config(data: Path | str, out: Path | str, **kw):
-    """A seconds-fast BuildConfig (tiny backbone, 32 px)."""
-    from edgeport.build import BuildConfig
-
-    base = dict(data=str(data), out=str(out), backbone="tiny", weights="none", head="gap", image_size=32,
-                epochs=2, fine_tune_epochs=1, batch_size=16, seed=0, progress="off")
-    base.update(kw)
-    return BuildConfig(**base)
-
 
 @pytest.fixture(scope="session")
 def class_folders(tmp_path_factory) -> Path:

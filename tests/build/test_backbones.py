@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytest.importorskip("tensorflow", reason="the build stage needs TensorFlow (the [train] extra)")
+
 from edgeport.build.backbones import BACKBONES, create_backbone, stage_starts
 from edgeport.errors import ConfigError, ModelError
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from edgeport.build import BuildConfig
@@ -34,6 +35,7 @@ def test_importing_the_cli_does_not_import_tensorflow():
 
 
 def test_config_file_with_flag_override_trains(tmp_path, class_folders, capsys):
+    pytest.importorskip("tensorflow", reason="training needs TensorFlow")
     cfg = tmp_path / "build.yaml"
     cfg.write_text(yaml.safe_dump({
         "data": str(class_folders), "out": str(tmp_path / "from-file"), "backbone": "tiny", "weights": "none",

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+pytest.importorskip("tensorflow", reason="the build stage needs TensorFlow (the [train] extra)")
+
 from edgeport.cli import main
 
 

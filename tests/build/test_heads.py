@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytest.importorskip("tensorflow", reason="the build stage needs TensorFlow (the [train] extra)")
+
 from edgeport.build.heads import HEADS, HeadArgs, create_head
 from edgeport.errors import ConfigError
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from conftest import tiny_config
+pytest.importorskip("tensorflow", reason="the build stage needs TensorFlow (the [train] extra)")
+
+from build_helpers import tiny_config
 from edgeport.build import inputs
 from edgeport.imaging import load_resized
 

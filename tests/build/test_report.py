@@ -21,6 +21,7 @@ def test_classification_metrics_by_hand():
 
 
 def test_writers(tmp_path):
+    pytest.importorskip("matplotlib")
     rows = [{"phase": 1, "epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.4,
              "lr": 1e-3, "seconds": 2.0},
             {"phase": 2, "epoch": 1, "loss": 0.8, "accuracy": 0.6, "val_loss": 0.9, "val_accuracy": 0.5,

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+pytest.importorskip("tensorflow", reason="the build stage needs TensorFlow (the [train] extra)")
+
+from build_helpers import tiny_config
 from edgeport.errors import ConfigError, DataError
 
 RUN_FILES = ("model.keras", "labels.txt", "config.yaml", "data_split.csv", "metrics.json", "history.csv",
