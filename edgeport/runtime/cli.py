@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--max-frames", type=int, help="stop after N frames")
     run.add_argument("--realtime", action="store_true",
                      help="pace a video file at its FPS and drop frames like a camera")
+    run.add_argument("--pipeline", action="store_true",
+                     help="files/image folders: preprocess in the reader thread, overlapping the engine "
+                     "(pays when a core is free, e.g. --threads cores-1)")
     run.add_argument("--width", type=int, help="requested camera width")
     run.add_argument("--height", type=int, help="requested camera height")
     run.add_argument("--retries", type=int, default=5, help="reconnects of a live source that dies (default 5)")
@@ -79,7 +82,8 @@ def _run(args: argparse.Namespace) -> int:
     cfg = LoopConfig(
         model=args.model, source=args.source, engine=args.engine, scheme=args.scheme, threads=args.threads,
         providers=args.providers, top_k=args.top_k, show=args.show, headless=args.headless, save=args.save,
-        max_frames=args.max_frames, realtime=args.realtime, width=args.width, height=args.height,
+        max_frames=args.max_frames, realtime=args.realtime, pipeline=args.pipeline,
+        width=args.width, height=args.height,
         retries=args.retries,
     )
     out = sys.stdout
@@ -124,7 +128,8 @@ def _run(args: argparse.Namespace) -> int:
                         return False
                 return True
 
-            summary = run_loop(clf, src, max_frames=cfg.max_frames, top_k=cfg.top_k, stop=stop, on_result=on_result)
+            summary = run_loop(clf, src, max_frames=cfg.max_frames, top_k=cfg.top_k, stop=stop,
+                               on_result=on_result, pipeline=cfg.pipeline)
             if stop.is_set():
                 summary["stopped_by_signal"] = True
     finally:

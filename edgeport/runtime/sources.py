@@ -7,7 +7,8 @@
 Live sources (cameras, streams, GStreamer, picamera2, and files with
 ``realtime=True``) capture in their own thread and keep only the newest frame,
 so a slow model never sees stale buffered frames. Files and image folders are
-read in order, without dropping, by a prefetching thread. A live source that
+read in order, without dropping, by a prefetching thread (which can also run
+the model's preprocessing, set :attr:`Source.prepare`). A live source that
 dies mid-run is reopened with backoff before :class:`SourceError` is raised.
 """
 
@@ -22,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -47,6 +48,9 @@ class Frame:
     timestamp: float  # time.time() at capture
     monotonic: float  # time.monotonic() at capture (for the capture age)
     name: str = ""
+    #: set by the reader thread of an in-order source when a ``prepare`` function was given
+    tensor: np.ndarray | None = None
+    prepare_ms: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -92,6 +96,7 @@ class Source:
         self._error: BaseException | None = None
         self._ended = False
         self._index = 0
+        self.prepare: Callable[[np.ndarray], np.ndarray] | None = None
 
     # -- subclass hooks --------------------------------------------------------------------
     def _open(self) -> None:
@@ -179,6 +184,10 @@ class Source:
                 if not frame.ok:  # undecodable/empty: skipped here, counted
                     self.bad_frames += 1
                     continue
+                if self.prepare is not None and not self.live:  # files: preprocess ahead, in order
+                    t0 = time.monotonic()
+                    frame.tensor = self.prepare(frame.image)
+                    frame.prepare_ms = (time.monotonic() - t0) * 1e3
                 if self.live:
                     with self._cond:
                         if self._latest is not None:

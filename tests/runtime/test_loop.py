@@ -79,3 +79,14 @@ def test_source_dying_mid_run_is_reported_with_the_frames_so_far(clf, shapes_vid
         summary = run_loop(clf, src)
     assert "2 reconnects failed" in summary["source_error"]
     assert summary["reconnects"] == 2 and 1 <= summary["frames"] <= 20
+
+
+def test_pipelined_preprocessing_gives_the_same_results(clf, shapes_video):
+    runs = {}
+    for pipeline in (False, True):
+        out = []
+        with open_source(str(shapes_video)) as src:
+            summary = run_loop(clf, src, pipeline=pipeline, on_result=lambda f, r: out.append(r))
+        runs[pipeline] = out
+        assert summary["frames"] == 20 and summary["stages_ms"]["preprocess"]["p50"] > 0
+    assert [r.top for r in runs[True]] == [r.top for r in runs[False]]
