@@ -131,7 +131,13 @@ class Engine:
     def close(self) -> None:
         """Free the model (idempotent)."""
 
+    @property
+    def closed(self) -> bool:
+        return False
+
     def _check_input(self, x: np.ndarray) -> None:
+        if self.closed:
+            raise ModelError(f"{self.name} engine for {self.model_path.name} is closed; open it again")
         if x.dtype != self.input.dtype or tuple(x.shape) != self.input.shape:
             raise ModelError(
                 f"{self.name} expected an input tensor {self.input.dtype}{list(self.input.shape)}, "
@@ -195,6 +201,10 @@ class _TFLiteEngine(Engine):
 
     def close(self) -> None:
         self._interp = None
+
+    @property
+    def closed(self) -> bool:
+        return self._interp is None
 
 
 @ENGINES.register("litert")
@@ -325,6 +335,10 @@ class OnnxRuntimeEngine(Engine):
 
     def close(self) -> None:
         self._session = None
+
+    @property
+    def closed(self) -> bool:
+        return self._session is None
 
 
 def provider_options(provider: str, model_path: Path, trt_fp16: bool = False) -> dict[str, Any]:

@@ -50,6 +50,9 @@ def test_engine_runs_artifact(export_dir, file, engine):
         assert eng.version()
         with pytest.raises(ModelError, match="expected an input tensor"):
             eng.invoke(np.zeros((1, 7, 7, 3), np.float64))
+    assert eng.closed
+    with pytest.raises(ModelError, match="is closed"):
+        eng.invoke(x)
 
 
 def test_engines_for_prefers_litert_and_never_tensorflow(export_dir):
