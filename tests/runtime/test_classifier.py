@@ -111,7 +111,7 @@ def test_labels_and_contract_from_metadata(export_dir):
         assert clf.labels == labels
         assert clf.info == read_model_info(export_dir / "model_fp32.tflite")
         assert clf.engine.input.shape[1:3] == (clf.contract.height, clf.contract.width)
-    assert clf.engine._interp is None  # closed by the context manager
+    assert clf.engine.closed  # closed by the context manager
 
 
 def test_classify_bgr_equals_classify_rgb(export_dir, images):
