@@ -27,7 +27,7 @@ from edgeport.errors import ModelError
 from edgeport.export.calibration import load_images, per_class_counts, stratified_pick
 from edgeport.export.config import ExportConfig
 from edgeport.export.rundir import RunInfo, read_run, sha256_file
-from edgeport.export.schemes import ConversionContext, create_scheme
+from edgeport.export.schemes import ConversionContext, Scheme, create_scheme
 from edgeport.export.verify import verify_artifact
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,23 @@ def _calibration_set(cfg: ExportConfig, run: RunInfo, contract: InputContract) -
     return images, info
 
 
-def _verification_set(cfg: ExportConfig, run: RunInfo, contract: InputContract):
+@dataclass(frozen=True)
+class VerifySet:
+    """Validation images with their labels and the Keras model's probabilities on them."""
+
+    split: str
+    images: np.ndarray
+    labels: np.ndarray
+    reference: np.ndarray
+    info: dict
+
+    def subset(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(images, labels, reference) of all, or of a stratified seeded ``n`` of them."""
+        idx = np.arange(len(self.labels)) if n >= len(self.labels) else _subset(self.labels, n, seed)
+        return self.images[idx], self.labels[idx], self.reference[idx]
+
+
+def _verification_set(cfg: ExportConfig, run: RunInfo, contract: InputContract, model) -> VerifySet | None:
     split = next((s for s in ("val", "test") if run.samples(s)), None)
     if split is None:
         log.warning("no val/test images in %s: artifacts are loaded but not compared with Keras",
@@ -192,18 +208,72 @@ def _verification_set(cfg: ExportConfig, run: RunInfo, contract: InputContract):
         return None
     picked = stratified_pick(run.samples(split), cfg.verify_samples, cfg.seed)
     images, labels, kept = load_images(picked, contract, f"loading {split} images", cfg.progress)
-    return split, images, labels, kept
+    t0 = time.perf_counter()
+    reference = np.asarray(model.predict(images.astype(np.float32), batch_size=32, verbose=0), np.float32)
+    info = {"split": split, "samples": len(kept), "per_class": per_class_counts(kept, run.labels),
+            "keras_accuracy": round(100.0 * float((reference.argmax(1) == labels).mean()), 4),
+            "keras_seconds": round(time.perf_counter() - t0, 3),
+            "int16x8_samples": min(cfg.int16x8_verify_samples, len(kept))}
+    log.info("verification: %d %s images, per class %s; Keras top-1 %.2f %%", len(kept), split,
+             info["per_class"], info["keras_accuracy"])
+    return VerifySet(split, images, labels, reference, info)
 
 
 def _gate(a: ArtifactResult, cfg: ExportConfig, reference: bool) -> None:
     v = a.verification
     if not v.get("samples"):
+        if cfg.max_drop is not None:
+            a.fail("--max-drop needs validation images, but the run's data_split.csv has no val/test split")
         return
     if reference and v["max_abs_diff"] > cfg.tolerance:
         a.fail(f"float32 artifact differs from Keras by {v['max_abs_diff']:.3g} in probability "
                f"(tolerance {cfg.tolerance:g}; agreement {v['agreement']:.2f} %)")
     if cfg.max_drop is not None and -v["delta_top1"] > cfg.max_drop:
         a.fail(f"top-1 dropped {-v['delta_top1']:.2f} points vs Keras (budget --max-drop {cfg.max_drop:g})")
+
+
+def _export_scheme(scheme: Scheme, ctx: ConversionContext, cfg: ExportConfig, run: RunInfo,
+                   contract: InputContract, verify: VerifySet | None) -> ArtifactResult:
+    """Convert, embed metadata, describe, verify and gate one scheme (never raises for it)."""
+    a = ArtifactResult(scheme=scheme.name, file=scheme.file, format=scheme.format, description=scheme.description)
+    path = cfg.out_dir / scheme.file
+    log.info("%s: converting -> %s", scheme.name, path)
+    if scheme.calibrated and (ctx.calibration is None or len(ctx.calibration) == 0):
+        a.fail("no calibration images (the run has no training split; pass --calibration-data DIR)")
+        return a
+    t0 = time.perf_counter()
+    try:
+        scheme.convert(ctx, path)
+        extra = {"io_dtype": cfg.io_dtype} if scheme.name == "int8" else {}
+        _embed(path, scheme.format, _model_info(run, contract, scheme.name, scheme.format, scheme.file, extra))
+    except Exception as exc:  # noqa: BLE001 - converters raise anything; isolate the scheme
+        log.warning("%s: conversion failed: %s", scheme.name, _short(exc, 300))
+        a.fail(f"conversion failed: {_short(exc)}")
+        path.unlink(missing_ok=True)
+        return a
+    a.conversion_seconds = round(time.perf_counter() - t0, 3)
+    a.graph = ctx.graphs.get(scheme.name) or _onnx_graph(path, scheme.format)
+    if scheme.name == "dynamic" and a.graph and not a.graph["weight_dtypes"].get("int8"):
+        a.notes.append("no weight tensor was large enough to quantize (TFLite skips < 1024 "
+                       "elements): this model is effectively float32")
+    a.bytes = path.stat().st_size
+    a.sha256 = sha256_file(path)
+    try:
+        a.input, a.output = _tensor_info(path, scheme.format)
+        if verify is not None:
+            n = verify.info["int16x8_samples"] if scheme.name == "int16x8" else len(verify.labels)
+            images, labels, reference = verify.subset(n, cfg.seed)
+            a.verification = verify_artifact(path, images, labels, reference, cfg.threads, cfg.progress,
+                                             f"{scheme.name} verification")
+            if n < len(verify.labels):
+                a.verification["note"] = f"{n} of {len(verify.labels)} images (slow reference kernels)"
+    except Exception as exc:  # noqa: BLE001 - an engine rejecting the file fails this scheme only
+        log.warning("%s: verification failed: %s", scheme.name, _short(exc, 300))
+        a.fail(f"verification failed: {_short(exc)}")
+        return a
+    _gate(a, cfg, scheme.reference)
+    log.info("%s: %s %s", scheme.name, a.status, a.reason)
+    return a
 
 
 def export(cfg: ExportConfig) -> ExportResult:
@@ -219,64 +289,12 @@ def export(cfg: ExportConfig) -> ExportResult:
     need_calib = any(s.calibrated for s in schemes)
     calib, calib_info = (_calibration_set(cfg, run, contract) if need_calib else (None, {}))
     calib_seconds = time.perf_counter() - t0
+    verify = _verification_set(cfg, run, contract, model)
 
-    verify = _verification_set(cfg, run, contract)
-    keras_probs = None
-    verify_info: dict = {}
-    if verify is not None:
-        split, v_images, v_labels, v_kept = verify
-        t1 = time.perf_counter()
-        keras_probs = np.asarray(model.predict(v_images.astype(np.float32), batch_size=32, verbose=0), np.float32)
-        verify_info = {"split": split, "samples": len(v_kept), "per_class": per_class_counts(v_kept, run.labels),
-                       "keras_accuracy": round(100.0 * float((keras_probs.argmax(1) == v_labels).mean()), 4),
-                       "keras_seconds": round(time.perf_counter() - t1, 3),
-                       "int16x8_samples": min(cfg.int16x8_verify_samples, len(v_kept))}
-
-    results: list[ArtifactResult] = []
     with tempfile.TemporaryDirectory(prefix="edgeport-export-") as tmp:
         ctx = ConversionContext(model=model, workdir=Path(tmp), calibration=calib, io_dtype=cfg.io_dtype,
                                 opset=cfg.opset, progress=cfg.progress)
-        for scheme in schemes:
-            a = ArtifactResult(scheme=scheme.name, file=scheme.file, format=scheme.format,
-                               description=scheme.description)
-            results.append(a)
-            path = out / scheme.file
-            log.info("%s: converting -> %s", scheme.name, path)
-            if scheme.calibrated and (calib is None or len(calib) == 0):
-                a.fail("no calibration images (the run has no training split; pass --calibration-data DIR)")
-                continue
-            t_s = time.perf_counter()
-            try:
-                scheme.convert(ctx, path)
-                extra = {"io_dtype": cfg.io_dtype} if scheme.name == "int8" else {}
-                _embed(path, scheme.format, _model_info(run, contract, scheme.name, scheme.format, scheme.file, extra))
-            except Exception as exc:  # noqa: BLE001 - converters raise anything; isolate the scheme
-                log.warning("%s: conversion failed: %s", scheme.name, _short(exc, 300))
-                a.fail(f"conversion failed: {_short(exc)}")
-                path.unlink(missing_ok=True)
-                continue
-            a.conversion_seconds = round(time.perf_counter() - t_s, 3)
-            a.graph = ctx.graphs.get(scheme.name) or _onnx_graph(path, scheme.format)
-            if scheme.name == "dynamic" and a.graph and not a.graph["weight_dtypes"].get("int8"):
-                a.notes.append("no weight tensor was large enough to quantize (TFLite skips < 1024 "
-                               "elements): this model is effectively float32")
-            a.bytes = path.stat().st_size
-            a.sha256 = sha256_file(path)
-            try:
-                a.input, a.output = _tensor_info(path, scheme.format)
-                if verify is not None:
-                    n = verify_info["int16x8_samples"] if scheme.name == "int16x8" else len(v_labels)
-                    idx = np.arange(n) if n == len(v_labels) else _subset(v_labels, n, cfg.seed)
-                    a.verification = verify_artifact(path, v_images[idx], v_labels[idx], keras_probs[idx],
-                                                     cfg.threads, cfg.progress, f"{scheme.name} verification")
-                    if n < len(v_labels):
-                        a.verification["note"] = f"{n} of {len(v_labels)} images (slow reference kernels)"
-            except Exception as exc:  # noqa: BLE001 - an engine rejecting the file fails this scheme only
-                log.warning("%s: verification failed: %s", scheme.name, _short(exc, 300))
-                a.fail(f"verification failed: {_short(exc)}")
-                continue
-            _gate(a, cfg, scheme.reference)
-            log.info("%s: %s %s", scheme.name, a.status, a.reason)
+        results = [_export_scheme(s, ctx, cfg, run, contract, verify) for s in schemes]
 
     if (run.run_dir / "labels.txt").resolve() != (out / "labels.txt").resolve():
         shutil.copyfile(run.run_dir / "labels.txt", out / "labels.txt")
@@ -292,7 +310,7 @@ def export(cfg: ExportConfig) -> ExportResult:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": to_dict(replace(cfg, schemes=cfg.scheme_list)),
         "calibration": {**calib_info, "load_seconds": round(calib_seconds, 3)} if calib_info else {},
-        "verification": verify_info,
+        "verification": verify.info if verify else {},
         "tolerance": cfg.tolerance,
         "max_drop": cfg.max_drop,
         "shared_seconds": {k: round(v, 3) for k, v in ctx.shared_seconds.items()},

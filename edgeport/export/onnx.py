@@ -4,8 +4,8 @@ The float32 model comes from Keras' own ONNX export (``model.export(...,
 format="onnx")``, which drives ``tf2onnx.convert.from_function``) with an
 explicit float32 NHWC input signature and a dynamic batch dimension. The
 float16 model keeps float32 inputs/outputs; the int8 model is quantized
-statically (QDQ, per-channel weights) with onnxruntime on the calibration
-images.
+statically (QDQ, per-channel weights, reduce_range) with onnxruntime on
+the calibration images.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def _calibration_reader(images: np.ndarray, name: str, progress: bool):
 
 
 def quantize_int8(src: str | Path, dst: str | Path, calibration: np.ndarray, progress: bool = True) -> Path:
-    """Static QDQ int8 (per-channel weights, MinMax calibration) with float32 I/O."""
+    """Static QDQ int8 (per-channel weights in a 7-bit range, MinMax calibration), float32 I/O."""
     if calibration is None or len(calibration) == 0:
         raise ModelError("expected calibration images for the onnx-int8 scheme, received none")
     ort = require("onnxruntime", "ONNX int8 quantization")
@@ -128,6 +128,9 @@ def quantize_int8(src: str | Path, dst: str | Path, calibration: np.ndarray, pro
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=True,
+                # 7-bit weights: x86 CPUs without VNNI multiply u8*s8 pairs into saturating int16,
+                # which cost ~3 points of agreement on ResNet50V2/flowers; ARM is unaffected.
+                reduce_range=True,
             )
     _drop_unused_opsets(dst)
     return Path(dst)

@@ -118,7 +118,7 @@ _register(Scheme("int16x8", "model_int16x8.tflite", "tflite",
 _register(Scheme("onnx", "model.onnx", "onnx", "float32 ONNX (tf2onnx), dynamic batch", _onnx_fp32, reference=True))
 _register(Scheme("onnx-fp16", "model_fp16.onnx", "onnx", "float16 internals, float32 I/O", _onnx_fp16))
 _register(Scheme("onnx-int8", "model_int8.onnx", "onnx",
-                 "static QDQ int8 (calibrated, per-channel weights), float32 I/O", _onnx_int8, calibrated=True))
+                 "static QDQ int8 (calibrated, per-channel 7-bit-range weights), float32 I/O", _onnx_int8, calibrated=True))
 
 
 def create_scheme(name: str) -> Scheme:

@@ -111,3 +111,27 @@ def test_calibration_data_folder(tiny_run_dir, tiny_data_dir, tmp_path):
     assert cal["source"] == str(Path(tiny_data_dir).resolve()) and cal["samples"] == 10
     assert set(cal["per_class"].values()) == {2}
     assert res.artifact("onnx-int8").ok
+
+
+def test_gate_rules(tmp_path):
+    from edgeport.export.exporter import ArtifactResult, _gate
+
+    def art(**v):
+        return ArtifactResult("int8", "model_int8.tflite", "tflite", verification=v)
+
+    figures = {"samples": 10, "agreement": 90.0, "delta_top1": -2.0, "max_abs_diff": 0.01}
+    cfg = ExportConfig(run_dir=str(tmp_path))
+    a = art(**figures)
+    _gate(a, cfg, reference=False)
+    assert a.ok
+    _gate(a, cfg, reference=True)  # a float32 reference must match Keras to 1e-4
+    assert not a.ok and "differs from Keras by 0.01" in a.reason
+    a = art(**figures)
+    _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=1.5), reference=False)
+    assert "dropped 2.00 points" in a.reason
+    a = art(**figures)
+    _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=2.5), reference=False)
+    assert a.ok
+    a = art()
+    _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=2.5), reference=False)
+    assert "needs validation images" in a.reason
