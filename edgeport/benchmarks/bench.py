@@ -138,9 +138,9 @@ def select_samples(cfg: BenchConfig, data: str, labels: tuple[str, ...]) -> tupl
     if unknown:
         raise DataError(f"expected the data's classes to be the model's labels ({', '.join(labels)}), "
                         f"received unknown classes: {', '.join(unknown)}; point --data at the data the model was trained on")
-    if cfg.limit and cfg.limit < len(samples):
-        keep = np.sort(np.random.default_rng(0).permutation(len(samples))[: cfg.limit])
-        samples = [samples[i] for i in keep]
+    # a seeded random order: --limit and a time-capped accuracy pass then score a random subset
+    order = np.random.default_rng(0).permutation(len(samples))
+    samples = [samples[i] for i in order[: cfg.limit or len(samples)]]
     pairs = [(s.path, index[ds.classes[s.label]]) for s in samples]
     summary = {"root": ds.root, "layout": ds.layout, "split": cfg.split, "classes": list(labels),
                "source": data}
@@ -358,7 +358,8 @@ def _measure(plans: Plan, images: dict[str, Images | None], cfg: BenchConfig,
                 if cfg.accuracy:
                     note = f"{art.file} {engine} accuracy"
                     bar.update(0, note=note)
-                    res = run_worker({**job, "kind": "accuracy", "threads": max(threads), "top_k": 5}, work,
+                    res = run_worker({**job, "kind": "accuracy", "threads": max(threads), "top_k": 5,
+                                      "max_seconds": cfg.accuracy_max_seconds}, work,
                                      cfg.timeout, lambda done, note=note: bar.update(0, note=f"{note} {done}"))
                     bar.update()
                     predictions[(art.file, engine)] = {
@@ -387,9 +388,17 @@ def _fill_accuracy(rows: list[dict], predictions: dict[tuple[str, str], dict], i
         if p is None or p["topk"] is None or imgs is None or row["status"] != rep.OK:
             continue
         ref = reference_for(predictions, p["artifact"], row["engine"])
-        summary = accuracy_summary(p["topk"], imgs.labels, labels, predictions[ref]["topk"] if ref else None)
+        ref_topk = predictions[ref]["topk"] if ref else None
+        # a time-capped pass saw a prefix of the (shuffled) images: compare on what both saw
+        n = len(p["topk"]) if ref_topk is None else min(len(p["topk"]), len(ref_topk))
+        summary = accuracy_summary(p["topk"][:n], imgs.labels[:n], labels,
+                                   ref_topk[:n] if ref_topk is not None else None)
         summary["reference"] = f"{ref[0]}@{ref[1]}" if ref else None
+        summary["images_total"] = int(imgs.labels.size)
         row["accuracy"] = summary
+        if n < imgs.labels.size:
+            note = f"accuracy on {n}/{imgs.labels.size} images (--accuracy-max-seconds)"
+            row["reason"] = f"{row['reason']}; {note}" if row["reason"] else note
 
 
 def _row(base: dict, engine: str, threads: int, res: dict, cfg: BenchConfig) -> dict:

@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, help="untimed runs before timing (default 10)")
     p.add_argument("--runs", type=int, help="timed runs per variant (default 100)")
     p.add_argument("--max-seconds", type=float, help="cap on each variant's timed loop; fewer runs are reported (default 20)")
+    p.add_argument("--accuracy-max-seconds", type=float,
+                   help="cap on each artifact x engine's accuracy pass; a capped pass scores a random subset "
+                        "and says how many images (default 300)")
     p.add_argument("--no-accuracy", dest="accuracy", action="store_false", default=None, help="latency and size only")
     p.add_argument("--timeout", type=float, help="seconds before a variant's worker is stopped (default 1800)")
     p.add_argument("--device-name", help="name of this device in reports and compare (default: board or host + CPU)")
@@ -73,7 +76,7 @@ def handle(args: argparse.Namespace) -> int:
     from edgeport.config import load_config
 
     overrides = {k: getattr(args, k) for k in ("data", "split", "limit", "engines", "threads", "schemes", "warmup",
-                                               "runs", "max_seconds", "accuracy", "timeout", "device_name", "out",
+                                               "runs", "max_seconds", "accuracy_max_seconds", "accuracy", "timeout", "device_name", "out",
                                                "progress")}
     overrides["export_dir"] = args.target[0]
     cfg = load_config(BenchConfig, args.config, overrides)

@@ -19,6 +19,10 @@ class BenchConfig:
     ``data``: a labelled image set (any layout ``edgeport.data.scan`` reads);
     None uses the ``data_split.csv`` of the run the export came from.
     ``max_seconds`` caps each variant's timed loop (the runs done are reported).
+    ``accuracy_max_seconds`` caps each artifact x engine's accuracy pass: images
+    are taken in a seeded random order, so a capped pass scores a random
+    subset, and its Δtop-1/agreement are computed on the images both it and
+    the fp32 reference saw (the count is reported).
     """
 
     export_dir: str
@@ -30,6 +34,7 @@ class BenchConfig:
     warmup: int = 10
     runs: int = 100
     max_seconds: float = 20.0
+    accuracy_max_seconds: float = 300.0
     latency_images: int = 8
     accuracy: bool = True
     schemes: tuple[str, ...] = ()
@@ -51,6 +56,8 @@ class BenchConfig:
             raise ConfigError(f"expected --runs >= 1, received {self.runs}")
         if self.max_seconds <= 0:
             raise ConfigError(f"expected --max-seconds > 0, received {self.max_seconds}")
+        if self.accuracy_max_seconds <= 0:
+            raise ConfigError(f"expected --accuracy-max-seconds > 0, received {self.accuracy_max_seconds}")
         if self.latency_images < 1:
             raise ConfigError(f"expected latency_images >= 1, received {self.latency_images}")
         if self.timeout <= 0:

@@ -143,6 +143,20 @@ def test_corrupt_artifact_is_a_failed_row(tiny_export_dir, tiny_data_dir, tmp_pa
         assert bad["status"] == FAILED and bad["reason"] and bad["latency_ms"] is None
 
 
+def test_time_capped_accuracy_scores_a_subset_and_says_so(tiny_export_dir, tiny_data_dir):
+    if not _runnable_tflite_engine():
+        pytest.skip("no TFLite engine installed")
+    report = run(BenchConfig(export_dir=str(tiny_export_dir), data=str(tiny_data_dir), schemes=("fp32", "int8"),
+                             accuracy_max_seconds=1e-6, **QUICK))
+    ok = [r for r in report["rows"] if r["status"] == OK]
+    assert ok
+    for r in ok:
+        acc = r["accuracy"]
+        assert 1 <= acc["images"] < acc["images_total"] == 12
+        assert f"accuracy on {acc['images']}/12 images" in r["reason"]
+        assert acc["delta_top1_pts"] is not None  # compared on the images both passes saw
+
+
 def test_bad_options_are_clear_errors(tiny_export_dir, tiny_data_dir):
     with pytest.raises(ConfigError, match="unknown engine"):
         run(BenchConfig(export_dir=str(tiny_export_dir), data=str(tiny_data_dir), engines="warp-drive"))

@@ -51,7 +51,11 @@ def test_decode_once_skips_unreadable_images(tmp_path):
     images, skipped = decode_images(pairs, InputContract(16, 12), tmp_path, progress=False)
     arr = np.load(images.npy)
     assert arr.shape == (6, 16, 12, 3) and arr.dtype == np.uint8
-    assert images.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    kept = [y for p, y in pairs if "broken" not in p]
+    assert images.labels.tolist() == kept and sorted(kept) == [0, 0, 0, 1, 1, 1]
+    first = cv2.resize(cv2.imread(next(p for p, _ in pairs if "broken" not in p))[:, :, ::-1], (12, 16),
+                       interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(arr[0], first)  # decoded as RGB, resized per the contract, in order
     assert len(skipped) == 1 and "broken0.jpg" in skipped[0]["path"]
 
 
