@@ -13,6 +13,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+#: history.csv columns; lr is the learning rate at the start of the epoch.
 HISTORY_COLUMNS = ("phase", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
@@ -76,6 +77,8 @@ def _pyplot() -> Any:
 def plot_history(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:
     """Loss and accuracy per epoch (train and val), the phase change marked."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     x = np.arange(1, len(rows) + 1)
     for ax, key in zip(axes, ("loss", "accuracy")):
@@ -84,7 +87,8 @@ def plot_history(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> No
         p1 = sum(1 for r in rows if int(r["phase"]) == 1)
         if 0 < p1 < len(rows):
             ax.axvline(p1 + 0.5, color="gray", linestyle="--", label="fine-tune starts")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch (phase 1, then phase 2)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend()

@@ -63,7 +63,14 @@ def choose_strategy(cfg: BuildConfig) -> Any:
     """MultiWorkerMirrored for a multi-machine TF_CONFIG, Mirrored for several GPUs (or --devices N)."""
     tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     cluster = tf_config.get("cluster", {})
-    if sum(len(cluster.get(k, [])) for k in ("chief", "worker")) > 1:
+    workers = sum(len(cluster.get(k, [])) for k in ("chief", "worker"))
+    if workers > 1:
+        if not multi_worker_fit_supported():
+            raise ConfigError(
+                f"TF_CONFIG describes {workers} workers, but Keras {keras.__version__} cannot fit() under "
+                "MultiWorkerMirroredStrategy (its pre-build and metric reductions fail: keras-team/keras#20585); "
+                "unset TF_CONFIG to train on one machine (several GPUs there use MirroredStrategy)"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
@@ -71,6 +78,11 @@ def choose_strategy(cfg: BuildConfig) -> Any:
     if cfg.devices > 1:
         return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
     return tf.distribute.get_strategy()
+
+
+def multi_worker_fit_supported() -> bool:
+    """Keras 3 (checked up to 3.15) breaks fit() under MultiWorkerMirroredStrategy; Keras 2 did not."""
+    return int(keras.__version__.split(".")[0]) < 3 or os.environ.get("EDGEPORT_TRY_MULTI_WORKER") == "1"
 
 
 def use_mixed_precision(cfg: BuildConfig) -> bool:
@@ -288,6 +300,11 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.Source, mixed: bool, callbac
     # ---- phase 1: frozen backbone, head only
     p1_start = s_epoch if s_phase == 1 else cfg.epochs
     use_cache = cfg.cache_features != "off"
+    if use_cache and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # every worker would compute the whole cache; train phase 1 through the backbone instead
+        log.warning("--cache-features %s: not used with several workers (TF_CONFIG); phase 1 runs the backbone",
+                    cfg.cache_features)
+        use_cache = False
     if cfg.epochs > 0 and p1_start < cfg.epochs:
         freeze_backbone(models)
         extra = 0.0
@@ -336,15 +353,16 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.Source, mixed: bool, callbac
             unfreeze_top(models, cfg.unfreeze)
         train_ds = inputs.image_dataset(src, "train", cfg.image_size, bs, shuffle=True, seed=cfg.seed + 1,
                                         augment=aug, cache_bytes=cache_bytes)
+        trainer = models.full
         with strategy.scope():
-            compile_for(models.full, cfg, float(cfg.fine_tune_lr or cfg.lr / 10), cfg.fine_tune_epochs * steps)
+            compile_for(trainer, cfg, float(cfg.fine_tune_lr or cfg.lr / 10), cfg.fine_tune_epochs * steps)
             if state and s_phase == 2 and s_epoch > 0:
-                restore_optimizer(models.full, ckdir / state["optimizer"])
+                restore_optimizer(trainer, ckdir / state["optimizer"])
         rec = EpochRecorder(2, models, out, history)
-        models.full.fit(train_ds, validation_data=val_images, epochs=cfg.fine_tune_epochs,
+        trainer.fit(train_ds, validation_data=val_images, epochs=cfg.fine_tune_epochs,
                         initial_epoch=p2_start, callbacks=[rec, *callbacks], **fit_common)
         _phase_summary(2, f"fine-tune top {cfg.unfreeze} stage(s)", history)
-        _forget_optimizer(models.full)
+        _forget_optimizer(trainer)
 
     # ---- evaluate and write the run directory
     metrics = _finish(cfg, out, src, models, history, val_images, timing, mixed, strategy, t_start)
@@ -378,7 +396,7 @@ def _finish(cfg: BuildConfig, out: Path, src: inputs.Source, models: Models, his
                   "feature_shape": list(models.feature_shape)},
         "runtime": {"mixed_precision": mixed, "replicas": int(strategy.num_replicas_in_sync),
                     "strategy": type(strategy).__name__, "jit": bool(cfg.jit),
-                    "feature_cache": cfg.cache_features != "off" and cfg.epochs > 0,
+                    "feature_cache": "feature_cache_seconds" in timing,
                     "tensorflow": tf.__version__, "keras": keras.__version__},
         "timing": timing,
     })

@@ -292,3 +292,16 @@ def test_mixed_precision_keeps_float32_io(tmp_path, class_folders):
     assert model.input.dtype == "float32" and model.output.dtype == "float32"
     out = model.predict(np.zeros((1, 32, 32, 3), np.float32), verbose=0)
     assert out.dtype == np.float32 and out.sum() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_multi_worker_tf_config_is_refused_clearly(tmp_path, class_folders, monkeypatch):
+    """Keras 3 cannot fit() under MultiWorkerMirroredStrategy (keras-team/keras#20585): say so, don't hang."""
+    from edgeport.build import train
+    from edgeport.build.trainer import multi_worker_fit_supported
+
+    if multi_worker_fit_supported():
+        pytest.skip("this Keras trains under MultiWorkerMirroredStrategy")
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    with pytest.raises(ConfigError, match=r"TF_CONFIG describes 2 workers.*keras-team/keras#20585.*unset TF_CONFIG"):
+        train(tiny_config(class_folders, tmp_path / "run"))
