@@ -222,40 +222,59 @@ KILL_SCRIPT = textwrap.dedent("""
     import keras
     from edgeport.build import BuildConfig, train
 
-    class KillAfterFirstEpoch(keras.callbacks.Callback):
+    class KillAfterEpochs(keras.callbacks.Callback):
+        seen = 0
+
         def on_epoch_end(self, epoch, logs=None):
-            os.kill(os.getpid(), signal.SIGKILL)
+            KillAfterEpochs.seen += 1
+            if KillAfterEpochs.seen == int(sys.argv[3]):
+                os.kill(os.getpid(), signal.SIGKILL)
 
     cfg = BuildConfig(data=sys.argv[1], out=sys.argv[2], backbone="tiny", weights="none", head="gap",
                       image_size=32, epochs=3, fine_tune_epochs=2, batch_size=16, seed=0, progress="off")
-    train(cfg, callbacks=[KillAfterFirstEpoch()])
+    train(cfg, callbacks=[KillAfterEpochs()])
 """)
 
 
-def test_resume_after_sigkill_continues_from_last_epoch(tmp_path, class_folders):
-    from edgeport.build import train
+def _resume_cfg(data: Path, out: Path):
     from edgeport.build.config import BuildConfig
 
+    return BuildConfig(data=str(data), out=str(out), backbone="tiny", weights="none", head="gap",
+                       image_size=32, epochs=3, fine_tune_epochs=2, batch_size=16, seed=0, progress="off")
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, class_folders):
+    """The run the interrupted ones should match (same config, never killed)."""
+    from edgeport.build import train
+
+    return train(_resume_cfg(class_folders, tmp_path_factory.mktemp("straight") / "run"))
+
+
+@pytest.mark.parametrize("kill_after,state_at", [(1, (1, 1)), (4, (2, 1))], ids=["phase1", "phase2"])
+def test_resume_after_sigkill_continues_from_last_epoch(tmp_path, class_folders, straight_run, kill_after,
+                                                         state_at):
+    from edgeport.build import train
+
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(class_folders), str(out)],
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(class_folders), str(out), str(kill_after)],
                           env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr[-2000:]
     state = json.loads((out / "checkpoints" / "state.json").read_text())
-    assert (state["phase"], state["epoch"]) == (1, 1)
+    assert (state["phase"], state["epoch"]) == state_at
     assert not (out / "model.keras").exists()
-    killed_row = state["history"][0]
+    killed_rows = state["history"]
+    assert len(killed_rows) == kill_after
 
-    cfg = BuildConfig(data=str(class_folders), out=str(out), backbone="tiny", weights="none", head="gap",
-                      image_size=32, epochs=3, fine_tune_epochs=2, batch_size=16, seed=0, progress="off")
-    resumed = train(dataclasses.replace(cfg, resume=True))
+    resumed = train(dataclasses.replace(_resume_cfg(class_folders, out), resume=True))
     assert [(r["phase"], r["epoch"]) for r in resumed.history] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
-    assert resumed.history[0] == killed_row
+    assert resumed.history[:kill_after] == killed_rows
     assert [(r["phase"], r["epoch"]) for r in _history(out)] == [("1", "1"), ("1", "2"), ("1", "3"),
                                                                   ("2", "1"), ("2", "2")]
     # the optimizer (and its cosine schedule) continued: learning rates match an uninterrupted run
-    straight = train(dataclasses.replace(cfg, out=str(tmp_path / "straight")))
-    assert [r["lr"] for r in resumed.history] == pytest.approx([r["lr"] for r in straight.history], rel=1e-5)
+    assert [r["lr"] for r in resumed.history] == pytest.approx([r["lr"] for r in straight_run.history], rel=1e-5)
     assert (out / "model.keras").is_file()
+    assert resumed.metrics["val"]["num_images"] == straight_run.metrics["val"]["num_images"]
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, tiny_run_dir, tiny_data_dir):
