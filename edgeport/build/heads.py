@@ -39,12 +39,17 @@ def _too_small(head: str, need: int, shape: tuple[int, int, int], args: HeadArgs
     )
 
 
-def _padding(shape: tuple[int, int, int], convs: int, head: str) -> str:
-    """'valid' (the recipe) when the map is big enough for ``convs`` 3x3 convs, else 'same'."""
-    if min(shape[:2]) >= 2 * convs + 1:
+def _padding(size: int, head: str) -> str:
+    """'valid' (the recipe) when a 3x3 conv fits the current map, else 'same'."""
+    if size >= 3:
         return "valid"
-    log.info("head %s: feature map %dx%d is small, using 'same' padding", head, shape[0], shape[1])
+    log.info("head %s: feature map %dx%d is too small for a 'valid' 3x3 conv, using 'same' padding",
+             head, size, size)
     return "same"
+
+
+def _after(size: int, padding: str) -> int:
+    return size - 2 if padding == "valid" else size
 
 
 def _out(keras: Any, x: Any, n: int) -> Any:
@@ -55,7 +60,7 @@ def _out(keras: Any, x: Any, n: int) -> Any:
 def conv_head(keras: Any, shape: tuple[int, int, int], a: HeadArgs) -> Any:
     """Conv2D 64 3x3 relu -> Flatten -> Dense softmax."""
     inp = keras.Input(shape, name="features")
-    x = keras.layers.Conv2D(a.num_filters or 64, 3, padding=_padding(shape, 1, "conv"), activation="relu",
+    x = keras.layers.Conv2D(a.num_filters or 64, 3, padding=_padding(min(shape[:2]), "conv"), activation="relu",
                             name="head_conv")(inp)
     x = keras.layers.Flatten(name="head_flatten")(x)
     return keras.Model(inp, _out(keras, x, a.num_classes), name="head")
@@ -80,14 +85,15 @@ def conv_bn_dropout_head(keras: Any, shape: tuple[int, int, int], a: HeadArgs) -
     """Conv 128 -> BN -> ReLU -> Dropout -> Conv 64 -> BN -> ReLU -> Flatten -> Dense 256 relu -> Dropout -> Dense."""
     f = a.num_filters or 128
     rate = 0.5 if a.dropout is None else a.dropout
-    pad = _padding(shape, 2, "conv-bn-dropout")
+    pad1 = _padding(min(shape[:2]), "conv-bn-dropout")
+    pad2 = _padding(_after(min(shape[:2]), pad1), "conv-bn-dropout")
     L = keras.layers
     inp = keras.Input(shape, name="features")
-    x = L.Conv2D(f, 3, padding=pad, use_bias=False, name="head_conv1")(inp)
+    x = L.Conv2D(f, 3, padding=pad1, use_bias=False, name="head_conv1")(inp)
     x = L.BatchNormalization(name="head_bn1")(x)
     x = L.ReLU(name="head_relu1")(x)
     x = L.Dropout(rate, name="head_dropout1")(x)
-    x = L.Conv2D(max(1, f // 2), 3, padding=pad, use_bias=False, name="head_conv2")(x)
+    x = L.Conv2D(max(1, f // 2), 3, padding=pad2, use_bias=False, name="head_conv2")(x)
     x = L.BatchNormalization(name="head_bn2")(x)
     x = L.ReLU(name="head_relu2")(x)
     x = L.Flatten(name="head_flatten")(x)

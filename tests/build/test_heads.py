@@ -31,7 +31,10 @@ def test_recipe_layers_and_knobs():
     assert kinds == ["Conv2D", "BatchNormalization", "ReLU", "Dropout", "Conv2D", "BatchNormalization", "ReLU",
                      "Flatten", "Dense", "Dropout", "Dense"]
     assert h.get_layer("head_conv1").filters == 40 and h.get_layer("head_conv2").filters == 20
-    assert h.get_layer("head_conv1").padding == "valid"  # the recipe's padding where it fits
+    assert [h.get_layer(n).padding for n in ("head_conv1", "head_conv2")] == ["valid", "valid"]  # the recipe
+    small = create_head("conv-bn-dropout", (3, 3, 32), HeadArgs(num_classes=5))  # ResNet50V2 at 96 px
+    assert [small.get_layer(n).padding for n in ("head_conv1", "head_conv2")] == ["valid", "same"]
+    assert small.get_layer("head_flatten").output.shape[1:] == (64,)
     assert h.get_layer("head_dense").units == 24 and h.get_layer("head_dropout1").rate == 0.3
     c = create_head("conv", (7, 7, 32), HeadArgs(num_classes=5))
     assert c.get_layer("head_conv").filters == 64
