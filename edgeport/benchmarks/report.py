@@ -156,9 +156,10 @@ def table_cells(rows: Sequence[dict], with_device: bool = False) -> tuple[list[s
     return [c[0] for c in cols], [[c[1](r) for c in cols] for r in rows], [c[2] for c in cols]
 
 
-def format_table(rows: Sequence[dict], with_device: bool = False) -> str:
-    """A fixed-width text table, one line per variant (the terminal view)."""
+def format_table(rows: Sequence[dict], with_device: bool = False, max_note: int = 100) -> str:
+    """A fixed-width text table, one line per variant (the terminal view; long notes are cut, bench.json has them whole)."""
     head, body, right = table_cells(rows, with_device)
+    body = [r[:-1] + [r[-1] if len(r[-1]) <= max_note else r[-1][: max_note - 3] + "..."] for r in body]
     widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(head)]
 
     def line(cells: list[str]) -> str:

@@ -98,3 +98,10 @@ def test_plot_skips_without_points(hand_report, tmp_path):
         r["accuracy"] = None
     assert plot_report(hand_report, tmp_path / "p.png") is None
     assert not (tmp_path / "p.png").exists()
+
+
+def test_terminal_table_cuts_long_notes_but_json_keeps_them(hand_report):
+    hand_report["rows"][3]["reason"] = "x" * 300
+    line = rep.format_table(hand_report["rows"], max_note=50).splitlines()[-1]
+    assert line.endswith("x" * 47 + "...")
+    assert len(hand_report["rows"][3]["reason"]) == 300
