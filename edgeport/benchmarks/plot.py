@@ -44,9 +44,42 @@ def points_from_rows(rows: Sequence[dict], group_key: str = "engine") -> list[Po
     pts = []
     for i, r in enumerate(usable):
         label = f"{r['scheme']} {r['engine']} t{r['threads']}"
+        acc = r["accuracy"]
+        if acc.get("images_total") and acc.get("images") and acc["images"] < acc["images_total"]:
+            label += f" ({acc['images']}/{acc['images_total']} imgs)"  # a time-capped accuracy pass
         pts.append(Point(label, str(r.get(group_key) or ""), float(r["latency_ms"]["p50"]),
                          100.0 * float(r["accuracy"]["top1"]), (r.get("bytes") or 0) / 1048576.0, front[i]))
     return pts
+
+
+def place_labels(anchors: list[tuple[float, float]], sizes: list[tuple[float, float]],
+                 bounds: tuple[float, float, float, float], gap: float = 6.0) -> list[tuple[float, float]]:
+    """Top-left pixel corners for labels near their points (y down), avoiding overlaps greedily.
+
+    Each label tries right/left of its point, then shifted up and down by a
+    line at a time; the first spot inside ``bounds`` that overlaps no placed
+    label wins (else the first candidate). ``bounds`` = (left, top, right, bottom).
+    """
+    left, top, right, bottom = bounds
+    placed: list[tuple[float, float, float, float]] = []
+    out = []
+    for (x, y), (w, h) in zip(anchors, sizes):
+        cands = []
+        for k in range(0, 12):
+            for dy in ((-h - 2, 2) if k == 0 else (-h - 2 - k * (h + 1), 2 + k * (h + 1))):
+                cands += [(x + gap, y + dy), (x - gap - w, y + dy)]
+        best = None
+        for cx, cy in cands:
+            inside = left <= cx and cx + w <= right and top <= cy and cy + h <= bottom
+            free = all(cx + w <= a or a + c <= cx or cy + h <= b or b + d <= cy for a, b, c, d in placed)
+            if inside and free:
+                best = (cx, cy)
+                break
+        if best is None:
+            best = next(((cx, cy) for cx, cy in cands if left <= cx and cx + w <= right), cands[0])
+        placed.append((best[0], best[1], w, h))
+        out.append(best)
+    return out
 
 
 def _size(mb: float, max_mb: float) -> float:
@@ -77,13 +110,12 @@ def _with_matplotlib(pts: list[Point], path: Path, title: str) -> bool:
     lat = [p.latency_ms for p in pts]
     log_x = min(lat) > 0 and max(lat) / min(lat) > 20
     if log_x:
+        from matplotlib.ticker import FuncFormatter
+
         ax.set_xscale("log")
-    lo, hi = (math.log10(min(lat)), math.log10(max(lat))) if log_x else (min(lat), max(lat))
-    for p in pts:  # labels of the right-most points go to their left, so they stay inside
-        v = math.log10(p.latency_ms) if log_x else p.latency_ms
-        right = hi > lo and (v - lo) / (hi - lo) > 0.7
-        ax.annotate(p.label, (p.latency_ms, p.top1_pct), fontsize=7, xytext=(-4 if right else 4, 4),
-                    textcoords="offset points", ha="right" if right else "left")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
+    ax.margins(x=0.08, y=0.15)
     ax.set_xlabel("p50 latency of one inference (ms)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(title + "\n(point area ~ file size; ringed = Pareto front)", fontsize=10)
@@ -93,6 +125,18 @@ def _with_matplotlib(pts: list[Point], path: Path, title: str) -> bool:
         if hasattr(handle, "set_sizes"):
             handle.set_sizes([40])
     fig.tight_layout()
+    fig.canvas.draw()  # final axes limits and position, so labels can be placed in pixels
+    width_px, height_px = fig.canvas.get_width_height()
+    font_px = 7 * fig.dpi / 72
+    anchors = [tuple(ax.transData.transform((p.latency_ms, p.top1_pct))) for p in pts]
+    anchors_down = [(x, height_px - y) for x, y in anchors]
+    sizes = [(0.6 * font_px * len(p.label), 1.25 * font_px) for p in pts]
+    box = ax.get_window_extent()
+    bounds = (box.x0 + 2, height_px - box.y1 + 2, box.x1 - 2, height_px - box.y0 - 2)  # inside the axes
+    for p, (x, y), (lx, ly) in zip(pts, anchors_down, place_labels(anchors_down, sizes, bounds)):
+        ax.annotate(p.label, (p.latency_ms, p.top1_pct), xytext=(lx - x, -(ly - y)), textcoords="offset pixels",
+                    fontsize=7, ha="left", va="top", annotation_clip=False,
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
     fig.savefig(path)
     plt.close(fig)
     return True
@@ -143,10 +187,15 @@ def _with_opencv(pts: list[Point], path: Path, title: str) -> None:
         cv2.circle(img, px(p.latency_ms, p.top1_pct), r, c, -1, cv2.LINE_AA)
         if p.front:
             cv2.circle(img, px(p.latency_ms, p.top1_pct), r + 4, (0, 0, 0), 1, cv2.LINE_AA)
-        x, y = px(p.latency_ms, p.top1_pct)
-        (tw, _), _ = cv2.getTextSize(p.label, font, 0.35, 1)
-        tx = x + r + 2 if x + r + 2 + tw < w - 4 else x - r - 2 - tw  # keep labels inside the image
-        cv2.putText(img, p.label, (tx, max(12, y - r)), font, 0.35, (40, 40, 40), 1, cv2.LINE_AA)
+    anchors = [px(p.latency_ms, p.top1_pct) for p in pts]
+    sizes = []
+    for p in pts:
+        (tw, th), base = cv2.getTextSize(p.label, font, 0.35, 1)
+        sizes.append((tw, th + base))
+    labels_at = place_labels(anchors, sizes, (ml + 2, mt + 2, w - mr - 2, h - mb - 2))
+    for p, (x, y), (lx, ly), (tw, th) in zip(pts, anchors, labels_at, sizes):
+        cv2.line(img, (x, y), (int(lx if lx > x else lx + tw), int(ly + th / 2)), (170, 170, 170), 1, cv2.LINE_AA)
+        cv2.putText(img, p.label, (int(lx), int(ly + th - 2)), font, 0.35, (40, 40, 40), 1, cv2.LINE_AA)
     for gi, g in enumerate(groups):  # legend
         c = bgr(_PALETTE[gi % len(_PALETTE)])
         cv2.circle(img, (w - mr - 180, mt + 15 + 18 * gi), 5, c, -1, cv2.LINE_AA)

@@ -105,3 +105,15 @@ def test_terminal_table_cuts_long_notes_but_json_keeps_them(hand_report):
     line = rep.format_table(hand_report["rows"], max_note=50).splitlines()[-1]
     assert line.endswith("x" * 47 + "...")
     assert len(hand_report["rows"][3]["reason"]) == 300
+
+
+def test_labels_of_coincident_points_do_not_overlap():
+    from edgeport.benchmarks.plot import place_labels
+
+    anchors = [(100.0, 100.0)] * 6
+    sizes = [(80.0, 10.0)] * 6
+    spots = place_labels(anchors, sizes, (0, 0, 400, 300))
+    for i, (x, y) in enumerate(spots):
+        assert 0 <= x and x + 80 <= 400 and 0 <= y and y + 10 <= 300
+        for (x2, y2) in spots[i + 1:]:
+            assert x + 80 <= x2 or x2 + 80 <= x or y + 10 <= y2 or y2 + 10 <= y
