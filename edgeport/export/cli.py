@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         "opset": args.opset, "calibration_samples": args.calibration_samples,
         "calibration_data": args.calibration_data, "seed": args.seed, "verify_samples": args.verify_samples,
         "int16x8_verify_samples": args.int16x8_verify_samples, "max_drop": args.max_drop, "threads": args.threads,
+        "progress": False if getattr(args, "quiet", False) else None,
     }
     cfg = load_config(ExportConfig, args.config, overrides)
     result = export(cfg)

@@ -52,6 +52,7 @@ class ArtifactResult:
     output: dict = field(default_factory=dict)
     verification: dict = field(default_factory=dict)
     conversion_seconds: float | None = None
+    conversion_cpu_seconds: float | None = None
     graph: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -241,7 +242,7 @@ def _export_scheme(scheme: Scheme, ctx: ConversionContext, cfg: ExportConfig, ru
     if scheme.calibrated and (ctx.calibration is None or len(ctx.calibration) == 0):
         a.fail("no calibration images (the run has no training split; pass --calibration-data DIR)")
         return a
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         scheme.convert(ctx, path)
         extra = {"io_dtype": cfg.io_dtype} if scheme.name == "int8" else {}
@@ -252,6 +253,7 @@ def _export_scheme(scheme: Scheme, ctx: ConversionContext, cfg: ExportConfig, ru
         path.unlink(missing_ok=True)
         return a
     a.conversion_seconds = round(time.perf_counter() - t0, 3)
+    a.conversion_cpu_seconds = round(time.process_time() - c0, 3)  # all threads: load-independent
     a.graph = ctx.graphs.get(scheme.name) or _onnx_graph(path, scheme.format)
     if scheme.name == "dynamic" and a.graph and not a.graph["weight_dtypes"].get("int8"):
         a.notes.append("no weight tensor was large enough to quantize (TFLite skips < 1024 "
