@@ -24,6 +24,7 @@ class Models:
     head: Any  #: feature map -> softmax
     spec: BackboneSpec
     feature_shape: tuple[int, int, int]
+    plain: Any = None  #: the full model's twin that is never compiled: saved without optimizer state
 
 
 def build_models(cfg: BuildConfig, num_classes: int) -> Models:
@@ -44,7 +45,8 @@ def build_models(cfg: BuildConfig, num_classes: int) -> Models:
     feats = backbone(x, training=False)  # backbone BatchNorm always in inference mode
     full = keras.Model(inp, head(feats), name=f"edgeport_{cfg.backbone}")
     features = keras.Model(inp, feats, name="features")
-    return Models(full, features, backbone, head, spec, shape)  # type: ignore[arg-type]
+    plain = keras.Model(inp, full.output, name=full.name)
+    return Models(full, features, backbone, head, spec, shape, plain=plain)  # type: ignore[arg-type]
 
 
 def freeze_backbone(m: Models) -> None:

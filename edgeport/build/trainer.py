@@ -112,7 +112,7 @@ def save_checkpoint(ckdir: Path, models: Models, optimizer: Any, phase: int, epo
     tag = f"phase{phase}-epoch{epoch:03d}"
     weights = ckdir / f"{tag}.weights.h5"
     opt = ckdir / f"{tag}.optimizer.npz"
-    models.full.save_weights(str(weights))
+    models.plain.save_weights(str(weights))  # the optimizer goes to its own file
     np.savez(str(opt), *[np.asarray(v.numpy()) for v in optimizer.variables])
     write_json(ckdir / STATE_FILE, {"phase": phase, "epoch": epoch, "weights": weights.name,
                                     "optimizer": opt.name, "history": history, "done": False})
@@ -289,7 +289,7 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.Source, mixed: bool, callbac
     history: list[dict[str, Any]] = list(state["history"]) if state else []
     s_phase, s_epoch = (int(state["phase"]), int(state["epoch"])) if state else (1, 0)
     if state:
-        models.full.load_weights(str(ckdir / state["weights"]))
+        models.plain.load_weights(str(ckdir / state["weights"]))
         log.info("resuming %s after phase %d epoch %d", out, s_phase, s_epoch)
 
     val_images = inputs.image_dataset(src, "val", cfg.image_size, bs, shuffle=False, seed=cfg.seed,
@@ -371,9 +371,7 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.Source, mixed: bool, callbac
 
 def _finish(cfg: BuildConfig, out: Path, src: inputs.Source, models: Models, history: list[dict[str, Any]],
             val_images: Any, timing: dict[str, Any], mixed: bool, strategy: Any, t_start: float) -> dict[str, Any]:
-    # an uncompiled model over the same layers: model.keras carries no optimizer state
-    final = keras.Model(models.full.input, models.full.output, name=models.full.name)
-    final.save(str(out / "model.keras"))
+    models.plain.save(str(out / "model.keras"))  # never compiled: no optimizer state inside
     probs = models.full.predict(val_images, verbose=0)
     val = classification_metrics(np.asarray(probs, np.float64), src.labels("val"), src.classes)
     metrics: dict[str, Any] = {
