@@ -41,6 +41,7 @@ class PipelineConfig:
     unfreeze: int | None = 1  #: None: every stage (training from scratch)
     batch_size: int = 32
     lr: float = 1e-3
+    fine_tune_lr: float | None = None  #: default lr / 10
     schemes: tuple[str, ...] | None = None
     calibration_samples: int = 200
     verify_samples: int = 200
@@ -66,7 +67,7 @@ class PipelineConfig:
 #: What ``edgeport demo`` uses unless told otherwise: a whole run in a few minutes on 2 CPU cores.
 DEMO_DEFAULTS: dict[str, Any] = dict(
     backbone="mobilenet_v2", weights="none", head="gap", image_size=64, epochs=2, fine_tune_epochs=8,
-    unfreeze=None, batch_size=32, lr=2e-3, calibration_samples=100, verify_samples=200, bench_runs=50,
+    unfreeze=None, batch_size=32, lr=2e-3, fine_tune_lr=2e-3, calibration_samples=100, verify_samples=200, bench_runs=50,
     bench_limit=200, per_class=160,
 )
 
@@ -153,7 +154,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     run = train(BuildConfig(
         data=data, out=str(out / "run"), backbone=cfg.backbone, weights=cfg.weights, head=cfg.head,
         image_size=cfg.image_size, epochs=cfg.epochs, fine_tune_epochs=cfg.fine_tune_epochs,
-        unfreeze=unfreeze, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+        unfreeze=unfreeze, batch_size=cfg.batch_size, lr=cfg.lr, fine_tune_lr=cfg.fine_tune_lr, seed=cfg.seed,
     ))
     times["build"] = time.perf_counter() - t
 
@@ -268,6 +269,8 @@ def _add_common(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
                  "verify_samples", "bench_runs", "video_images", "frames_per_image", "per_class", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=d[name], help=f"(default {d[name]})")
     p.add_argument("--lr", type=float, default=d["lr"], help=f"(default {d['lr']})")
+    p.add_argument("--fine-tune-lr", type=float, default=d["fine_tune_lr"],
+                   help=f"(default {d['fine_tune_lr'] or 'lr / 10'})")
     p.add_argument("--bench-limit", type=int, default=d["bench_limit"],
                    help=f"benchmark accuracy on at most N images (default {d['bench_limit']})")
     p.add_argument("--schemes", default=None, help="comma list of export schemes (default all)")

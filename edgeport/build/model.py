@@ -24,11 +24,18 @@ class Models:
     head: Any  #: feature map -> softmax
     spec: BackboneSpec
     feature_shape: tuple[int, int, int]
+    #: BatchNorm learns while fine-tuning only when training from scratch (--weights none):
+    #: pretrained statistics are kept, but random ones would make a deep backbone untrainable.
+    bn_trains: bool = False
     plain: Any = None  #: the full model's twin that is never compiled: saved without optimizer state
 
 
 def build_models(cfg: BuildConfig, num_classes: int) -> Models:
-    """Input float32 NHWC 0..255 -> scaling layer -> backbone (BN in inference mode) -> head."""
+    """Input float32 NHWC 0..255 -> scaling layer -> backbone -> head.
+
+    With pretrained weights the backbone's BatchNorm always runs in inference
+    mode; with ``--weights none`` it trains in phase 2 (there is nothing to keep).
+    """
     from edgeport._lazy import require
 
     keras = require("keras", "building the model")
@@ -42,11 +49,17 @@ def build_models(cfg: BuildConfig, num_classes: int) -> Models:
         x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_pm1")(x)
     elif spec.scaling == "unit":
         x = keras.layers.Rescaling(1.0 / 255.0, name="scale_to_unit")(x)
-    feats = backbone(x, training=False)  # backbone BatchNorm always in inference mode
+    bn_trains = str(cfg.weights).strip().lower() == "none"
+    if bn_trains:  # from scratch: let the moving statistics catch up within a short run
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = min(layer.momentum, 0.9)
+    feats = backbone(x) if bn_trains else backbone(x, training=False)
     full = keras.Model(inp, head(feats), name=f"edgeport_{cfg.backbone}")
     features = keras.Model(inp, feats, name="features")
     plain = keras.Model(inp, full.output, name=full.name)
-    return Models(full, features, backbone, head, spec, shape, plain=plain)  # type: ignore[arg-type]
+    return Models(full, features, backbone, head, spec, shape,  # type: ignore[arg-type]
+                  bn_trains=bn_trains, plain=plain)
 
 
 def freeze_backbone(m: Models) -> None:
@@ -56,7 +69,7 @@ def freeze_backbone(m: Models) -> None:
 
 
 def unfreeze_top(m: Models, stages: int) -> int:
-    """Phase 2: the top ``stages`` stages train, BatchNorm stays frozen; returns trainable layer count."""
+    """Phase 2: the top ``stages`` stages train (BatchNorm only from scratch); returns trainable layer count."""
     from edgeport._lazy import require
 
     keras = require("keras", "fine-tuning")
@@ -69,7 +82,7 @@ def unfreeze_top(m: Models, stages: int) -> int:
     m.backbone.trainable = True
     count = 0
     for i, layer in enumerate(m.backbone.layers):
-        train = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
+        train = i >= first and (m.bn_trains or not isinstance(layer, keras.layers.BatchNormalization))
         layer.trainable = train
         count += int(train and bool(layer.weights))
     m.head.trainable = True

@@ -37,7 +37,7 @@ def test_backbone_builds_trains_saves_and_loads_safely(name, tmp_path):
         unfreeze_top(m, k)
         bn = [w for layer in m.backbone.layers if isinstance(layer, keras.layers.BatchNormalization)
               for w in layer.trainable_weights]
-        assert not bn  # BatchNorm stays frozen when fine-tuning
+        assert bool(bn) == m.bn_trains  # BatchNorm learns only from scratch (weights none)
         assert m.backbone.trainable_weights
     with pytest.raises(ConfigError, match="--unfreeze"):
         unfreeze_top(m, len(starts) + 1)
@@ -66,6 +66,23 @@ def test_weights_path_loads_a_file_the_test_wrote(tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ModelError, match="expected .* to hold weights of backbone mobilenet_v3_small"):
         create_backbone("mobilenet_v3_small", 32, str(path))
+
+
+def test_pretrained_batchnorm_stays_frozen_while_fine_tuning(tmp_path):
+    import keras
+
+    from edgeport.build.config import BuildConfig
+    from edgeport.build.model import build_models, unfreeze_top
+
+    src, _ = create_backbone("tiny", 32, "none")
+    path = tmp_path / "pre.weights.h5"
+    src.save_weights(path)
+    m = build_models(BuildConfig(data="-", out="-", backbone="tiny", weights=str(path), head="gap", image_size=32), 3)
+    assert not m.bn_trains
+    unfreeze_top(m, 3)
+    assert m.backbone.trainable_weights
+    assert not [w for layer in m.backbone.layers if isinstance(layer, keras.layers.BatchNormalization)
+                for w in layer.trainable_weights]
 
 
 def test_weights_for_a_missing_file_or_tiny_imagenet_are_config_errors(tmp_path):
