@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="the build stage needs TensorFlow (the [train] extra)")
 
-from build_helpers import tiny_config
+from .build_helpers import tiny_config
 from edgeport.build import inputs
 from edgeport.imaging import load_resized
 

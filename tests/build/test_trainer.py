@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="the build stage needs TensorFlow (the [train] extra)")
 
-from build_helpers import tiny_config
+from .build_helpers import tiny_config
 from edgeport.errors import ConfigError, DataError
 
 RUN_FILES = ("model.keras", "labels.txt", "config.yaml", "data_split.csv", "metrics.json", "history.csv",
