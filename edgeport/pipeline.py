@@ -66,9 +66,9 @@ class PipelineConfig:
 
 #: What ``edgeport demo`` uses unless told otherwise: a whole run in a few minutes on 2 CPU cores.
 DEMO_DEFAULTS: dict[str, Any] = dict(
-    backbone="mobilenet_v2", weights="none", head="gap", image_size=64, epochs=1, fine_tune_epochs=10,
-    unfreeze=None, batch_size=32, lr=2e-3, fine_tune_lr=2e-3, calibration_samples=100, verify_samples=200, bench_runs=50,
-    bench_limit=200, per_class=160,
+    backbone="mobilenet_v2", weights="none", head="gap", image_size=64, epochs=1, fine_tune_epochs=16,
+    unfreeze=None, batch_size=32, lr=3e-3, fine_tune_lr=3e-3, calibration_samples=100, verify_samples=200,
+    bench_runs=50, bench_limit=200, per_class=240,
 )
 
 
