@@ -13,17 +13,6 @@ from edgeport.errors import DataError
 from edgeport.imaging import load_rgb
 
 
-def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Letterbox ``rgb`` into width x height, keeping its aspect ratio."""
-    h, w = rgb.shape[:2]
-    s = min(width / w, height / h)
-    nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
-    canvas = np.zeros((height, width, 3), np.uint8)
-    y, x = (height - nh) // 2, (width - nw) // 2
-    canvas[y : y + nh, x : x + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
-    return canvas
-
-
 def images_to_video(
     images: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
@@ -34,7 +23,9 @@ def images_to_video(
     """Write ``images`` (each held for ``frames_per_image`` frames) as an mp4.
 
     Returns the path. The frame order follows ``images``, so frame i shows
-    ``images[i // frames_per_image]``.
+    ``images[i // frames_per_image]``. Each image is stretched to the frame
+    (not letterboxed): the runtime squeezes the whole frame to the model's
+    input as training squeezed whole images, so the proportions come back.
     """
     if not images:
         raise DataError("expected at least one image to make a video from, received none")
@@ -45,7 +36,7 @@ def images_to_video(
         raise DataError(f"OpenCV cannot write an mp4 (mp4v) video to {out}")
     try:
         for path in images:
-            frame = _fit(load_rgb(path), *size)[:, :, ::-1]
+            frame = cv2.resize(load_rgb(path), size, interpolation=cv2.INTER_AREA)[:, :, ::-1]
             for _ in range(frames_per_image):
                 writer.write(np.ascontiguousarray(frame))
     finally:
