@@ -33,15 +33,23 @@ if TYPE_CHECKING:
 PROGRESS_PREFIX = "edgeport-progress "
 
 
-def peak_rss_mb() -> float | None:
-    """Peak resident memory of this process in MiB (VmHWM, else ru_maxrss)."""
+def _proc_status_mb(key: str) -> float | None:
+    """A kB field of /proc/self/status (e.g. VmHWM, VmRSS) in MiB; None off Linux."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
+    return None
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process in MiB (VmHWM, else ru_maxrss)."""
+    peak = _proc_status_mb("VmHWM")
+    if peak is not None:
+        return peak
     try:
         import resource
 
@@ -53,14 +61,7 @@ def peak_rss_mb() -> float | None:
 
 def current_rss_mb() -> float | None:
     """Resident memory of this process now in MiB (Linux), else None."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
+    return _proc_status_mb("VmRSS")
 
 
 def measure_latency(invoke: Callable[[np.ndarray], object], inputs: Sequence[np.ndarray], warmup: int,

@@ -135,6 +135,13 @@ class Engine:
     def closed(self) -> bool:
         return False
 
+    def _check_single_io(self, n_inputs: int, n_outputs: int) -> None:
+        if n_inputs != 1 or n_outputs != 1:
+            raise ModelError(
+                f"expected a classifier with one input and one output, received "
+                f"{n_inputs} inputs and {n_outputs} outputs in {self.model_path.name}"
+            )
+
     def _check_input(self, x: np.ndarray) -> None:
         if self.closed:
             raise ModelError(f"{self.name} engine for {self.model_path.name} is closed; open it again")
@@ -173,11 +180,7 @@ class _TFLiteEngine(Engine):
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{self.name} could not load {self.model_path}: {exc}") from exc
         ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
-        if len(ins) != 1 or len(outs) != 1:
-            raise ModelError(
-                f"expected a classifier with one input and one output, received "
-                f"{len(ins)} inputs and {len(outs)} outputs in {self.model_path.name}"
-            )
+        self._check_single_io(len(ins), len(outs))
         self.input, self.output = self._info(ins[0]), self._info(outs[0])
         self._in_index, self._out_index = ins[0]["index"], outs[0]["index"]
         if self.input.shape[0] != 1:  # e.g. a dynamic batch: fix it to 1
@@ -312,11 +315,7 @@ class OnnxRuntimeEngine(Engine):
             raise ModelError(f"onnxruntime could not load {self.model_path}: {exc}") from exc
         self.providers = list(self._session.get_providers())
         ins, outs = self._session.get_inputs(), self._session.get_outputs()
-        if len(ins) != 1 or len(outs) != 1:
-            raise ModelError(
-                f"expected a classifier with one input and one output, received "
-                f"{len(ins)} inputs and {len(outs)} outputs in {self.model_path.name}"
-            )
+        self._check_single_io(len(ins), len(outs))
         self.input, self.output = self._info(ins[0]), self._info(outs[0])
         self._out_names = [outs[0].name]
 
