@@ -33,6 +33,7 @@ class ConversionContext:
     graphs: dict[str, dict] = field(default_factory=dict)
     _saved_model: Path | None = None
     _onnx_base: Path | None = None
+    _calibrated: bytes | BaseException | None = None
 
     def saved_model(self) -> Path:
         """The model as a SavedModel (exported on first call)."""
@@ -43,6 +44,25 @@ class ConversionContext:
             self._saved_model = export_saved_model(self.model, self.workdir / "saved_model")
             self.shared_seconds["saved_model"] = time.perf_counter() - t0
         return self._saved_model
+
+    def calibrated_tflite(self) -> bytes:
+        """The float .tflite with calibration min/max, shared by int8 and int16x8 (made on first call).
+
+        A failure is remembered, so the second integer scheme fails at once
+        with the same reason instead of calibrating again.
+        """
+        if self._calibrated is None:
+            from edgeport.export.tflite import calibrate
+
+            t0 = time.perf_counter()
+            try:
+                self._calibrated = calibrate(self.saved_model(), self.calibration, self.progress)
+            except Exception as exc:  # noqa: BLE001 - re-raised now and for the next scheme
+                self._calibrated = exc
+            self.shared_seconds["tflite_calibration"] = time.perf_counter() - t0
+        if isinstance(self._calibrated, BaseException):
+            raise self._calibrated
+        return self._calibrated
 
     def onnx_base(self) -> Path:
         """The float32 ONNX model without metadata (converted on first call)."""
@@ -77,13 +97,14 @@ def _register(scheme: Scheme) -> Scheme:
 
 def _tflite(name: str) -> Callable[[ConversionContext, Path], None]:
     def convert(ctx: ConversionContext, path: Path) -> None:
-        from edgeport.export.tflite import convert_saved_model
+        from edgeport.export.tflite import check_integer, convert_saved_model, graph_summary, quantize_calibrated
 
-        from edgeport.export.tflite import check_integer, graph_summary
-
-        calib = ctx.calibration if name in ("int8", "int16x8") else None
-        data = convert_saved_model(ctx.saved_model(), name, calib, ctx.io_dtype, ctx.progress)
-        ctx.graphs[name] = check_integer(data, name) if calib is not None else graph_summary(data)
+        if name in ("int8", "int16x8"):
+            data = quantize_calibrated(ctx.calibrated_tflite(), name, ctx.io_dtype)
+            ctx.graphs[name] = check_integer(data, name)
+        else:
+            data = convert_saved_model(ctx.saved_model(), name, progress=ctx.progress)
+            ctx.graphs[name] = graph_summary(data)
         path.write_bytes(data)
 
     return convert

@@ -18,6 +18,7 @@ import numpy as np
 from edgeport._lazy import require
 from edgeport.contract import METADATA_KEY
 from edgeport.errors import ModelError
+from edgeport.export.config import IO_DTYPES
 from edgeport.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,67 @@ def convert_saved_model(
     else:
         raise ModelError(f"expected a TFLite scheme {TFLITE_SCHEMES}, received '{scheme}'")
     return bytes(conv.convert())
+
+
+def calibrate(saved_model: str | Path, calibration: np.ndarray, progress: bool = True) -> bytes:
+    """A float .tflite holding every tensor's min/max over ``calibration`` (one pass for int8 and int16x8).
+
+    This is the converter's own calibration step run alone (as TF's
+    QuantizationDebugger does); :func:`quantize_calibrated` then turns the
+    result into each integer scheme without running the images again, which
+    halves the calibration time of exporting both.
+    """
+    tf = require("tensorflow", "TFLite calibration")
+    if calibration is None or len(calibration) == 0:
+        raise ModelError("expected calibration images for the int8/int16x8 schemes, received none")
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative_dataset(calibration, "TFLite calibration (int8, int16x8)", progress)
+    conv._experimental_calibrate_only = True  # noqa: SLF001 - the documented debugger path
+    return bytes(conv.convert())
+
+
+def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8") -> bytes:
+    """The int8 or int16x8 model from a :func:`calibrate` result, as the converter would write it.
+
+    int8 goes through the MLIR quantizer with ``io_dtype`` input/output; int16x8
+    through the older quantizer (the only one TF uses for 16-bit activations)
+    on the min/max already in the model. Both give the same tensors as a full
+    ``TFLiteConverter`` run with the same images (tested).
+    """
+    tf = require("tensorflow", "TFLite quantization")
+    if scheme == "int8":
+        from tensorflow.lite.python import convert as tf_convert
+
+        if io_dtype not in IO_DTYPES:
+            raise ModelError(f"expected --io-dtype one of {', '.join(IO_DTYPES)}, received '{io_dtype}'")
+        io = getattr(tf, io_dtype)
+        return bytes(tf_convert.mlir_quantize(calibrated, input_data_type=io, output_data_type=io))
+    if scheme == "int16x8":
+        from tensorflow.lite.python import conversion_metadata_schema_py_generated as conversion
+        from tensorflow.lite.python.optimize import calibrator
+
+        f32, i16, i64 = (np.dtype(t).num for t in (np.float32, np.int16, np.int64))
+        model = calibrator.Calibrator(calibrated)._calibrator.QuantizeModel(  # noqa: SLF001
+            f32, f32, False, i16, i64, False, False)
+        return _set_optimization_mode(bytes(model), conversion.ModelOptimizationMode.PTQ_INT16)
+    raise ModelError(f"expected a calibrated TFLite scheme (int8, int16x8), received '{scheme}'")
+
+
+def _set_optimization_mode(model: bytes, mode: int) -> bytes:
+    """Rewrite the CONVERSION_METADATA optimization mode (the calibration pass records int8's)."""
+    from tensorflow.lite.python import conversion_metadata_schema_py_generated as conversion
+    from tensorflow.lite.python.util import populate_conversion_metadata
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    obj = fu.convert_bytearray_to_object(bytearray(model))
+    entry = next((m for m in (obj.metadata or []) if _name(m.name) == "CONVERSION_METADATA"), None)
+    if entry is None:
+        return model
+    meta = conversion.ConversionMetadataT.InitFromPackedBuf(bytes(obj.buffers[entry.buffer].data), 0)
+    if meta.options is not None:
+        meta.options.modelOptimizationModes = [mode]
+    return bytes(fu.convert_object_to_bytearray(populate_conversion_metadata(obj, meta)))
 
 
 def embed_metadata(model: bytes, value: str, name: str = METADATA_KEY) -> bytes:

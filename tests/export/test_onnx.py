@@ -51,3 +51,17 @@ def test_embed_metadata_replaces_keys(tiny_export_dir, tmp_path):
     embed_metadata(p, {"edgeport": "y"})
     meta = read_onnx_metadata(p)
     assert meta["edgeport"] == "y" and meta["other"] == "1"
+
+
+def test_batched_calibration_gives_the_same_int8_model(tiny_export_dir, tmp_path):
+    """MinMax over batches of 8 = over single images: the quantized graphs must be identical."""
+    from edgeport.export.onnx import quantize_int8
+
+    calib = np.random.default_rng(2).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)  # 20: a short last batch
+    one = quantize_int8(tiny_export_dir / "model.onnx", tmp_path / "one.onnx", calib, progress=False, batch=1)
+    eight = quantize_int8(tiny_export_dir / "model.onnx", tmp_path / "eight.onnx", calib, progress=False, batch=8)
+    a, b = onnx.load(str(one)), onnx.load(str(eight))
+    assert [n.op_type for n in a.graph.node] == [n.op_type for n in b.graph.node]
+    for ta, tb in zip(a.graph.initializer, b.graph.initializer):
+        assert ta.name == tb.name
+        np.testing.assert_array_equal(onnx.numpy_helper.to_array(ta), onnx.numpy_helper.to_array(tb), err_msg=ta.name)

@@ -64,3 +64,47 @@ def test_embed_metadata_replaces_an_entry(tiny_export_dir, tmp_path):
     p.write_bytes(twice)
     with TFLiteRunner(p) as runner:
         assert runner.predict(np.zeros((1, 32, 32, 3), np.uint8)).shape == (1, 5)
+
+
+def test_one_calibration_gives_the_converters_int8_and_int16x8(tiny_run_dir, tmp_path):
+    """calibrate() + quantize_calibrated() must equal a full TFLiteConverter run per scheme."""
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+    from tensorflow.lite.python import conversion_metadata_schema_py_generated as conversion
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    from edgeport.export.tflite import calibrate, convert_saved_model, export_saved_model, quantize_calibrated
+
+    model = keras.saving.load_model(str(tiny_run_dir / "model.keras"), compile=False)
+    saved = export_saved_model(model, tmp_path / "saved_model")
+    size = int(model.inputs[0].shape[1])
+    rng = np.random.default_rng(1)
+    calib = rng.integers(0, 256, (24, size, size, 3), dtype=np.uint8)
+    images = rng.integers(0, 256, (6, size, size, 3), dtype=np.uint8)
+    calibrated = calibrate(saved, calib, progress=False)
+
+    def run(model_bytes):
+        it = Interpreter(model_content=model_bytes)
+        it.allocate_tensors()
+        i, o = it.get_input_details()[0], it.get_output_details()[0]
+        outs = []
+        for img in images:
+            it.set_tensor(i["index"], img[None].astype(i["dtype"]))
+            it.invoke()
+            outs.append(it.get_tensor(o["index"])[0].copy())
+        return np.array(outs), i["dtype"], i["quantization"], o["quantization"]
+
+    def mode(model_bytes):
+        obj = fu.convert_bytearray_to_object(bytearray(model_bytes))
+        entry = next(m for m in obj.metadata if m.name == b"CONVERSION_METADATA")
+        meta = conversion.ConversionMetadataT.InitFromPackedBuf(bytes(obj.buffers[entry.buffer].data), 0)
+        return list(meta.options.modelOptimizationModes)
+
+    for scheme in ("int8", "int16x8"):
+        fast = quantize_calibrated(calibrated, scheme, "uint8")
+        full = convert_saved_model(saved, scheme, calib, "uint8", progress=False)
+        (y_fast, *io_fast), (y_full, *io_full) = run(fast), run(full)
+        assert io_fast[0] == io_full[0] and io_fast[1:] == io_full[1:], scheme
+        np.testing.assert_array_equal(y_fast, y_full, err_msg=scheme)
+        assert mode(fast) == mode(full), scheme
+    assert mode(quantize_calibrated(calibrated, "int16x8")) == [conversion.ModelOptimizationMode.PTQ_INT16]
