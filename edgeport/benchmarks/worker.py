@@ -109,16 +109,6 @@ def model_info(path: str) -> "ModelInfo":
     raise ModelError(f"expected edgeport metadata in {Path(path).name} or a manifest.json next to it, found neither")
 
 
-def _tensor_info(info: object) -> dict:
-    return {
-        "name": getattr(info, "name", None),
-        "shape": [int(v) if v is not None else None for v in getattr(info, "shape", ())],
-        "dtype": str(getattr(info, "dtype", "")),
-        "scale": float(getattr(info, "scale", 0.0) or 0.0),
-        "zero_point": int(getattr(info, "zero_point", 0) or 0),
-    }
-
-
 def run_job(job: dict) -> dict:
     """Run one job in this process and return the JSON-ready result."""
     from edgeport.runtime import Classifier, create_engine
@@ -143,8 +133,8 @@ def run_job(job: dict) -> dict:
             "pid": os.getpid(),
             "engine_version": _safe_version(engine),
             "providers": list(getattr(engine, "providers", None) or []) or None,  # onnxruntime: CPU/CUDA/TensorRT
-            "input": _tensor_info(engine.input),
-            "output": _tensor_info(engine.output),
+            "input": engine.input.to_dict(),
+            "output": engine.output.to_dict(),
             "load_s": load_s,
             "baseline_rss_mb": baseline,
         }

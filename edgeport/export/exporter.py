@@ -28,7 +28,7 @@ from edgeport.export.calibration import load_images, per_class_counts, stratifie
 from edgeport.export.config import ExportConfig
 from edgeport.export.rundir import RunInfo, read_run, sha256_file
 from edgeport.export.schemes import ConversionContext, Scheme, create_scheme
-from edgeport.export.verify import verify_artifact
+from edgeport.export.verify import open_engine, verify_artifact
 
 log = logging.getLogger(__name__)
 
@@ -162,14 +162,6 @@ def _onnx_graph(path: Path, fmt: str) -> dict:
     return graph_summary(path)
 
 
-def _tensor_info(path: Path, fmt: str) -> tuple[dict, dict]:
-    if fmt == "tflite":
-        from edgeport.export.tflite import tensor_info
-    else:
-        from edgeport.export.onnx import tensor_info
-    return tensor_info(path)
-
-
 def _calibration_set(cfg: ExportConfig, run: RunInfo, contract: InputContract) -> tuple[np.ndarray, dict]:
     if cfg.calibration_data:
         ds = scan(cfg.calibration_data, seed=cfg.seed)
@@ -261,21 +253,39 @@ def _export_scheme(scheme: Scheme, ctx: ConversionContext, cfg: ExportConfig, ru
     a.bytes = path.stat().st_size
     a.sha256 = sha256_file(path)
     try:
-        a.input, a.output = _tensor_info(path, scheme.format)
-        if verify is not None:
-            n = verify.info["int16x8_samples"] if scheme.name == "int16x8" else len(verify.labels)
-            images, labels, reference = verify.subset(n, cfg.seed)
-            a.verification = verify_artifact(path, images, labels, reference, cfg.threads, cfg.progress,
-                                             f"{scheme.name} verification")
-            if n < len(verify.labels):
-                a.verification["note"] = f"{n} of {len(verify.labels)} images (slow reference kernels)"
+        with open_engine(path, cfg.threads) as engine:
+            a.input, a.output = engine.input.to_dict(), engine.output.to_dict()
+            if verify is not None:
+                n = verify.info["int16x8_samples"] if scheme.name == "int16x8" else len(verify.labels)
+                images, labels, reference = verify.subset(n, cfg.seed)
+                a.verification = verify_artifact(engine, contract, images, labels, reference, cfg.progress,
+                                                 f"{scheme.name} verification")
+                if n < len(verify.labels):
+                    a.verification["note"] = f"{n} of {len(verify.labels)} images (slow reference kernels)"
     except Exception as exc:  # noqa: BLE001 - an engine rejecting the file fails this scheme only
         log.warning("%s: verification failed: %s", scheme.name, _short(exc, 300))
         a.fail(f"verification failed: {_short(exc)}")
-        return a
-    _gate(a, cfg, scheme.reference)
+    else:
+        _gate(a, cfg, scheme.reference)
+    _settle(a, cfg.out_dir)
     log.info("%s: %s %s", scheme.name, a.status, a.reason)
     return a
+
+
+FAILED_DIR = "failed"
+
+
+def _settle(a: ArtifactResult, out: Path) -> None:
+    """Move a converted file that failed verification or the budget to ``failed/`` (kept for
+    inspection, out of the way of a device copying the folder); a success clears a stale copy there."""
+    kept = out / FAILED_DIR / a.file
+    if a.ok:
+        kept.unlink(missing_ok=True)
+        return
+    kept.parent.mkdir(exist_ok=True)
+    os.replace(out / a.file, kept)
+    a.file = f"{FAILED_DIR}/{a.file}"
+    a.notes.append(f"the file was moved to {FAILED_DIR}/ because the scheme failed; do not deploy it")
 
 
 def export(cfg: ExportConfig) -> ExportResult:

@@ -9,7 +9,6 @@ a ``Model.metadata`` entry named ``edgeport``.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -233,81 +232,3 @@ def check_integer(model: bytes, scheme: str) -> dict:
 
 def _name(raw: bytes | str | None) -> str:
     return raw.decode() if isinstance(raw, bytes) else (raw or "")
-
-
-def _tensor_dict(d: dict) -> dict:
-    scale, zp = d.get("quantization", (0.0, 0))
-    return {
-        "name": d["name"],
-        "dtype": np.dtype(d["dtype"]).name,
-        "shape": [int(v) for v in d["shape"]],
-        "scale": float(scale),
-        "zero_point": int(zp),
-    }
-
-
-def _interpreter(path: str | Path, threads: int | None):
-    litert = require("ai_edge_litert.interpreter", "running .tflite models")
-    try:
-        it = litert.Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)
-        it.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"expected a loadable .tflite model, LiteRT could not load {path}: {exc}") from exc
-    return it
-
-
-def tensor_info(path: str | Path) -> tuple[dict, dict]:
-    """(input, output) of a .tflite file: name, dtype, shape, scale, zero_point."""
-    it = _interpreter(path, 1)
-    return _tensor_dict(it.get_input_details()[0]), _tensor_dict(it.get_output_details()[0])
-
-
-class TFLiteRunner:
-    """Runs a .tflite model on raw 0..255 RGB images, returning float probabilities."""
-
-    engine = "ai-edge-litert"
-
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        self._it = _interpreter(path, threads)
-        self._in = self._it.get_input_details()[0]
-        self._out = self._it.get_output_details()[0]
-
-    def __enter__(self) -> "TFLiteRunner":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._it = None
-
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """(N,H,W,3) uint8 -> (N,classes) float32, one image per invoke (batch 1)."""
-        return np.stack([self.predict_one(img) for img in images])
-
-    def predict_one(self, image: np.ndarray) -> np.ndarray:
-        x = quantize(image.astype(np.float32), self._in)[None]
-        self._it.set_tensor(self._in["index"], x)
-        self._it.invoke()
-        y = self._it.get_tensor(self._out["index"])[0]
-        return dequantize(y, self._out)
-
-
-def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
-    """Float values -> the tensor's dtype with its scale/zero point (identity for float)."""
-    dtype = np.dtype(detail["dtype"])
-    scale, zp = detail.get("quantization", (0.0, 0))
-    if dtype.kind == "f":
-        return x.astype(dtype)
-    if not scale:
-        return x.astype(dtype)
-    info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale + zp), info.min, info.max).astype(dtype)
-
-
-def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
-    """A raw output tensor -> float32 values."""
-    scale, zp = detail.get("quantization", (0.0, 0))
-    if np.dtype(detail["dtype"]).kind != "f" and scale:
-        return ((y.astype(np.float32) - zp) * scale).astype(np.float32)
-    return y.astype(np.float32)

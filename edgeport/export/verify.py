@@ -1,24 +1,39 @@
-"""Compare an artifact's predictions with the Keras model's on the same images."""
+"""Compare an artifact's predictions with the Keras model's on the same images.
+
+Verification runs each file through the runtime's own code (the engine from
+:mod:`edgeport.runtime.engines`, ``to_input_tensor`` and ``to_probabilities``
+from the classifier), so what is verified here is what runs on the device.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from edgeport.progress import Progress
+from edgeport.contract import InputContract
+from edgeport.progress import track
+from edgeport.runtime.classifier import to_input_tensor, to_probabilities
+from edgeport.runtime.engines import Engine, create_engine
+
+#: the engine that verifies each format on the export machine (ONNX on CPU: no TensorRT build here)
+VERIFY_ENGINES = {".tflite": ("litert", {}), ".onnx": ("onnxruntime", {"providers": "cpu"})}
 
 
-def open_runner(path: str | Path, threads: int | None = None):
-    """A runner for ``path`` in its real engine (LiteRT for .tflite, onnxruntime for .onnx)."""
-    if str(path).endswith(".tflite"):
-        from edgeport.export.tflite import TFLiteRunner
+def open_engine(path: str | Path, threads: int | None = None) -> Engine:
+    """``path`` loaded in its real engine (LiteRT for .tflite, onnxruntime CPU for .onnx)."""
+    name, opts = VERIFY_ENGINES[Path(path).suffix.lower()]
+    return create_engine(name, path, threads=threads or os.cpu_count() or 1, **opts)
 
-        return TFLiteRunner(path, threads)
-    from edgeport.export.onnx import ONNXRunner
 
-    return ONNXRunner(path, threads)
+def predict(engine: Engine, images: np.ndarray, contract: InputContract, progress: bool = True,
+            desc: str = "predict") -> np.ndarray:
+    """(N,H,W,3) uint8 RGB -> (N,classes) float32 probabilities, one image per invoke."""
+    out = [to_probabilities(engine.invoke(to_input_tensor(img, contract, engine.input)), engine.output)
+           for img in track(images, desc, enabled=progress)]
+    return np.stack(out) if out else np.zeros((0, int(np.prod(engine.output.shape))), np.float32)
 
 
 def compare(probs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
@@ -47,27 +62,19 @@ def compare(probs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dic
 
 
 def verify_artifact(
-    path: str | Path,
+    engine: Engine,
+    contract: InputContract,
     images: np.ndarray,
     labels: np.ndarray,
     reference: np.ndarray,
-    threads: int | None = None,
     progress: bool = True,
     desc: str = "verify",
 ) -> dict:
-    """Run ``path`` on ``images`` in its engine and :func:`compare` with ``reference``."""
+    """Run ``images`` through ``engine`` as the runtime would and :func:`compare` with ``reference``."""
     t0 = time.perf_counter()
-    with open_runner(path, threads) as runner:
-        outs = []
-        step = 16
-        with Progress(len(images), desc, enabled=progress) as bar:
-            for i in range(0, len(images), step):
-                outs.append(runner.predict(images[i : i + step]))
-                bar.update(len(images[i : i + step]))
-        probs = np.concatenate(outs) if outs else np.zeros((0, reference.shape[1]), np.float32)
-        engine = runner.engine
+    probs = predict(engine, images, contract, progress, desc)
     seconds = time.perf_counter() - t0
     figures = compare(probs, reference, labels)
-    figures.update(engine=engine, seconds=round(seconds, 3),
-                   ms_per_image=round(1000.0 * seconds / max(len(images), 1), 3))
+    figures.update(engine=engine.name, engine_version=engine.version(), threads=engine.threads,
+                   seconds=round(seconds, 3), ms_per_image=round(1000.0 * seconds / max(len(images), 1), 3))
     return figures

@@ -59,6 +59,11 @@ class TensorInfo:
     def quantized(self) -> bool:
         return self.scale != 0.0 and np.issubdtype(self.dtype, np.integer)
 
+    def to_dict(self) -> dict:
+        """JSON-ready: name, shape, dtype name, scale, zero_point."""
+        return {"name": self.name, "shape": [int(v) for v in self.shape], "dtype": np.dtype(self.dtype).name,
+                "scale": float(self.scale), "zero_point": int(self.zero_point)}
+
 
 def _installed(module: str) -> bool:
     """True when ``module`` can be found, without importing it."""

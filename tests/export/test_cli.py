@@ -5,6 +5,8 @@ import json
 import pytest
 
 from edgeport.cli import main
+from edgeport.export.rundir import sha256_file
+from edgeport.runtime.classifier import list_artifacts
 
 
 def test_help_lists_schemes(capsys):
@@ -45,3 +47,9 @@ def test_max_drop_gates_exit_code(flat_softmax_run_dir, tmp_path, capsys):
     assert "int8 FAILED: top-1 dropped" in text
     m = {a["scheme"]: a for a in json.loads((tmp_path / "manifest.json").read_text())["artifacts"]}
     assert m["fp32"]["status"] == "ok" and m["int8"]["status"] == "failed"
+    # the failed file is kept, out of the folder a device would copy; the runtime never picks it
+    assert m["int8"]["file"] == "failed/model_int8.tflite" and not (tmp_path / "model_int8.tflite").exists()
+    assert sha256_file(tmp_path / "failed" / "model_int8.tflite") == m["int8"]["sha256"]
+    assert [a.path.name for a in list_artifacts(tmp_path)] == ["model_fp32.tflite"]
+    assert main(args) == 0  # passing again clears the stale failed copy
+    assert (tmp_path / "model_int8.tflite").is_file() and not (tmp_path / "failed" / "model_int8.tflite").exists()

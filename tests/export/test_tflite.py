@@ -7,8 +7,9 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from edgeport.export.tflite import TFLiteRunner, check_integer, embed_metadata, graph_summary, tensor_info  # noqa: E402
-from edgeport.metadata import read_tflite_metadata  # noqa: E402
+from edgeport.export.tflite import check_integer, embed_metadata, graph_summary  # noqa: E402
+from edgeport.export.verify import open_engine, predict  # noqa: E402
+from edgeport.metadata import read_model_info, read_tflite_metadata  # noqa: E402
 
 TFLITE = {"fp32": "model_fp32.tflite", "fp16": "model_fp16.tflite", "dynamic": "model_dynamic.tflite",
           "int8": "model_int8.tflite", "int16x8": "model_int16x8.tflite"}
@@ -23,19 +24,21 @@ def manifest(tiny_export_dir):
 def test_each_scheme_loads_and_gives_probabilities(tiny_export_dir, manifest, scheme):
     path = tiny_export_dir / TFLITE[scheme]
     assert manifest[scheme]["status"] == "ok", manifest[scheme]["reason"]
-    inp, _ = tensor_info(path)
-    image = np.random.default_rng(0).integers(0, 256, tuple(inp["shape"][1:]), dtype=np.uint8)
-    with TFLiteRunner(path) as runner:
-        probs = runner.predict(image[None])
+    contract = read_model_info(path).input
+    image = np.random.default_rng(0).integers(0, 256, (contract.height, contract.width, 3), dtype=np.uint8)
+    with open_engine(path) as engine:
+        assert engine.name == "litert" and manifest[scheme]["verification"]["engine"] == "litert"
+        probs = predict(engine, image[None], contract, progress=False)
     assert probs.shape == (1, 5) and probs.dtype == np.float32
     assert probs.sum() == pytest.approx(1.0, abs=0.02)
 
 
 def test_int8_takes_camera_pixels_as_they_are(tiny_export_dir, manifest):
-    inp, out = tensor_info(tiny_export_dir / "model_int8.tflite")
-    assert inp["dtype"] == "uint8" and inp["scale"] == pytest.approx(1.0) and inp["zero_point"] == 0
-    assert out["dtype"] == "uint8" and out["scale"] == pytest.approx(1 / 256)
-    assert manifest["int8"]["input"]["dtype"] == "uint8"
+    with open_engine(tiny_export_dir / "model_int8.tflite") as engine:
+        inp, out = engine.input, engine.output
+    assert inp.dtype == np.uint8 and inp.scale == pytest.approx(1.0) and inp.zero_point == 0
+    assert out.dtype == np.uint8 and out.scale == pytest.approx(1 / 256)
+    assert manifest["int8"]["input"] == inp.to_dict()
 
 
 def test_graphs_match_their_scheme_names(tiny_export_dir):
@@ -62,8 +65,10 @@ def test_embed_metadata_replaces_an_entry(tiny_export_dir, tmp_path):
     assert "min_runtime_version" in meta  # the converter's own entries are kept
     p = tmp_path / "m.tflite"
     p.write_bytes(twice)
-    with TFLiteRunner(p) as runner:
-        assert runner.predict(np.zeros((1, 32, 32, 3), np.uint8)).shape == (1, 5)
+    with open_engine(p) as engine:
+        probs = predict(engine, np.zeros((1, 32, 32, 3), np.uint8), read_model_info(tiny_export_dir / "model_fp32.tflite").input,
+                        progress=False)
+    assert probs.shape == (1, 5)
 
 
 def test_one_calibration_gives_the_converters_int8_and_int16x8(tiny_run_dir, tmp_path):
