@@ -46,7 +46,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def format_table(result) -> str:
     """A plain-text table of each scheme's verification figures."""
     v = result.manifest.get("verification") or {}
-    head = f"{'scheme':<10} {'file':<22} {'status':<6} {'MB':>7} {'conv s':>7} {'in dtype':>8} " \
+    head = f"{'scheme':<10} {'file':<26} {'status':<6} {'MB':>7} {'conv s':>7} {'in dtype':>8} " \
            f"{'n':>4} {'agree %':>8} {'top-1 %':>8} {'Δtop-1':>7} {'max|Δp|':>9}"
     lines = [head, "-" * len(head)]
     notes = []
@@ -60,7 +60,7 @@ def format_table(result) -> str:
         delta = f"{f['delta_top1']:+.2f}" if "delta_top1" in f else "-"
         diff = f"{f['max_abs_diff']:.2e}" if "max_abs_diff" in f else "-"
         dtype = (a.input or {}).get("dtype", "-")
-        lines.append(f"{a.scheme:<10} {a.file:<22} {a.status:<6} {mb:>7} {conv:>7} {dtype:>8} "
+        lines.append(f"{a.scheme:<10} {a.file:<26} {a.status:<6} {mb:>7} {conv:>7} {dtype:>8} "
                      f"{n!s:>4} {agree:>8} {acc:>8} {delta:>7} {diff:>9}")
         if f.get("note"):
             notes.append(f"{a.scheme}: {f['note']}")

@@ -81,6 +81,9 @@ def convert_saved_model(
         conv.target_spec.supported_types = [tf.float16]
     elif scheme == "dynamic":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        # Per-channel hybrid FULLY_CONNECTED is op version 12, which tflite-runtime 2.14 (the
+        # newest Raspberry Pi wheel) cannot register; per-tensor Dense weights keep version 9.
+        conv._experimental_disable_per_channel_quantization_for_dense_layers = True  # noqa: SLF001
     elif scheme in ("int8", "int16x8"):
         if calibration is None or len(calibration) == 0:
             raise ModelError(f"expected calibration images for the {scheme} scheme, received none")
