@@ -71,6 +71,10 @@ def convert_saved_model(
     fp32: float reference; fp16: float16 weights; dynamic: int8 weights with
     float activations (dynamic range); int8: full integer with ``io_dtype``
     input/output; int16x8: 16-bit activations, 8-bit weights, float I/O.
+
+    The export calibrates int8 and int16x8 once instead (:func:`calibrate`,
+    :func:`quantize_calibrated`); the one-converter-run-per-scheme path here is
+    the reference that shortcut is tested against.
     """
     tf = require("tensorflow", "TFLite conversion")
     conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
@@ -91,9 +95,7 @@ def convert_saved_model(
         conv.representative_dataset = representative_dataset(calibration, f"{scheme} calibration", progress)
         if scheme == "int8":
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            io = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[io_dtype]
-            conv.inference_input_type = io
-            conv.inference_output_type = io
+            conv.inference_input_type = conv.inference_output_type = _io_type(tf, io_dtype)
         else:
             conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
             # int16 activations always go through the older calibrate-and-quantize path; with the
@@ -102,6 +104,13 @@ def convert_saved_model(
     else:
         raise ModelError(f"expected a TFLite scheme {TFLITE_SCHEMES}, received '{scheme}'")
     return bytes(conv.convert())
+
+
+def _io_type(tf, io_dtype: str):
+    """The TF dtype of an int8 model's input/output for ``--io-dtype``."""
+    if io_dtype not in IO_DTYPES:
+        raise ModelError(f"expected --io-dtype one of {', '.join(IO_DTYPES)}, received '{io_dtype}'")
+    return getattr(tf, io_dtype)
 
 
 def calibrate(saved_model: str | Path, calibration: np.ndarray, progress: bool = True) -> bytes:
@@ -134,9 +143,7 @@ def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8")
     if scheme == "int8":
         from tensorflow.lite.python import convert as tf_convert
 
-        if io_dtype not in IO_DTYPES:
-            raise ModelError(f"expected --io-dtype one of {', '.join(IO_DTYPES)}, received '{io_dtype}'")
-        io = getattr(tf, io_dtype)
+        io = _io_type(tf, io_dtype)
         return bytes(tf_convert.mlir_quantize(calibrated, input_data_type=io, output_data_type=io))
     if scheme == "int16x8":
         from tensorflow.lite.python import conversion_metadata_schema_py_generated as conversion
