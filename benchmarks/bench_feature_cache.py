@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             "first_epoch_seconds": secs[0],
             "later_epoch_seconds_mean": statistics.mean(secs[1:]) if len(secs) > 1 else float("nan"),
             "feature_cache_seconds": res.metrics["timing"].get("feature_cache_seconds"),
-            "val_top1": res.metrics["val_top1"],
+            "val_top1_pct": res.metrics["val_top1_pct"],
             "run_seconds": round(time.perf_counter() - t0, 1),
         }
     on, off = results["on"], results["off"]
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'epoch ' + str(i + 1) + ' seconds':24}{on['epoch_seconds'][i]:>12.2f}{off['epoch_seconds'][i]:>12.2f}")
     print(f"{'later epochs, mean s':24}{on['later_epoch_seconds_mean']:>12.2f}{off['later_epoch_seconds_mean']:>12.2f}")
     print(f"{'(cache computed in s)':24}{on['feature_cache_seconds']:>12.2f}{'-':>12}")
-    print(f"{'val top-1':24}{on['val_top1']:>12.3f}{off['val_top1']:>12.3f}")
+    print(f"{'val top-1 %':24}{on['val_top1_pct']:>12.2f}{off['val_top1_pct']:>12.2f}")
     print(f"speed-up per epoch after the first: {ratio_later:.1f}x (goal >= {GOAL_RATIO:.0f}x: "
           f"{'met' if ratio_later >= GOAL_RATIO else 'NOT met'}); all {args.epochs} epochs incl. caching: {ratio_total:.1f}x")
     if args.json:

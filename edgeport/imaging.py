@@ -13,20 +13,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeport.contract import DEFAULT_RESIZE, RESIZE_METHODS as RESIZE_NAMES
 from edgeport.errors import DataError
 
 #: File endings read as images (lower case).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
-#: Resize methods by the name stored in a model's input contract.
+#: OpenCV interpolation per resize method named in a model's input contract.
 RESIZE_METHODS = {
     "area": cv2.INTER_AREA,
     "bilinear": cv2.INTER_LINEAR,
     "nearest": cv2.INTER_NEAREST,
 }
-
-#: The method training uses; exported models record it in their contract.
-DEFAULT_RESIZE = "area"
+assert tuple(RESIZE_METHODS) == RESIZE_NAMES
 
 
 class ImageDecodeError(DataError):

@@ -195,7 +195,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         "data": data,
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()},
         "run_dir": str(run.run_dir),
-        "val_top1": run.metrics.get("val_top1"),
+        "val_top1_pct": run.metrics.get("val_top1_pct"),
         "export_dir": str(exp.out_dir),
         "artifacts": [{"file": a.file, "scheme": a.scheme, "status": a.status, "bytes": a.bytes,
                        "reason": a.reason} for a in exp.artifacts],
@@ -219,8 +219,8 @@ def format_summary(summary: dict, report: dict | None = None) -> str:
 
     out = Path(summary["out"])
     lines = [f"# edgeport pipeline — {out}", ""]
-    val = summary.get("val_top1")
-    lines.append(f"model: {summary['run_dir']}/model.keras  (val top-1 {val:.3f})" if val is not None else
+    val = summary.get("val_top1_pct")
+    lines.append(f"model: {summary['run_dir']}/model.keras  (val top-1 {val:.1f} %)" if val is not None else
                  f"model: {summary['run_dir']}/model.keras")
     lines.append(f"artifacts in {summary['export_dir']}:")
     for a in summary["artifacts"]:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Callable, Generic, Iterator, TypeVar
 
 from edgeport.errors import ConfigError
@@ -34,19 +35,40 @@ class Registry(Generic[T]):
 
         return deco
 
+    def canonical(self, name: str) -> str | None:
+        """The registered spelling of ``name`` ('mobilenet-v2' finds 'mobilenet_v2'), or None."""
+        if name in self._items:
+            return name
+        if not isinstance(name, str):
+            return None
+        for candidate in (name.replace("-", "_"), name.replace("_", "-"), name.lower(),
+                          name.lower().replace("-", "_"), name.lower().replace("_", "-")):
+            if candidate in self._items:
+                return candidate
+        return None
+
     def get(self, name: str) -> T:
-        try:
-            return self._items[name]
-        except KeyError:
-            raise ConfigError(
-                f"unknown {self.kind} '{name}'; expected one of: {', '.join(self.names())}"
-            ) from None
+        """The entry called ``name`` (either spelling of - and _); unknown names list the known ones."""
+        key = self.canonical(name)
+        if key is None:
+            close = difflib.get_close_matches(str(name).lower().replace("-", "_"),
+                                              [n.replace("-", "_") for n in self.names()], n=1, cutoff=0.6)
+            hint = ""
+            if close:
+                hint = f"; did you mean '{self.canonical(close[0])}'?"
+            raise ConfigError(f"unknown {self.kind} '{name}'; expected one of: {', '.join(self.names())}{hint}")
+        return self._items[key]
 
     def names(self) -> list[str]:
+        """Registered names, sorted."""
         return sorted(self._items)
 
+    def in_order(self) -> tuple[str, ...]:
+        """Registered names in registration order."""
+        return tuple(self._items)
+
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return isinstance(name, str) and self.canonical(name) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

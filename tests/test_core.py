@@ -19,10 +19,15 @@ def test_registry_lists_known_names_on_unknown():
     reg.register("b")(1)
     reg.register("a")(2)
     assert reg.names() == ["a", "b"] and reg.get("a") == 2 and "b" in reg
-    with pytest.raises(ConfigError, match="unknown widget 'c'; expected one of: a, b"):
+    with pytest.raises(ConfigError, match="unknown widget 'c'; expected one of: a, b$"):
         reg.get("c")
     with pytest.raises(ConfigError, match="twice"):
         reg.register("a")(3)
+    reg.register("mobile_net")(4)
+    assert reg.get("mobile-net") == reg.get("MOBILE_NET") == 4 and "mobile-net" in reg
+    assert reg.in_order() == ("b", "a", "mobile_net")
+    with pytest.raises(ConfigError, match="did you mean 'mobile_net'"):
+        reg.get("mobilenet")
 
 
 @dataclasses.dataclass(frozen=True)

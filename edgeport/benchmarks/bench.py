@@ -19,20 +19,23 @@ import tempfile
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from edgeport.benchmarks import report as rep
-from edgeport.benchmarks.artifacts import Artifact, find_artifacts, normalise_scheme
+from edgeport.benchmarks.artifacts import find_artifacts
 from edgeport.benchmarks.config import BenchConfig
 from edgeport.benchmarks.environment import describe
-from edgeport.benchmarks.metrics import accuracy_summary, latency_stats
+from edgeport import metrics
+from edgeport.benchmarks.metrics import latency_stats
 from edgeport.config import to_dict
 from edgeport.contract import InputContract
-from edgeport.errors import ConfigError, DataError
+from edgeport.errors import ConfigError, DataError, EdgeportError
+from edgeport.manifest import FAILED, Artifact, Manifest, verify_sha256
+from edgeport.schemes import precision_of
 from edgeport.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -110,12 +113,12 @@ class Images:
     labels: np.ndarray  # model class index per image
 
 
-def resolve_data(cfg: BenchConfig, manifest: dict | None) -> str:
+def resolve_data(cfg: BenchConfig, manifest: Manifest | None) -> str:
     if cfg.data:
         return cfg.data
-    run_dir = (manifest or {}).get("run_dir")
-    if run_dir and (Path(run_dir) / "data_split.csv").is_file():
-        return str(Path(run_dir) / "data_split.csv")
+    run_dir = manifest.run_dir if manifest is not None else None
+    if run_dir is not None and (run_dir / "data_split.csv").is_file():
+        return str(run_dir / "data_split.csv")
     raise DataError(
         "expected --data DATA (a labelled image folder or CSV) for accuracy and real input images, received none"
         + (f", and the run directory {run_dir} has no data_split.csv" if run_dir else
@@ -176,32 +179,37 @@ def decode_images(pairs: list[tuple[str, int]], contract: InputContract, out: Pa
     return Images(str(path), labels), skipped
 
 
-def _contract_of(art: Artifact, manifest: dict | None) -> InputContract | None:
-    from edgeport.metadata import read_model_info
+@dataclass(frozen=True)
+class Checked:
+    """An artifact that passed the pre-flight checks: its hash and its labels/contract."""
+
+    sha256: str
+    labels: tuple[str, ...]
+    contract: InputContract
+
+
+def preflight(art: Artifact) -> Checked | str:
+    """Hash the file that will run (it must match the manifest) and read its labels and contract
+    (embedded ones must match the manifest's); a reason string when it cannot run."""
+    from edgeport.runtime.classifier import load_model_info
 
     try:
-        info = read_model_info(art.path)
-    except Exception:  # noqa: BLE001 - a corrupt file fails later, in its worker
-        info = None
-    if info is not None:
-        return info.input
-    if manifest and manifest.get("input"):
-        return InputContract.from_dict(manifest["input"])
-    return None
+        sha = verify_sha256(art.path, art.sha256)
+        info = load_model_info(art.path, verify_hash=False)
+    except EdgeportError as exc:
+        return str(exc)
+    return Checked(sha, tuple(info.labels), info.input)
 
 
-def _labels_of(artifacts: list[Artifact], manifest: dict | None) -> tuple[str, ...]:
-    if manifest and manifest.get("labels"):
-        return tuple(manifest["labels"])
-    from edgeport.metadata import read_model_info
-
-    for a in artifacts:
-        try:
-            info = read_model_info(a.path)
-        except Exception:  # noqa: BLE001
-            continue
-        if info is not None:
-            return tuple(info.labels)
+def _labels_of(checked: dict[str, Checked | str], manifest: Manifest | None) -> tuple[str, ...]:
+    if manifest is not None and manifest.labels:
+        return manifest.labels
+    labels = {c.labels for c in checked.values() if isinstance(c, Checked)}
+    if len(labels) > 1:
+        raise DataError("expected every artifact in the folder to carry the same labels, received "
+                        + " / ".join(", ".join(x) for x in sorted(labels)) + "; benchmark one export at a time")
+    if labels:
+        return labels.pop()
     raise DataError("expected labels in manifest.json or in an artifact's edgeport metadata, found none; "
                     "benchmark an export made by `edgeport export`")
 
@@ -269,7 +277,7 @@ def run_worker(job: dict, workdir: Path, timeout: float, on_progress: Callable[[
 def reference_for(predictions: dict[tuple[str, str], dict], art: Artifact, engine: str) -> tuple[str, str] | None:
     """The fp32 (artifact, engine) to compare with: same format and engine, else same format, else any."""
     fp32 = [k for k, v in predictions.items()
-            if normalise_scheme(v["artifact"].scheme) == "fp32" and v["topk"] is not None]
+            if precision_of(v["artifact"].scheme) == "fp32" and v["topk"] is not None]
     for fmt, eng in ((art.format, engine), (art.format, None), (None, None)):
         for k in fp32:
             if (fmt is None or predictions[k]["artifact"].format == fmt) and (eng is None or k[1] == eng):
@@ -286,14 +294,17 @@ def run(cfg: BenchConfig) -> dict:
     Writes bench.json/.csv/.md/.png when ``cfg.out`` is set.
     """
     check_engines_option(cfg.engines)
-    artifacts, manifest = find_artifacts(cfg.export_dir, cfg.schemes)
-    labels = _labels_of(artifacts, manifest)
+    found, manifest = find_artifacts(cfg.export_dir, cfg.schemes)
+    checked = {a.file: preflight(a) for a in found if a.ok}
+    artifacts = [replace(a, status=FAILED, reason=checked[a.file]) if isinstance(checked.get(a.file), str) else a
+                 for a in found]
+    labels = _labels_of(checked, manifest)
     pairs, data_summary = select_samples(cfg, resolve_data(cfg, manifest), labels)
-    plans: Plan = [(a, plan_engines(a, cfg.engines) if a.status == "ok" else [("-", False, a.reason)])
-                   for a in artifacts]
+    plans: Plan = [(a, plan_engines(a, cfg.engines) if a.ok else [("-", False, a.reason)]) for a in artifacts]
     with tempfile.TemporaryDirectory(prefix="edgeport-bench-") as tmp:
         work = Path(tmp)
-        contracts = {a.file: _contract_of(a, manifest) if a.status == "ok" else None for a in artifacts}
+        contracts = {a.file: checked[a.file].contract if a.ok else None for a in artifacts}
+        hashes = {a.file: checked[a.file].sha256 if a.ok else a.sha256 for a in artifacts}
         images: dict[tuple, Images] = {}
         skipped: list[dict] = []
         for c in contracts.values():
@@ -304,19 +315,21 @@ def run(cfg: BenchConfig) -> dict:
         data_summary.update({"images": int(first.labels.size) if first else 0,
                              "skipped": skipped, "num_skipped": len(skipped)})
         by_artifact = {f: images[(c.height, c.width, c.resize)] if c else None for f, c in contracts.items()}
-        rows, predictions = _measure(plans, by_artifact, cfg, work)
+        rows, predictions = _measure(plans, by_artifact, hashes, cfg, work)
     _fill_accuracy(rows, predictions, by_artifact, labels)
 
     environment = describe(cfg.device_name)
     for row in rows:
         row["device"] = environment["device"]
-    m = manifest or {}
+    m = manifest.data if manifest is not None else {}
     report = {
         "schema_version": rep.SCHEMA_VERSION,
         "kind": rep.KIND,
         "environment": environment,
         "config": to_dict(cfg),
-        "export": {"dir": str(Path(cfg.export_dir).resolve()), "manifest": manifest is not None,
+        # as given (or relative to the report's folder): a report names no local folders of its own
+        "export": {"dir": os.path.relpath(cfg.export_dir, cfg.out) if cfg.out else cfg.export_dir,
+                   "manifest": manifest is not None,
                    "edgeport_version": m.get("edgeport_version"), "source_model_sha256": m.get("source_model_sha256"),
                    "backbone": m.get("backbone"), "run_dir": m.get("run_dir"), "input": m.get("input")},
         "data": data_summary,
@@ -327,7 +340,7 @@ def run(cfg: BenchConfig) -> dict:
     return rep.validate(report)
 
 
-def _measure(plans: Plan, images: dict[str, Images | None], cfg: BenchConfig,
+def _measure(plans: Plan, images: dict[str, Images | None], hashes: dict[str, str | None], cfg: BenchConfig,
              work: Path) -> tuple[list[dict], dict[tuple[str, str], dict]]:
     """One row per artifact x engine x threads (one row for an engine that cannot run),
     and the top-5 predictions of each artifact x engine."""
@@ -339,7 +352,7 @@ def _measure(plans: Plan, images: dict[str, Images | None], cfg: BenchConfig,
         for art, plan in plans:
             imgs = images.get(art.file)
             base = dict(artifact=art.file, scheme=art.scheme, precision=art.precision, format=art.format,
-                        bytes=art.bytes, sha256=art.manifest.get("sha256"))
+                        bytes=art.bytes, sha256=hashes.get(art.file))  # of the file measured
             for engine, available, reason in plan:
                 if not available:
                     status = rep.FAILED if art.status != "ok" else rep.NOT_AVAILABLE
@@ -354,7 +367,7 @@ def _measure(plans: Plan, images: dict[str, Images | None], cfg: BenchConfig,
                     rows += failed("no input contract (no edgeport metadata and no manifest)")
                     bar.update(int(cfg.accuracy) + len(threads))
                     continue
-                job = {"model": art.path, "engine": engine, "images": imgs.npy}
+                job = {"model": str(art.path), "engine": engine, "images": imgs.npy}
                 if cfg.accuracy:
                     note = f"{art.file} {engine} accuracy"
                     bar.update(0, note=note)
@@ -363,7 +376,8 @@ def _measure(plans: Plan, images: dict[str, Images | None], cfg: BenchConfig,
                                      cfg.timeout, lambda done, note=note: bar.update(0, note=f"{note} {done}"))
                     bar.update()
                     predictions[(art.file, engine)] = {
-                        "artifact": art, "topk": np.asarray(res["topk"]) if res.get("ok") else None}
+                        "artifact": art, "topk": np.asarray(res["topk"]) if res.get("ok") else None,
+                        "topk_probs": np.asarray(res["topk_probs"]) if res.get("ok") else None}
                     if not res.get("ok"):  # it could not even load or run: no point timing it
                         rows += failed(res.get("reason", "failed"))
                         bar.update(len(threads))
@@ -391,8 +405,14 @@ def _fill_accuracy(rows: list[dict], predictions: dict[tuple[str, str], dict], i
         ref_topk = predictions[ref]["topk"] if ref else None
         # a time-capped pass saw a prefix of the (shuffled) images: compare on what both saw
         n = len(p["topk"]) if ref_topk is None else min(len(p["topk"]), len(ref_topk))
-        summary = accuracy_summary(p["topk"][:n], imgs.labels[:n], labels,
-                                   ref_topk[:n] if ref_topk is not None else None)
+        if ref_topk is None:
+            summary = {**metrics.accuracy(p["topk"][:n], imgs.labels[:n], labels), **dict.fromkeys(
+                ("reference_top1_pct", "delta_top1_pts", "agreement_pct", "decided_agreement_pct",
+                 "decided_images", "worst_class", "worst_class_drop_pts"))}
+        else:
+            ref_probs = predictions[ref]["topk_probs"][:n]
+            margin = ref_probs[:, 0] - ref_probs[:, 1] if ref_probs.shape[1] > 1 else None
+            summary = metrics.compare(p["topk"][:n], ref_topk[:n], imgs.labels[:n], labels, reference_margin=margin)
         summary["reference"] = f"{ref[0]}@{ref[1]}" if ref else None
         summary["images_total"] = int(imgs.labels.size)
         row["accuracy"] = summary

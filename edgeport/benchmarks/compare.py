@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Sequence
 
 from edgeport.benchmarks import report as rep
 from edgeport.errors import ConfigError
+from edgeport.files import atomic_write_text, write_json
 
 COMPARE_KIND = "edgeport-compare"
 
@@ -61,10 +61,10 @@ def write(merged: dict, out_dir: str | os.PathLike[str], stem: str = "compare", 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / f"{stem}.json", "csv": out / f"{stem}.csv", "md": out / f"{stem}.md"}
-    paths["json"].write_text(json.dumps(rep._clean(merged), indent=2) + "\n")
-    paths["csv"].write_text(rep.to_csv(merged["rows"], merged["data"]["classes"]))
+    write_json(paths["json"], merged)
+    atomic_write_text(paths["csv"], rep.to_csv(merged["rows"], merged["data"]["classes"]))
     png = plot_report(merged, out / f"{stem}.png") if plot else None
-    paths["md"].write_text(to_markdown(merged, png.name if png else None))
+    atomic_write_text(paths["md"], to_markdown(merged, png.name if png else None))
     result = {k: str(v) for k, v in paths.items()}
     if png:
         result["png"] = str(png)

@@ -34,12 +34,12 @@ class Point:
 def points_from_rows(rows: Sequence[dict], group_key: str = "engine") -> list[Point]:
     """The plottable rows (ok, with p50 and top-1); the front is computed within each group of ``device``."""
     usable = [r for r in rows if r.get("status") == "ok" and (r.get("latency_ms") or {}).get("p50") is not None
-              and (r.get("accuracy") or {}).get("top1") is not None]
+              and (r.get("accuracy") or {}).get("top1_pct") is not None]
     devices = sorted({str(r.get("device") or "") for r in usable})
     front: dict[int, bool] = {}
     for d in devices:
         idx = [i for i, r in enumerate(usable) if str(r.get("device") or "") == d]
-        flags = pareto_front([usable[i]["latency_ms"]["p50"] for i in idx], [usable[i]["accuracy"]["top1"] for i in idx])
+        flags = pareto_front([usable[i]["latency_ms"]["p50"] for i in idx], [usable[i]["accuracy"]["top1_pct"] for i in idx])
         front.update(zip(idx, flags))
     pts = []
     for i, r in enumerate(usable):
@@ -48,7 +48,7 @@ def points_from_rows(rows: Sequence[dict], group_key: str = "engine") -> list[Po
         if acc.get("images_total") and acc.get("images") and acc["images"] < acc["images_total"]:
             label += f" ({acc['images']}/{acc['images_total']} imgs)"  # a time-capped accuracy pass
         pts.append(Point(label, str(r.get(group_key) or ""), float(r["latency_ms"]["p50"]),
-                         100.0 * float(r["accuracy"]["top1"]), (r.get("bytes") or 0) / 1048576.0, front[i]))
+                         float(r["accuracy"]["top1_pct"]), (r.get("bytes") or 0) / 1048576.0, front[i]))
     return pts
 
 

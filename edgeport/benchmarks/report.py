@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from edgeport.errors import DataError
+from edgeport.files import atomic_write_text, json_ready, write_json
+from edgeport.metrics import DECIDED_MARGIN
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  #: 2: accuracy in percent (*_pct), decided agreement, sha256 of the file measured
 KIND = "edgeport-bench"
 
 #: Row statuses.
@@ -31,8 +33,9 @@ ROW_KEYS = (
     "peak_rss_mb", "baseline_rss_mb", "pid", "accuracy",
 )
 LATENCY_KEYS = ("mean", "std", "p50", "p90", "p99", "min", "max")
-ACCURACY_KEYS = ("images", "top1", "top5", "per_class_top1", "delta_top1_pts", "agreement_pct",
-                 "worst_class", "worst_class_drop_pts", "reference")
+ACCURACY_KEYS = ("images", "top1_pct", "top5_pct", "per_class_top1_pct", "reference_top1_pct", "delta_top1_pts",
+                 "agreement_pct", "decided_agreement_pct", "decided_images", "worst_class", "worst_class_drop_pts",
+                 "reference")
 TOP_KEYS = ("schema_version", "kind", "environment", "config", "export", "data", "rows")
 
 
@@ -85,17 +88,6 @@ def load(path: str | os.PathLike[str]) -> dict:
     return validate(data, str(p))
 
 
-def _clean(obj: object) -> object:
-    """NaN/inf -> None so the JSON is standard."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
-
-
 def _f(value: object, spec: str = ".1f", scale: float = 1.0) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
@@ -141,10 +133,12 @@ def _columns(with_device: bool) -> list[tuple[str, object, bool]]:
         ("runs", lambda r: str(r["runs"]) if r["runs"] is not None else "-", True),
         ("load s", lambda r: _f(r["load_s"], ".2f"), True),
         ("RSS MB", lambda r: _f(r["peak_rss_mb"], ".0f"), True),
-        ("top-1 %", lambda r: _f(acc(r, "top1"), ".1f", 100.0), True),
-        ("top-5 %", lambda r: _f(acc(r, "top5"), ".1f", 100.0), True),
+        ("n", lambda r: str(acc(r, "images")) if acc(r, "images") is not None else "-", True),
+        ("top-1 %", lambda r: _f(acc(r, "top1_pct"), ".1f"), True),
+        ("top-5 %", lambda r: _f(acc(r, "top5_pct"), ".1f"), True),
         ("Δtop-1", lambda r: _signed(acc(r, "delta_top1_pts")), True),
         ("agree %", lambda r: _f(acc(r, "agreement_pct"), ".1f"), True),
+        ("decided %", lambda r: _f(acc(r, "decided_agreement_pct"), ".1f"), True),
         ("worst class", _worst, False),
         ("note", lambda r: str(r.get("reason") or ""), False),
     ]
@@ -215,8 +209,9 @@ def to_markdown(report: dict, plot_name: str | None = None) -> str:
                  f"(at most {cfg.get('max_seconds')} s) of one `engine.invoke` on real preprocessed images, "
                  "each variant in a fresh process.")
     parts += ["", format_markdown_table(report["rows"]), ""]
-    parts += ["Δtop-1: top-1 change vs the fp32 artifact in points; agree %: top-1 agreement with fp32; "
-              "worst class: the class with the largest top-1 drop vs fp32.", ""]
+    parts += ["n: images scored; Δtop-1: top-1 change vs the fp32 artifact in points; agree %: top-1 agreement "
+              "with fp32; decided %: the same on the images where fp32's top-1 beats its top-2 by more than "
+              f"{DECIDED_MARGIN:g}; worst class: the class with the largest top-1 drop vs fp32.", ""]
     parts += ["## Schemes", ""] + [f"- {line}" for line in precision_legend(report["rows"])] + [""]
     parts += ["## Environment", ""] + [f"- {line}" for line in environment_lines(report.get("environment", {}))]
     if plot_name:
@@ -228,23 +223,25 @@ def csv_rows(rows: Sequence[dict], classes: Sequence[str] = ()) -> tuple[list[st
     head = ["device", "artifact", "scheme", "precision", "format", "engine", "engine_version", "threads", "status",
             "reason", "bytes", "load_s", "first_inference_ms", "warmup", "runs"]
     head += [f"latency_{k}_ms" for k in LATENCY_KEYS]
-    head += ["images_per_s", "peak_rss_mb", "baseline_rss_mb", "pid", "images", "top1", "top5",
-             "delta_top1_pts", "agreement_pct", "worst_class", "worst_class_drop_pts", "reference"]
-    head += [f"top1_{c}" for c in classes]
+    head += ["images_per_s", "peak_rss_mb", "baseline_rss_mb", "pid", "images", "top1_pct", "top5_pct",
+             "delta_top1_pts", "agreement_pct", "decided_agreement_pct", "decided_images", "worst_class",
+             "worst_class_drop_pts", "reference", "sha256"]
+    head += [f"top1_pct_{c}" for c in classes]
     body = []
     for r in rows:
         lat = r.get("latency_ms") or {}
         acc = r.get("accuracy") or {}
-        pc = acc.get("per_class_top1") or {}
+        pc = acc.get("per_class_top1_pct") or {}
         vals = [r.get("device"), r["artifact"], r["scheme"], r["precision"], r["format"], r["engine"],
                 r["engine_version"], r["threads"], r["status"], r["reason"], r["bytes"], r["load_s"],
                 r["first_inference_ms"], r["warmup"], r["runs"]]
         vals += [lat.get(k) for k in LATENCY_KEYS]
         vals += [r["images_per_s"], r["peak_rss_mb"], r["baseline_rss_mb"], r["pid"], acc.get("images"),
-                 acc.get("top1"), acc.get("top5"), acc.get("delta_top1_pts"), acc.get("agreement_pct"),
-                 acc.get("worst_class"), acc.get("worst_class_drop_pts"), acc.get("reference")]
+                 acc.get("top1_pct"), acc.get("top5_pct"), acc.get("delta_top1_pts"), acc.get("agreement_pct"),
+                 acc.get("decided_agreement_pct"), acc.get("decided_images"), acc.get("worst_class"),
+                 acc.get("worst_class_drop_pts"), acc.get("reference"), r.get("sha256")]
         vals += [pc.get(c) for c in classes]
-        body.append(["" if v is None else v for v in _clean(vals)])  # type: ignore[union-attr]
+        body.append(["" if v is None else v for v in json_ready(vals)])  # type: ignore[union-attr]
     return head, body
 
 
@@ -263,14 +260,14 @@ def write(report: dict, out_dir: str | os.PathLike[str], stem: str = "bench", pl
     out.mkdir(parents=True, exist_ok=True)
     classes = list((report.get("data") or {}).get("classes") or [])
     paths = {"json": out / f"{stem}.json", "csv": out / f"{stem}.csv", "md": out / f"{stem}.md"}
-    paths["json"].write_text(json.dumps(_clean(report), indent=2) + "\n")
-    paths["csv"].write_text(to_csv(report["rows"], classes))
+    write_json(paths["json"], report)
+    atomic_write_text(paths["csv"], to_csv(report["rows"], classes))
     png = None
     if plot:
         from edgeport.benchmarks.plot import plot_report
 
         png = plot_report(report, out / f"{stem}.png")
-    paths["md"].write_text(to_markdown(report, png.name if png else None))
+    atomic_write_text(paths["md"], to_markdown(report, png.name if png else None))
     result = {k: str(v) for k, v in paths.items()}
     if png:
         result["png"] = str(png)

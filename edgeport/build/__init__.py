@@ -2,7 +2,7 @@
 
     from edgeport.build import BuildConfig, train
     result = train(BuildConfig(data="photos/", out="runs/r1", backbone="resnet50v2"))
-    result.run_dir, result.metrics["val_top1"]
+    result.run_dir, result.metrics["val_top1_pct"]
 
 Importing this package does not import TensorFlow; :func:`train` does.
 """

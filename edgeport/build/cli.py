@@ -15,6 +15,7 @@ _HELP = {
     "weights": "imagenet (Keras download/cache), none, or the PATH of a local weights file",
     "head": "conv, conv-pool, conv-bn-dropout (default), gap",
     "image_size": "square input size in pixels",
+    "resize": "how images are resized to --image-size (recorded in the export, so devices do the same)",
     "epochs": "phase 1 epochs (backbone frozen)",
     "fine_tune_epochs": "phase 2 epochs (top --unfreeze stages trained; 0 skips)",
     "unfreeze": "backbone stages to fine-tune, counted from the top",
@@ -76,6 +77,7 @@ def main(args: argparse.Namespace) -> int:
     result = train(cfg)
     m = result.metrics
     print(f"run: {result.run_dir}")
-    print(f"val top-1 {m['val_top1']:.4f}  top-5 {m['val_top5']:.4f}  "
-          f"({m['val']['num_images']} images, {m['data']['num_skipped']} skipped)")
+    top5 = f", top-5 {m['val_top5_pct']:.2f} %" if m.get("val_top5_pct") is not None else ""
+    print(f"val top-1 {m['val_top1_pct']:.2f} %{top5} (n={m['val']['images']}; "
+          f"{m['data']['num_skipped']} images skipped)")
     return 0

@@ -6,9 +6,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeport.contract import DEFAULT_RESIZE, RESIZE_METHODS
 from edgeport.errors import ConfigError
 
 CHOICES = {
+    "resize": RESIZE_METHODS,
     "optimizer": ("adam", "adamw", "sgd", "rmsprop"),
     "cache_features": ("auto", "on", "off"),
     "mixed_precision": ("auto", "on", "off"),
@@ -27,6 +29,7 @@ class BuildConfig:
     weights: str = "imagenet"  #: imagenet | none | PATH to a weights file
     head: str = "conv-bn-dropout"
     image_size: int = 224
+    resize: str = DEFAULT_RESIZE  #: how images are resized to image_size; devices resize the same way
     epochs: int = 10  #: phase 1: backbone frozen, head trained
     fine_tune_epochs: int = 5  #: phase 2: top --unfreeze stages trained too (0 skips)
     unfreeze: int = 1

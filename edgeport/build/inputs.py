@@ -17,21 +17,23 @@ import numpy as np
 from edgeport import data as epdata
 from edgeport.build.config import BuildConfig
 from edgeport.errors import DataError, MissingDependencyError
-from edgeport.imaging import DEFAULT_RESIZE, load_resized, resize
+from edgeport.contract import DEFAULT_RESIZE
+from edgeport.imaging import load_resized, resize
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class Source:
-    """A labelled image set split into train/val(/test)."""
+class TrainingData:
+    """A labelled image set split into train/val(/test), read as training reads it."""
 
     classes: tuple[str, ...]
     splits: dict[str, tuple[list[Any], np.ndarray]]  #: split -> (items, int labels); items are paths or arrays
     summary: dict[str, Any]
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    dataset: epdata.DataSet | None = None  #: set for folder/CSV sources
+    dataset: epdata.DataSet | None = None  #: set for folder/CSV data
     kind: str = "files"  #: 'files' (paths) or 'arrays' (decoded uint8 images, tfds)
+    resize: str = DEFAULT_RESIZE  #: how images are resized to the model (--resize; recorded in the contract)
 
     def count(self, split: str) -> int:
         return len(self.splits.get(split, ((), np.zeros(0)))[1])
@@ -40,7 +42,7 @@ class Source:
         return self.splits[split][1]
 
 
-def load_source(cfg: BuildConfig) -> Source:
+def load_source(cfg: BuildConfig) -> TrainingData:
     """Scan ``cfg.data`` (dropping undecodable files) or load ``tfds:NAME``."""
     if str(cfg.data).startswith("tfds:"):
         return _load_tfds(cfg)
@@ -56,10 +58,10 @@ def load_source(cfg: BuildConfig) -> Source:
     if "val" not in splits:
         raise DataError(f"expected validation images in {cfg.data}, found none; add a val split or "
                         "use class folders with --val-fraction")
-    return Source(ds.classes, splits, ds.summary(), list(ds.skipped), ds)
+    return TrainingData(ds.classes, splits, ds.summary(), list(ds.skipped), ds, resize=cfg.resize)
 
 
-def _load_tfds(cfg: BuildConfig) -> Source:
+def _load_tfds(cfg: BuildConfig) -> TrainingData:
     name = str(cfg.data)[len("tfds:"):]
     try:
         from edgeport._lazy import require
@@ -90,13 +92,13 @@ def _load_tfds(cfg: BuildConfig) -> Source:
         for img, lab in tfds.as_numpy(builder.as_dataset(split=spec, as_supervised=True)):
             if img.ndim == 2 or img.shape[-1] == 1:
                 img = np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
-            images.append(resize(img[..., :3].astype(np.uint8), cfg.image_size, DEFAULT_RESIZE))
+            images.append(resize(img[..., :3].astype(np.uint8), cfg.image_size, cfg.resize))
             labels.append(int(lab))
         splits[split] = (images, np.array(labels, np.int64))
     counts = {s: {c: int((lab == i).sum()) for i, c in enumerate(classes)} for s, (_, lab) in splits.items()}
     summary = {"root": str(cfg.data), "layout": "tfds", "classes": list(classes), "counts": counts,
                "num_skipped": 0, "skipped": []}
-    return Source(classes, splits, summary, [], None, kind="arrays")
+    return TrainingData(classes, splits, summary, [], None, kind="arrays", resize=cfg.resize)
 
 
 def _tf() -> Any:
@@ -126,7 +128,7 @@ def augmenter(seed: int) -> Any:
     ], name="augment")
 
 
-def image_dataset(src: Source, split: str, size: int, batch: int, *, shuffle: bool, seed: int,
+def image_dataset(src: TrainingData, split: str, size: int, batch: int, *, shuffle: bool, seed: int,
                   augment: Any = None, cache_bytes: int = 0) -> Any:
     """Batches of (float32 raw RGB 0..255 [B,S,S,3], one-hot labels) for ``split``."""
     tf = _tf()
@@ -140,7 +142,7 @@ def image_dataset(src: Source, split: str, size: int, batch: int, *, shuffle: bo
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     else:
         def _load(path: Any) -> np.ndarray:
-            return load_resized(path.decode() if isinstance(path, bytes) else str(path), size)
+            return load_resized(path.decode() if isinstance(path, bytes) else str(path), size, src.resize)
 
         def _map(path: Any, y: Any) -> Any:
             img = tf.numpy_function(_load, [path], tf.uint8, stateful=False)

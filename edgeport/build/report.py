@@ -1,9 +1,9 @@
-"""Run-directory reports: metrics from predictions, history.csv, history.png, confusion.png."""
+"""Run-directory reports: history.csv, history.png, confusion.png (the figures: :mod:`edgeport.metrics`)."""
 
 from __future__ import annotations
 
 import csv
-import json
+import io
 import logging
 import os
 from pathlib import Path
@@ -11,58 +11,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edgeport.files import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 #: history.csv columns; lr is the learning rate at the start of the epoch.
 HISTORY_COLUMNS = ("phase", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
-def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
-    """Top-1, top-5, per-class accuracy and the confusion matrix (rows: true, columns: predicted)."""
-    k = len(classes)
-    pred = probs.argmax(axis=1)
-    top = min(5, k)
-    topk = np.argsort(-probs, axis=1)[:, :top]
-    conf = np.zeros((k, k), dtype=np.int64)
-    np.add.at(conf, (labels, pred), 1)
-    per_class = {}
-    for i, c in enumerate(classes):
-        total = int(conf[i].sum())
-        per_class[c] = float(conf[i, i] / total) if total else None
-    n = len(labels)
-    return {
-        "num_images": int(n),
-        "top1": float((pred == labels).mean()) if n else 0.0,
-        "top5": float((topk == labels[:, None]).any(axis=1).mean()) if n else 0.0,
-        "top5_k": int(top),
-        "per_class_accuracy": per_class,
-        "confusion_matrix": conf.tolist(),
-    }
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to a temp file and rename it over ``path`` (survives a kill mid-write)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
 def write_history_csv(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:
-    tmp = Path(path).with_name(".history.csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in HISTORY_COLUMNS})
-    os.replace(tmp, path)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: r.get(c, "") for c in HISTORY_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
 
 
 def _pyplot() -> Any:

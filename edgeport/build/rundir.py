@@ -12,7 +12,7 @@ from edgeport.errors import ConfigError
 
 STATE_FILE = "state.json"
 #: Fields that must match the stored config.yaml when resuming.
-SAME_RUN_FIELDS = ("data", "backbone", "weights", "head", "image_size", "num_filters", "dense_units",
+SAME_RUN_FIELDS = ("data", "backbone", "weights", "head", "image_size", "resize", "num_filters", "dense_units",
                    "dropout", "val_fraction", "seed")
 
 
@@ -45,7 +45,9 @@ def _check_same_run(out: Path, cfg: BuildConfig) -> None:
 
     stored = yaml.safe_load(stored_path.read_text()) or {}
     now = to_dict(cfg)
-    diff = [f"{k}: {stored.get(k)!r} -> {now.get(k)!r}" for k in SAME_RUN_FIELDS if stored.get(k) != now.get(k)]
+    defaults = to_dict(BuildConfig())  # a key an older run did not record had the default value
+    was = {k: stored.get(k, defaults.get(k)) for k in SAME_RUN_FIELDS}
+    diff = [f"{k}: {was[k]!r} -> {now.get(k)!r}" for k in SAME_RUN_FIELDS if was[k] != now.get(k)]
     if diff:
         raise ConfigError(
             f"expected --resume with the settings of the run in {out}, received different ones "

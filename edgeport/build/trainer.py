@@ -28,10 +28,9 @@ from edgeport.build.config import BuildConfig, RunResult
 from edgeport.build.heads import HEADS
 from edgeport.build.model import Models, build_models, freeze_backbone, unfreeze_top
 from edgeport.build.rundir import STATE_FILE, check_out_dir, read_state
-from edgeport.build.report import (
-    classification_metrics, plot_confusion, plot_history, write_history_csv, write_json,
-    atomic_write_text,
-)
+from edgeport.build.report import plot_confusion, plot_history, write_history_csv
+from edgeport.files import atomic_write_text, write_json
+from edgeport.metrics import accuracy
 from edgeport.config import to_dict
 from edgeport.errors import ConfigError
 
@@ -216,7 +215,7 @@ def _verbose(cfg: BuildConfig) -> int:
     return {"bar": 1, "line": 2, "off": 0}[cfg.progress]
 
 
-def _write_inputs(out: Path, cfg: BuildConfig, src: inputs.Source) -> None:
+def _write_inputs(out: Path, cfg: BuildConfig, src: inputs.TrainingData) -> None:
     import yaml
 
     atomic_write_text(out / "labels.txt", "".join(f"{c}\n" for c in src.classes))
@@ -241,7 +240,7 @@ def _phase_summary(phase: int, what: str, rows: list[dict[str, Any]]) -> None:
 
 
 # ----------------------------------------------------------------------------- the run
-def run(cfg: BuildConfig, callbacks: Sequence[Any] = (), src: inputs.Source | None = None) -> RunResult:
+def run(cfg: BuildConfig, callbacks: Sequence[Any] = (), src: inputs.TrainingData | None = None) -> RunResult:
     """Train as configured (cfg already resolved and validated); write the run directory."""
     BACKBONES.get(cfg.backbone)
     HEADS.get(cfg.head)
@@ -260,7 +259,7 @@ def run(cfg: BuildConfig, callbacks: Sequence[Any] = (), src: inputs.Source | No
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _train(cfg: BuildConfig, out: Path, src: inputs.Source, mixed: bool, callbacks: list[Any]) -> RunResult:
+def _train(cfg: BuildConfig, out: Path, src: inputs.TrainingData, mixed: bool, callbacks: list[Any]) -> RunResult:
     t_start = time.perf_counter()
     keras.utils.set_random_seed(cfg.seed)
     strategy = choose_strategy(cfg)
@@ -369,18 +368,18 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.Source, mixed: bool, callbac
     return RunResult(run_dir=str(out), metrics=metrics, history=history, config=cfg)
 
 
-def _finish(cfg: BuildConfig, out: Path, src: inputs.Source, models: Models, history: list[dict[str, Any]],
+def _finish(cfg: BuildConfig, out: Path, src: inputs.TrainingData, models: Models, history: list[dict[str, Any]],
             val_images: Any, timing: dict[str, Any], mixed: bool, strategy: Any, t_start: float) -> dict[str, Any]:
     models.plain.save(str(out / "model.keras"))  # never compiled: no optimizer state inside
     probs = models.full.predict(val_images, verbose=0)
-    val = classification_metrics(np.asarray(probs, np.float64), src.labels("val"), src.classes)
+    val = accuracy(np.asarray(probs, np.float64), src.labels("val"), src.classes, confusion=True)
     metrics: dict[str, Any] = {
-        "val_top1": val["top1"], "val_top5": val["top5"], "val": val,
+        "val_top1_pct": val["top1_pct"], "val_top5_pct": val["top5_pct"], "val": val,
     }
     if src.count("test"):
         test_ds = inputs.image_dataset(src, "test", cfg.image_size, cfg.batch_size, shuffle=False, seed=cfg.seed)
-        metrics["test"] = classification_metrics(np.asarray(models.full.predict(test_ds, verbose=0), np.float64),
-                                                 src.labels("test"), src.classes)
+        metrics["test"] = accuracy(np.asarray(models.full.predict(test_ds, verbose=0), np.float64),
+                                   src.labels("test"), src.classes, confusion=True)
     for phase in (1, 2):
         rows = [r for r in history if r["phase"] == phase]
         timing[f"phase{phase}_seconds"] = round(sum(r["seconds"] for r in rows), 3)
@@ -405,5 +404,5 @@ def _finish(cfg: BuildConfig, out: Path, src: inputs.Source, models: Models, his
     state = read_state(out / "checkpoints") or {}
     state.update({"history": history, "done": True})
     write_json(out / "checkpoints" / STATE_FILE, state)
-    log.info("run written to %s: val top-1 %.4f, top-5 %.4f", out, val["top1"], val["top5"])
+    log.info("run written to %s: val top-1 %.2f %% of %d images", out, val["top1_pct"], val["images"])
     return metrics

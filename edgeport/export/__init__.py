@@ -6,11 +6,11 @@
 Importing this package does not import TensorFlow; :func:`export` does.
 """
 
-from edgeport.export.config import ALL_SCHEMES, IO_DTYPES, ExportConfig
+from edgeport.export.config import IO_DTYPES, ExportConfig
 from edgeport.export.exporter import ArtifactResult, ExportResult, export
-from edgeport.export.schemes import SCHEMES, Scheme, create_scheme
+from edgeport.schemes import ALL_SCHEMES, SCHEMES, SchemeSpec, get_scheme
 
 __all__ = [
-    "ALL_SCHEMES", "IO_DTYPES", "ArtifactResult", "ExportConfig", "ExportResult", "SCHEMES", "Scheme",
-    "create_scheme", "export",
+    "ALL_SCHEMES", "IO_DTYPES", "ArtifactResult", "ExportConfig", "ExportResult", "SCHEMES", "SchemeSpec",
+    "export", "get_scheme",
 ]

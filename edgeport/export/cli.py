@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from edgeport.export.config import ALL_SCHEMES, IO_DTYPES
+from edgeport.export.config import IO_DTYPES
+from edgeport.schemes import ALL_SCHEMES
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -54,11 +55,11 @@ def format_table(result) -> str:
         f = a.verification or {}
         mb = f"{a.bytes / 1e6:.2f}" if a.bytes else "-"
         conv = f"{a.conversion_seconds:.1f}" if a.conversion_seconds is not None else "-"
-        n = f.get("samples", "-")
-        agree = f"{f['agreement']:.2f}" if "agreement" in f else "-"
-        acc = f"{f['accuracy']:.2f}" if "accuracy" in f else "-"
-        delta = f"{f['delta_top1']:+.2f}" if "delta_top1" in f else "-"
-        diff = f"{f['max_abs_diff']:.2e}" if "max_abs_diff" in f else "-"
+        n = f.get("images", "-")
+        agree = f"{f['agreement_pct']:.2f}" if f.get("agreement_pct") is not None else "-"
+        acc = f"{f['top1_pct']:.2f}" if f.get("top1_pct") is not None else "-"
+        delta = f"{f['delta_top1_pts']:+.2f}" if f.get("delta_top1_pts") is not None else "-"
+        diff = f"{f['max_abs_prob_diff']:.2e}" if f.get("max_abs_prob_diff") is not None else "-"
         dtype = (a.input or {}).get("dtype", "-")
         lines.append(f"{a.scheme:<10} {a.file:<26} {a.status:<6} {mb:>7} {conv:>7} {dtype:>8} "
                      f"{n!s:>4} {agree:>8} {acc:>8} {delta:>7} {diff:>9}")
@@ -67,10 +68,10 @@ def format_table(result) -> str:
         if a.reason:
             notes.append(f"{a.scheme} FAILED: {a.reason}")
     if v:
-        lines.append(f"Keras top-1 on {v.get('samples')} {v.get('split')} images: {v.get('keras_accuracy', 0):.2f} %")
+        lines.append(f"Keras top-1 on {v.get('images')} {v.get('split')} images: {v.get('keras_top1_pct', 0):.2f} %")
     c = result.manifest.get("calibration") or {}
     if c:
-        lines.append(f"calibration: {c.get('samples')} images ({c.get('source')}), per class {c.get('per_class')}")
+        lines.append(f"calibration: {c.get('images')} images ({c.get('source')}), per class {c.get('per_class')}")
     lines += notes
     lines.append(f"wrote {result.manifest_path}")
     return "\n".join(lines)

@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeport.errors import ConfigError
-
-#: Every scheme, in the order they are exported and reported.
-ALL_SCHEMES = ("fp32", "fp16", "dynamic", "int8", "int16x8", "onnx", "onnx-fp16", "onnx-int8")
+from edgeport.schemes import ALL_SCHEMES, parse_schemes
 
 #: Input/output tensor types accepted for the full-integer int8 TFLite model.
 IO_DTYPES = ("uint8", "int8", "float32")
@@ -39,10 +37,8 @@ class ExportConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.schemes, str):
+        if self.schemes is not None:
             object.__setattr__(self, "schemes", parse_schemes(self.schemes))
-        elif self.schemes is not None:
-            object.__setattr__(self, "schemes", parse_schemes(",".join(self.schemes)))
         if self.io_dtype not in IO_DTYPES:
             raise ConfigError(f"expected --io-dtype one of {', '.join(IO_DTYPES)}, received '{self.io_dtype}'")
         if not 13 <= int(self.opset) <= 21:
@@ -62,17 +58,3 @@ class ExportConfig:
     @property
     def scheme_list(self) -> tuple[str, ...]:
         return tuple(self.schemes) if self.schemes else ALL_SCHEMES
-
-
-def parse_schemes(text: str) -> tuple[str, ...]:
-    """'int8, onnx' or 'all' -> validated scheme names in export order."""
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    if not names or names == ["all"]:
-        return ALL_SCHEMES
-    unknown = [n for n in names if n not in ALL_SCHEMES]
-    if unknown:
-        raise ConfigError(
-            f"unknown export scheme(s) {', '.join(unknown)}; expected a comma-separated list of: "
-            f"{', '.join(ALL_SCHEMES)} (or 'all')"
-        )
-    return tuple(n for n in ALL_SCHEMES if n in names)

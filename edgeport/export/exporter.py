@@ -6,7 +6,6 @@ budget) marks that scheme failed with its reason; the others still export.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -26,14 +25,17 @@ from edgeport.data import scan
 from edgeport.errors import ModelError
 from edgeport.export.calibration import load_images, per_class_counts, stratified_pick
 from edgeport.export.config import ExportConfig
-from edgeport.export.rundir import RunInfo, read_run, sha256_file
-from edgeport.export.schemes import ConversionContext, Scheme, create_scheme
+from edgeport.export.converters import CONVERTERS, ConversionContext
+from edgeport.export.rundir import RunInfo, read_run
 from edgeport.export.verify import open_engine, verify_artifact
+from edgeport.files import sha256_file
+from edgeport.manifest import FAILED, FAILED_DIR, OK, write_manifest
+from edgeport.schemes import SchemeSpec, get_scheme
 
 log = logging.getLogger(__name__)
 
 #: Distribution names whose versions go into the manifest.
-CONVERTERS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
+CONVERTER_PACKAGES = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
 
 
 @dataclass
@@ -44,7 +46,8 @@ class ArtifactResult:
     file: str
     format: str
     description: str = ""
-    status: str = "ok"
+    precision: str = ""  #: what it computes in (the catalogue's label, amended by export)
+    status: str = OK
     reason: str = ""
     bytes: int | None = None
     sha256: str | None = None
@@ -58,10 +61,10 @@ class ArtifactResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == OK
 
     def fail(self, reason: str) -> None:
-        self.status = "failed"
+        self.status = FAILED
         self.reason = f"{self.reason}; {reason}" if self.reason else reason
 
     def to_dict(self) -> dict:
@@ -95,7 +98,7 @@ class ExportResult:
 def converter_versions() -> dict[str, str | None]:
     """Installed versions of the converters and engines (None when absent)."""
     out: dict[str, str | None] = {}
-    for name in CONVERTERS:
+    for name in CONVERTER_PACKAGES:
         try:
             out[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:
@@ -165,12 +168,12 @@ def _onnx_graph(path: Path, fmt: str) -> dict:
 def _calibration_set(cfg: ExportConfig, run: RunInfo, contract: InputContract) -> tuple[np.ndarray, dict]:
     if cfg.calibration_data:
         ds = scan(cfg.calibration_data, seed=cfg.seed)
-        pool, names, source = list(ds.samples), ds.classes, str(Path(cfg.calibration_data).resolve())
+        pool, names, source = list(ds.samples), ds.classes, str(cfg.calibration_data)  # as given
     else:
         pool, names, source = run.samples("train"), run.labels, "train split of data_split.csv"
     picked = stratified_pick(pool, cfg.calibration_samples, cfg.seed)
     images, _, kept = load_images(picked, contract, "loading calibration images", cfg.progress)
-    info = {"source": source, "samples": len(kept), "requested": cfg.calibration_samples,
+    info = {"source": source, "images": len(kept), "requested": cfg.calibration_samples,
             "seed": cfg.seed, "per_class": per_class_counts(kept, names), "input_range": [0, 255],
             "augmentation": False}
     log.info("calibration: %d images from %s, per class %s", len(kept), source, info["per_class"])
@@ -203,32 +206,33 @@ def _verification_set(cfg: ExportConfig, run: RunInfo, contract: InputContract, 
     images, labels, kept = load_images(picked, contract, f"loading {split} images", cfg.progress)
     t0 = time.perf_counter()
     reference = np.asarray(model.predict(images.astype(np.float32), batch_size=32, verbose=0), np.float32)
-    info = {"split": split, "samples": len(kept), "per_class": per_class_counts(kept, run.labels),
-            "keras_accuracy": round(100.0 * float((reference.argmax(1) == labels).mean()), 4),
+    info = {"split": split, "images": len(kept), "per_class": per_class_counts(kept, run.labels),
+            "keras_top1_pct": round(100.0 * float((reference.argmax(1) == labels).mean()), 4),
             "keras_seconds": round(time.perf_counter() - t0, 3),
-            "int16x8_samples": min(cfg.int16x8_verify_samples, len(kept))}
+            "int16x8_images": min(cfg.int16x8_verify_samples, len(kept))}
     log.info("verification: %d %s images, per class %s; Keras top-1 %.2f %%", len(kept), split,
-             info["per_class"], info["keras_accuracy"])
+             info["per_class"], info["keras_top1_pct"])
     return VerifySet(split, images, labels, reference, info)
 
 
 def _gate(a: ArtifactResult, cfg: ExportConfig, reference: bool) -> None:
     v = a.verification
-    if not v.get("samples"):
+    if not v.get("images"):
         if cfg.max_drop is not None:
             a.fail("--max-drop needs validation images, but the run's data_split.csv has no val/test split")
         return
-    if reference and v["max_abs_diff"] > cfg.tolerance:
-        a.fail(f"float32 artifact differs from Keras by {v['max_abs_diff']:.3g} in probability "
-               f"(tolerance {cfg.tolerance:g}; agreement {v['agreement']:.2f} %)")
-    if cfg.max_drop is not None and -v["delta_top1"] > cfg.max_drop:
-        a.fail(f"top-1 dropped {-v['delta_top1']:.2f} points vs Keras (budget --max-drop {cfg.max_drop:g})")
+    if reference and v["max_abs_prob_diff"] > cfg.tolerance:
+        a.fail(f"float32 artifact differs from Keras by {v['max_abs_prob_diff']:.3g} in probability "
+               f"(tolerance {cfg.tolerance:g}; agreement {v['agreement_pct']:.2f} %)")
+    if cfg.max_drop is not None and -v["delta_top1_pts"] > cfg.max_drop:
+        a.fail(f"top-1 dropped {-v['delta_top1_pts']:.2f} points vs Keras (budget --max-drop {cfg.max_drop:g})")
 
 
-def _export_scheme(scheme: Scheme, ctx: ConversionContext, cfg: ExportConfig, run: RunInfo,
+def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig, run: RunInfo,
                    contract: InputContract, verify: VerifySet | None) -> ArtifactResult:
     """Convert, embed metadata, describe, verify and gate one scheme (never raises for it)."""
-    a = ArtifactResult(scheme=scheme.name, file=scheme.file, format=scheme.format, description=scheme.description)
+    a = ArtifactResult(scheme=scheme.name, file=scheme.file, format=scheme.format, description=scheme.description,
+                       precision=scheme.label)
     path = cfg.out_dir / scheme.file
     log.info("%s: converting -> %s", scheme.name, path)
     if scheme.calibrated and (ctx.calibration is None or len(ctx.calibration) == 0):
@@ -236,7 +240,7 @@ def _export_scheme(scheme: Scheme, ctx: ConversionContext, cfg: ExportConfig, ru
         return a
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        scheme.convert(ctx, path)
+        CONVERTERS.get(scheme.name)(ctx, path)
         extra = {"io_dtype": cfg.io_dtype} if scheme.name == "int8" else {}
         _embed(path, scheme.format, _model_info(run, contract, scheme.name, scheme.format, scheme.file, extra))
     except Exception as exc:  # noqa: BLE001 - converters raise anything; isolate the scheme
@@ -256,10 +260,10 @@ def _export_scheme(scheme: Scheme, ctx: ConversionContext, cfg: ExportConfig, ru
         with open_engine(path, cfg.threads) as engine:
             a.input, a.output = engine.input.to_dict(), engine.output.to_dict()
             if verify is not None:
-                n = verify.info["int16x8_samples"] if scheme.name == "int16x8" else len(verify.labels)
+                n = verify.info["int16x8_images"] if scheme.name == "int16x8" else len(verify.labels)
                 images, labels, reference = verify.subset(n, cfg.seed)
-                a.verification = verify_artifact(engine, contract, images, labels, reference, cfg.progress,
-                                                 f"{scheme.name} verification")
+                a.verification = verify_artifact(engine, contract, images, labels, reference, run.labels,
+                                                 cfg.progress, f"{scheme.name} verification")
                 if n < len(verify.labels):
                     a.verification["note"] = f"{n} of {len(verify.labels)} images (slow reference kernels)"
     except Exception as exc:  # noqa: BLE001 - an engine rejecting the file fails this scheme only
@@ -270,9 +274,6 @@ def _export_scheme(scheme: Scheme, ctx: ConversionContext, cfg: ExportConfig, ru
     _settle(a, cfg.out_dir)
     log.info("%s: %s %s", scheme.name, a.status, a.reason)
     return a
-
-
-FAILED_DIR = "failed"
 
 
 def _settle(a: ArtifactResult, out: Path) -> None:
@@ -295,7 +296,7 @@ def export(cfg: ExportConfig) -> ExportResult:
     out.mkdir(parents=True, exist_ok=True)
     model = load_keras_model(run.model_path)
     contract = _contract(run, model)
-    schemes = [create_scheme(n) for n in cfg.scheme_list]
+    schemes = [get_scheme(n) for n in cfg.scheme_list]
 
     t0 = time.perf_counter()
     need_calib = any(s.calibrated for s in schemes)
@@ -314,11 +315,12 @@ def export(cfg: ExportConfig) -> ExportResult:
         "edgeport_version": __version__,
         "converters": converter_versions(),
         "source_model_sha256": run.source_sha256,
-        "source_model": str(run.model_path.resolve()),
+        # paths relative to the export directory: a manifest copied to a device names no local folders
+        "source_model": os.path.relpath(run.model_path.resolve(), out.resolve()),
         "backbone": run.backbone,
         "labels": list(run.labels),
         "input": contract.to_dict(),
-        "run_dir": str(run.run_dir),
+        "run_dir": os.path.relpath(run.run_dir, out.resolve()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": to_dict(replace(cfg, schemes=cfg.scheme_list)),
         "calibration": {**calib_info, "load_seconds": round(calib_seconds, 3)} if calib_info else {},
@@ -328,8 +330,7 @@ def export(cfg: ExportConfig) -> ExportResult:
         "shared_seconds": {k: round(v, 3) for k, v in ctx.shared_seconds.items()},
         "artifacts": [a.to_dict() for a in results],
     }
-    manifest_path = out / "manifest.json"
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest_path = write_manifest(out, manifest)
     return ExportResult(out_dir=out, manifest_path=manifest_path, manifest=manifest, artifacts=tuple(results))
 
 

@@ -1,4 +1,4 @@
-"""ONNX targets: float32 via tf2onnx, float16 internals, static QDQ int8, metadata, runner.
+"""ONNX targets: float32 via tf2onnx, float16 internals, static QDQ int8, embedded metadata.
 
 The float32 model comes from Keras' own ONNX export (``model.export(...,
 format="onnx")``, which drives ``tf2onnx.convert.from_function``) with an

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeport.contract import InputContract
+from edgeport.contract import DEFAULT_RESIZE, RESIZE_METHODS, InputContract
 from edgeport.data import DataSet, Sample, scan
 from edgeport.errors import ConfigError, DataError, ModelError
-from edgeport.imaging import DEFAULT_RESIZE, RESIZE_METHODS
+from edgeport.files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +44,6 @@ class RunInfo:
         return out
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         return {}
@@ -78,7 +68,7 @@ def _image_size(config: dict) -> tuple[int, int] | None:
 
 
 def read_run(run_dir: str | Path) -> RunInfo:
-    """Check and read ``run_dir`` (see CONTEXT's run-directory contract)."""
+    """Check and read ``run_dir`` as `edgeport build` writes it (model.keras, labels.txt, config.yaml, data_split.csv)."""
     root = Path(run_dir).expanduser()
     if not root.is_dir():
         raise ConfigError(f"expected a run directory written by `edgeport build`, but {root} is not a folder")
@@ -95,7 +85,7 @@ def read_run(run_dir: str | Path) -> RunInfo:
     size = _image_size(config)
     method = str(config.get("resize") or config.get("resize_method") or DEFAULT_RESIZE)
     if method not in RESIZE_METHODS:
-        raise ConfigError(f"expected resize one of {sorted(RESIZE_METHODS)} in {root / 'config.yaml'}, received '{method}'")
+        raise ConfigError(f"expected resize one of {', '.join(RESIZE_METHODS)} in {root / 'config.yaml'}, received '{method}'")
     contract = InputContract(height=size[0], width=size[1], resize=method) if size else None
     split_csv = root / "data_split.csv"
     split = scan(split_csv) if split_csv.is_file() else None

@@ -1,4 +1,4 @@
-"""TFLite targets: SavedModel -> .tflite for each scheme, metadata, and a verifying runner.
+"""TFLite targets: SavedModel -> .tflite for each scheme, one shared calibration, embedded metadata.
 
 Keras 3 models are exported once as a SavedModel (``model.export``) and
 converted with ``TFLiteConverter.from_saved_model``; the edgeport

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from edgeport.contract import InputContract
+from edgeport.metrics import compare
 from edgeport.progress import track
 from edgeport.runtime.classifier import to_input_tensor, to_probabilities
 from edgeport.runtime.engines import Engine, create_engine
@@ -36,45 +38,22 @@ def predict(engine: Engine, images: np.ndarray, contract: InputContract, progres
     return np.stack(out) if out else np.zeros((0, int(np.prod(engine.output.shape))), np.float32)
 
 
-def compare(probs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
-    """Figures of ``probs`` against the Keras ``reference`` probabilities.
-
-    agreement: % of images with the same top-1 class as Keras; accuracy and
-    keras_accuracy: top-1 % against ``labels``; delta_top1: accuracy minus
-    keras_accuracy in points (negative = a drop); max_abs_diff: largest
-    absolute difference of any class probability.
-    """
-    n = len(labels)
-    if n == 0:
-        return {"samples": 0}
-    top, ref_top = probs.argmax(1), reference.argmax(1)
-    acc = 100.0 * float((top == labels).mean())
-    ref_acc = 100.0 * float((ref_top == labels).mean())
-    return {
-        "samples": int(n),
-        "agreement": round(100.0 * float((top == ref_top).mean()), 4),
-        "accuracy": round(acc, 4),
-        "keras_accuracy": round(ref_acc, 4),
-        "delta_top1": round(acc - ref_acc, 4),
-        "max_abs_diff": float(np.abs(probs.astype(np.float64) - reference.astype(np.float64)).max()),
-        "mean_prob_sum": round(float(probs.sum(1).mean()), 6),
-    }
-
-
 def verify_artifact(
     engine: Engine,
     contract: InputContract,
     images: np.ndarray,
     labels: np.ndarray,
     reference: np.ndarray,
+    classes: Sequence[str],
     progress: bool = True,
     desc: str = "verify",
 ) -> dict:
-    """Run ``images`` through ``engine`` as the runtime would and :func:`compare` with ``reference``."""
+    """Run ``images`` through ``engine`` as the runtime would and compare with the Keras ``reference``
+    probabilities (:func:`edgeport.metrics.compare`: agreement, Δtop-1, max |Δp|, ...)."""
     t0 = time.perf_counter()
     probs = predict(engine, images, contract, progress, desc)
     seconds = time.perf_counter() - t0
-    figures = compare(probs, reference, labels)
+    figures = compare(probs, reference, labels, classes)
     figures.update(engine=engine.name, engine_version=engine.version(), threads=engine.threads,
                    seconds=round(seconds, 3), ms_per_image=round(1000.0 * seconds / max(len(images), 1), 3))
     return figures

@@ -12,10 +12,7 @@ plus a vectorised cast/quantisation, identical to training's.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +20,12 @@ import cv2
 import numpy as np
 
 from edgeport.contract import InputContract, ModelInfo
-from edgeport.errors import ConfigError, MissingDependencyError, ModelError
+from edgeport.errors import ConfigError, EdgeportError, MissingDependencyError, ModelError
 from edgeport.imaging import resize
+from edgeport.manifest import Artifact, read_manifest, verify_sha256
+from edgeport.manifest import list_artifacts as manifest_artifacts
 from edgeport.metadata import read_model_info
+from edgeport.schemes import precision_of, rank_of
 from edgeport.runtime.engines import (
     AUTO_ORDER,
     ENGINES,
@@ -36,83 +36,21 @@ from edgeport.runtime.engines import (
     tflite_runtime_problem,
 )
 
-MANIFEST = "manifest.json"
 
-#: artifacts tried for an export directory, best first, when no --scheme is given.
-ARTIFACT_PREFERENCE = (
-    ("tflite", "int8"),
-    ("tflite", "fp32"),
-    ("tflite", "fp16"),
-    ("tflite", "dynamic"),
-    ("tflite", "int16x8"),
-    ("onnx", "fp32"),
-    ("onnx", "int8"),
-    ("onnx", "fp16"),
-)
-
-#: the export stage's file names, used when a directory has no manifest.json
-DEFAULT_FILES = {
-    "model_int8.tflite": ("tflite", "int8"),
-    "model_fp32.tflite": ("tflite", "fp32"),
-    "model_fp16.tflite": ("tflite", "fp16"),
-    "model_dynamic.tflite": ("tflite", "dynamic"),
-    "model_int16x8.tflite": ("tflite", "int16x8"),
-    "model.onnx": ("onnx", "onnx"),
-    "model_int8.onnx": ("onnx", "onnx-int8"),
-    "model_fp16.onnx": ("onnx", "onnx-fp16"),
-}
-
-
-def precision(scheme: str) -> str:
-    """The numeric scheme of an artifact's scheme name: 'onnx' -> 'fp32', 'onnx-int8' -> 'int8'."""
-    if scheme == "onnx":
-        return "fp32"
-    return scheme[len("onnx-"):] if scheme.startswith("onnx-") else scheme
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """One model file of an export directory."""
-
-    path: Path
-    format: str
-    scheme: str
-    sha256: str = ""
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def read_manifest(directory: str | os.PathLike[str]) -> dict | None:
-    """``manifest.json`` of an export directory, or None when there is none."""
-    p = Path(directory) / MANIFEST
-    if not p.is_file():
-        return None
+def _embedded_scheme(path: Path) -> str | None:
+    """The scheme recorded in a file's own metadata (None when unreadable: it fails later, clearly)."""
     try:
-        return json.loads(p.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"expected a JSON manifest at {p}, could not read it ({exc}); re-run edgeport export") from exc
+        info = read_model_info(path)
+    except EdgeportError:
+        return None
+    return info.scheme if info is not None and info.scheme else None
 
 
 def list_artifacts(directory: str | os.PathLike[str]) -> list[Artifact]:
-    """The usable artifacts of an export directory (manifest entries with status ok, or known files)."""
-    d = Path(directory)
-    manifest = read_manifest(d)
-    if manifest is not None:
-        arts = []
-        for a in manifest.get("artifacts", []):
-            p = d / a.get("file", "")
-            if a.get("status", "ok") == "ok" and p.is_file():
-                fmt = a.get("format") or ("onnx" if p.suffix == ".onnx" else "tflite")
-                arts.append(Artifact(p, fmt, a.get("scheme", ""), a.get("sha256", "")))
-        return arts
-    return [Artifact(d / f, fmt, scheme) for f, (fmt, scheme) in DEFAULT_FILES.items() if (d / f).is_file()]
+    """The deployable artifacts of an export directory: manifest entries with status ok whose file
+    exists, or, without a manifest, its .tflite/.onnx files."""
+    return [a for a in manifest_artifacts(directory, embedded_scheme=_embedded_scheme)
+            if a.ok and a.path.is_file()]
 
 
 def _format_of(engine: str) -> str | None:
@@ -137,8 +75,7 @@ def select_artifact(
             f"expected model_*.tflite / model*.onnx artifacts in {directory}, found none; "
             f"run `edgeport export` first or pass a model file"
         )
-    rank = {k: i for i, k in enumerate(ARTIFACT_PREFERENCE)}
-    arts.sort(key=lambda a: rank.get((a.format, precision(a.scheme)), len(rank)))
+    arts.sort(key=lambda a: rank_of(a.scheme, a.format))
     if engine:
         ENGINES.get(engine)  # unknown name -> ConfigError listing them
         fmt = _format_of(engine)
@@ -148,7 +85,7 @@ def select_artifact(
     if scheme:
         known = sorted({a.scheme for a in arts})
         exact = [a for a in arts if a.scheme == scheme]  # e.g. onnx-int8
-        arts = exact or [a for a in arts if precision(a.scheme) == precision(scheme)]  # int8: tflite or onnx
+        arts = exact or [a for a in arts if precision_of(a.scheme) == precision_of(scheme)]  # int8: tflite or onnx
         if not arts:
             raise ConfigError(
                 f"expected --scheme to be one of {', '.join(known)} in {directory}"
@@ -232,28 +169,38 @@ def top_k(probs: np.ndarray, labels: tuple[str, ...], k: int) -> list[tuple[str,
 # --- the resource ------------------------------------------------------------------------
 
 
-def _load_info(path: Path, manifest: dict | None) -> ModelInfo:
-    """ModelInfo from the file's metadata, checked against (or completed by) the manifest."""
+def load_model_info(path: str | os.PathLike[str], verify_hash: bool = True) -> ModelInfo:
+    """Labels and input contract of one artifact, checked before it runs.
+
+    From the file's embedded edgeport metadata and, when the artifact sits in
+    an export directory, its manifest.json: the manifest's sha256 of the file
+    must match (what runs is what export verified), and the embedded labels and
+    contract must be the manifest's. A file without metadata takes them from
+    the manifest; with neither, ModelError. ``verify_hash=False`` skips the
+    hash for a caller that has just verified it (``edgeport bench`` does, once).
+    """
+    path = Path(path)
+    manifest = read_manifest(path.parent)
+    entry = manifest.entry_for(path) if manifest is not None else None
+    if entry is not None and verify_hash:
+        verify_sha256(path, entry.sha256, str(manifest.path))
     info = read_model_info(path)
-    entry = None
-    if manifest is not None:
-        entry = next((a for a in manifest.get("artifacts", []) if a.get("file") == path.name), None)
-    if entry is not None and entry.get("sha256"):
-        actual = sha256_file(path)
-        if actual != entry["sha256"]:
+    if info is not None and manifest is not None:
+        if manifest.labels is not None and tuple(info.labels) != manifest.labels:
             raise ModelError(
-                f"{path.name} does not match {path.parent / MANIFEST}: expected sha256 {entry['sha256'][:16]}..., "
-                f"received {actual[:16]}... (the file was modified or copied from another export); "
-                f"copy the whole export directory again or re-run edgeport export"
+                f"expected the labels embedded in {path.name} to be those of {manifest.path} "
+                f"({', '.join(manifest.labels)}), received {', '.join(info.labels)}: the file belongs to another "
+                "export; copy the whole export directory again"
+            )
+        if manifest.input is not None and info.input != manifest.input:
+            raise ModelError(
+                f"expected the input contract embedded in {path.name} to be that of {manifest.path} "
+                f"({manifest.input}), received {info.input}; copy the whole export directory again"
             )
     if info is not None:
         return info
-    if manifest is not None and manifest.get("labels") and manifest.get("input"):
-        return ModelInfo(
-            labels=tuple(manifest["labels"]),
-            input=InputContract.from_dict(manifest["input"]),
-            scheme=(entry or {}).get("scheme", ""),
-        )
+    if manifest is not None and manifest.labels and manifest.input:
+        return ModelInfo(labels=manifest.labels, input=manifest.input, scheme=entry.scheme if entry else "")
     raise ModelError(
         f"expected edgeport metadata (labels and input contract) in {path.name} or a manifest.json "
         f"next to it, found neither; export the model with `edgeport export`"
@@ -308,7 +255,7 @@ class Classifier:
                 engine = names[0]
         else:
             raise ModelError(f"expected a model file or an export directory, received '{path}' which does not exist")
-        info = _load_info(model, read_manifest(model.parent))
+        info = load_model_info(model)
         eng = create_engine(engine, model, threads=threads, **engine_opts)
         try:
             return cls(eng, info, top_k=top_k)

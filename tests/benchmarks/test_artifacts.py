@@ -1,4 +1,4 @@
-"""Finding the artifacts of an export and labelling their precision honestly."""
+"""Finding the artifacts of an export to benchmark (labels: tests/test_schemes.py)."""
 
 from __future__ import annotations
 
@@ -6,38 +6,8 @@ import json
 
 import pytest
 
-from edgeport.benchmarks.artifacts import find_artifacts, normalise_scheme, precision_label, scheme_from_filename
+from edgeport.benchmarks.artifacts import find_artifacts
 from edgeport.errors import ConfigError, DataError
-
-
-def test_dynamic_range_is_never_called_int8():
-    for fmt in ("tflite", "onnx"):
-        label = precision_label("dynamic", fmt)
-        assert label.startswith("dynamic") and "float activations" in label
-    # an ONNX "int8" made by dynamic quantization says so in its manifest entry
-    assert precision_label("int8", "onnx", {"quantization": "dynamic"}).startswith("dynamic")
-    assert precision_label("int8", "tflite") == "int8 (weights and activations)"
-    assert precision_label("fp16", "tflite").startswith("float16 weights")
-    assert precision_label("int16x8", "tflite").startswith("int16x8")
-    assert precision_label("mystery", "tflite") == "mystery"
-    assert precision_label("int8", "tflite", {"precision": "said by export"}) == "said by export"
-    assert precision_label("int8", "tflite", {"description": "full integer"}) == "full integer"
-    assert precision_label("onnx-int8", "onnx") == "int8 (weights and activations, QDQ)"
-    assert precision_label("onnx", "onnx") == "float32"
-
-
-def test_normalise_scheme_understands_export_names():
-    assert [normalise_scheme(s) for s in ("onnx", "onnx-fp16", "onnx-int8", "float32", "int8")] == [
-        "fp32", "fp16", "int8", "fp32", "int8"]
-
-
-@pytest.mark.parametrize("name, scheme", [
-    ("model.onnx", "fp32"), ("model_fp16.tflite", "fp16"), ("model_int16x8.tflite", "int16x8"),
-    ("model_dynamic.tflite", "dynamic"), ("resnet-int8.tflite", "int8"), ("net_float16.onnx", "fp16"),
-    ("whatever.tflite", "whatever"),
-])
-def test_scheme_from_filename(name, scheme):
-    assert scheme_from_filename(name) == scheme
 
 
 def _manifest(tmp_path, artifacts):
@@ -69,7 +39,7 @@ def test_plain_folder_without_manifest(tmp_path):
     arts, manifest = find_artifacts(tmp_path)
     assert manifest is None
     assert sorted((a.file, a.scheme, a.format) for a in arts) == [
-        ("model.onnx", "fp32", "onnx"), ("model_fp16.tflite", "fp16", "tflite")]
+        ("model.onnx", "onnx", "onnx"), ("model_fp16.tflite", "fp16", "tflite")]
 
 
 def test_scheme_filter_prefers_exact_names(tmp_path):
@@ -98,11 +68,13 @@ def test_scheme_filter_and_errors(tmp_path):
 
 
 def test_reference_is_fp32_of_the_same_format_and_engine():
-    from edgeport.benchmarks.artifacts import Artifact
+    from pathlib import Path
+
     from edgeport.benchmarks.bench import reference_for
+    from edgeport.manifest import Artifact
 
     def art(file, scheme, fmt):
-        return Artifact(file, file, scheme, fmt, 1, scheme)
+        return Artifact(file=file, path=Path(file), scheme=scheme, format=fmt)
 
     fp32_tfl, fp32_onnx = art("model_fp32.tflite", "fp32", "tflite"), art("model.onnx", "onnx", "onnx")
     int8_tfl, int8_onnx = art("model_int8.tflite", "int8", "tflite"), art("model_int8.onnx", "onnx-int8", "onnx")

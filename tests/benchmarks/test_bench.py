@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from edgeport.benchmarks import BenchConfig, run
-from edgeport.benchmarks.artifacts import normalise_scheme
+from edgeport.schemes import precision_of
 from edgeport.benchmarks.bench import select_samples
-from edgeport.benchmarks.metrics import top_k_accuracy
+from edgeport.metrics import top_k_pct
 from edgeport.benchmarks.report import FAILED, NOT_AVAILABLE, OK, load
 from edgeport.benchmarks.worker import measure_latency
 from edgeport.cli import main
@@ -49,7 +49,9 @@ def test_writes_the_four_files_with_every_scheme(bench, tiny_export_dir):
     for name in ("bench.json", "bench.csv", "bench.md", "bench.png"):
         assert (out / name).is_file(), name
     back = load(out / "bench.json")
-    assert back["schema_version"] == 1 and back["environment"]["python"]
+    from edgeport.benchmarks.report import SCHEMA_VERSION
+
+    assert back["schema_version"] == SCHEMA_VERSION == 2 and back["environment"]["python"]
     files = {a["file"] for a in _manifest(tiny_export_dir)["artifacts"]}
     assert {r["artifact"] for r in report["rows"]} == files
     md = (out / "bench.md").read_text()
@@ -67,7 +69,7 @@ def test_ok_rows_have_every_number(bench):
         assert r["images_per_s"] == pytest.approx(1000 / lat["mean"])
         assert r["load_s"] > 0 and r["first_inference_ms"] > 0 and r["bytes"] > 0
         acc = r["accuracy"]
-        assert acc["images"] == 12 and 0 <= acc["top1"] <= acc["top5"] <= 1
+        assert acc["images"] == 12 and 0 <= acc["top1_pct"] <= 100 and acc["top5_pct"] is None  # 5 classes
         assert acc["delta_top1_pts"] is not None and acc["agreement_pct"] is not None
     assert {r["threads"] for r in ok} == {1, 2}
 
@@ -82,14 +84,14 @@ def test_rows_without_an_engine_say_not_available(bench):
 def test_fp32_is_the_reference_of_its_format(bench):
     _, report, _ = bench
     for r in report["rows"]:
-        if r["status"] == OK and normalise_scheme(r["scheme"]) == "fp32":
+        if r["status"] == OK and precision_of(r["scheme"]) == "fp32":
             assert r["accuracy"]["delta_top1_pts"] == 0.0 and r["accuracy"]["agreement_pct"] == 100.0
             assert r["accuracy"]["reference"].startswith(r["artifact"] + "@")
 
 
 def test_dynamic_range_is_not_labelled_int8(bench):
     _, report, _ = bench
-    dyn = [r for r in report["rows"] if normalise_scheme(r["scheme"]) == "dynamic"]
+    dyn = [r for r in report["rows"] if precision_of(r["scheme"]) == "dynamic"]
     assert dyn and all("float" in r["precision"] and not r["precision"].startswith("int8") for r in dyn)
 
 
@@ -113,7 +115,7 @@ def test_accuracy_equals_the_classifier_in_this_process(bench, tiny_export_dir):
     with Classifier.open(tiny_export_dir / "model_fp32.tflite", engine=row["engine"]) as clf:
         size = (clf.contract.height, clf.contract.width)
         top = [int(np.argmax(clf.predict(clf.prepare(load_resized(p, size, clf.contract.resize))))) for p, _ in pairs]
-    assert row["accuracy"]["top1"] == pytest.approx(top_k_accuracy(np.array(top), [y for _, y in pairs], 1))
+    assert row["accuracy"]["top1_pct"] == pytest.approx(top_k_pct(np.array(top), [y for _, y in pairs], 1))
 
 
 def test_engine_not_installed_is_a_row_not_a_crash(tiny_export_dir, tiny_data_dir):
@@ -136,11 +138,15 @@ def test_corrupt_artifact_is_a_failed_row(tiny_export_dir, tiny_data_dir, tmp_pa
     (export / "model_int8.tflite").write_bytes(b"\x00" * 64 + b"not a flatbuffer")
     report = run(BenchConfig(export_dir=str(export), data=str(tiny_data_dir), schemes=("fp32", "int8"),
                              threads=(1, 2), **QUICK))
-    rows = {(r["artifact"], r["threads"]): r for r in report["rows"] if r["format"] == "tflite"}
-    assert rows[("model_fp32.tflite", 1)]["status"] == OK
-    for t in (1, 2):
-        bad = rows[("model_int8.tflite", t)]
-        assert bad["status"] == FAILED and bad["reason"] and bad["latency_ms"] is None
+    rows = [r for r in report["rows"] if r["format"] == "tflite"]
+    assert [r["status"] for r in rows if r["artifact"] == "model_fp32.tflite"] == [OK, OK]
+    bad = [r for r in rows if r["artifact"] == "model_int8.tflite"]
+    assert bad and all(r["status"] == FAILED and r["latency_ms"] is None for r in bad)
+    assert "sha256" in bad[0]["reason"]  # the manifest's hash catches the changed file before it runs
+    (export / "manifest.json").unlink()  # a plain folder: the damaged file itself is the clear error
+    report = run(BenchConfig(export_dir=str(export), data=str(tiny_data_dir), schemes=("fp32", "int8"), **QUICK))
+    bad = [r for r in report["rows"] if r["artifact"] == "model_int8.tflite"]
+    assert bad and all(r["status"] == FAILED for r in bad) and "TFLite flatbuffer" in bad[0]["reason"]
 
 
 def test_time_capped_accuracy_scores_a_subset_and_says_so(tiny_export_dir, tiny_data_dir):
@@ -167,8 +173,10 @@ def test_bad_options_are_clear_errors(tiny_export_dir, tiny_data_dir):
 
 
 def test_default_data_is_the_runs_validation_split(tiny_export_dir):
-    run_dir = _manifest(tiny_export_dir).get("run_dir")
-    if not run_dir or not (Path(run_dir) / "data_split.csv").is_file():
+    from edgeport.manifest import read_manifest
+
+    run_dir = read_manifest(tiny_export_dir).run_dir
+    if run_dir is None or not (run_dir / "data_split.csv").is_file():
         pytest.skip("the export's run directory (and its data_split.csv) is not on this machine")
     report = run(BenchConfig(export_dir=str(tiny_export_dir), schemes=("fp32",), **{**QUICK, "limit": 5}))
     assert report["data"]["source"].endswith("data_split.csv") and report["data"]["split"] == "val"

@@ -60,10 +60,15 @@ def test_decode_once_skips_unreadable_images(tmp_path):
 
 
 def test_data_defaults_to_the_runs_split_or_says_what_to_pass(tmp_path):
+    from edgeport.manifest import parse_manifest
+
     run_dir = tmp_path / "run"
-    run_dir.mkdir()
+    (run_dir / "export").mkdir(parents=True)
+    manifest = parse_manifest({"run_dir": "..", "artifacts": []}, run_dir / "export")  # relative to the export
     with pytest.raises(DataError, match="--data"):
-        resolve_data(BenchConfig(export_dir="."), {"run_dir": str(run_dir)})
+        resolve_data(BenchConfig(export_dir="."), manifest)
     (run_dir / "data_split.csv").write_text("path,label,split\n")
-    assert resolve_data(BenchConfig(export_dir="."), {"run_dir": str(run_dir)}).endswith("data_split.csv")
+    assert resolve_data(BenchConfig(export_dir="."), manifest).endswith("data_split.csv")
+    old = parse_manifest({"run_dir": str(run_dir), "artifacts": []}, tmp_path / "elsewhere")  # absolute, as before
+    assert resolve_data(BenchConfig(export_dir="."), old).endswith("data_split.csv")
     assert resolve_data(BenchConfig(export_dir=".", data="x"), None) == "x"

@@ -43,7 +43,7 @@ def test_write_all_files_and_round_trip(hand_report, tmp_path):
     rows = list(csv.DictReader(open(files["csv"])))
     assert len(rows) == 4
     assert rows[1]["artifact"] == "model_int8.tflite" and float(rows[1]["delta_top1_pts"]) == pytest.approx(-1.5)
-    assert float(rows[1]["latency_p50_ms"]) == 8.0 and rows[1]["top1_a"] != ""
+    assert float(rows[1]["latency_p50_ms"]) == 8.0 and rows[1]["top1_pct_a"] != ""
     assert rows[3]["status"] == "not available" and rows[3]["latency_p50_ms"] == ""
     md = open(files["md"]).read()
     assert "| model_int8.tflite |" in md and "## Environment" in md and "Cortex-A76" in md
@@ -52,10 +52,10 @@ def test_write_all_files_and_round_trip(hand_report, tmp_path):
 
 
 def test_nan_is_written_as_null(hand_report, tmp_path):
-    hand_report["rows"][0]["accuracy"]["per_class_top1"]["b"] = float("nan")
+    hand_report["rows"][0]["accuracy"]["per_class_top1_pct"]["b"] = float("nan")
     rep.write(hand_report, tmp_path, plot=False)
     text = (tmp_path / "bench.json").read_text()
-    assert "NaN" not in text and json.loads(text)["rows"][0]["accuracy"]["per_class_top1"]["b"] is None
+    assert "NaN" not in text and json.loads(text)["rows"][0]["accuracy"]["per_class_top1_pct"]["b"] is None
 
 
 def test_terminal_table_shows_every_row_and_status(hand_report):

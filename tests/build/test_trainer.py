@@ -45,9 +45,9 @@ def test_tiny_fixture_run_dir_has_every_file(tiny_run_dir):
     assert [(r["phase"], r["epoch"]) for r in rows] == [("1", "1"), ("1", "2"), ("1", "3"), ("2", "1")]
     assert all(float(r["seconds"]) > 0 and r["val_accuracy"] != "" for r in rows)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert 0.0 <= metrics["val_top1"] <= metrics["val_top5"] <= 1.0
+    assert 0.0 <= metrics["val_top1_pct"] <= 100.0 and metrics["val_top5_pct"] is None  # 5 classes: no top-5
     assert len(metrics["val"]["confusion_matrix"]) == 5
-    assert set(metrics["val"]["per_class_accuracy"]) == set(metrics["classes"])
+    assert set(metrics["val"]["per_class_top1_pct"]) == set(metrics["classes"])
     assert metrics["data"]["layout"] == "class-folders" and metrics["data"]["num_skipped"] == 0
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     assert model.input.shape[1:] == (32, 32, 3) and model.input.dtype == "float32"
@@ -71,7 +71,7 @@ def test_saved_model_reproduces_training_predictions(tmp_path, class_folders):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     labels = Path(res.run_dir, "labels.txt").read_text().split()
     y = np.array([labels.index(r["label"]) for r in val])
-    assert float((probs.argmax(1) == y).mean()) == pytest.approx(res.metrics["val_top1"])
+    assert 100 * float((probs.argmax(1) == y).mean()) == pytest.approx(res.metrics["val_top1_pct"])
 
 
 @pytest.mark.parametrize("layout", ["class_folders", "split_folders", "csv_set"])
@@ -83,9 +83,9 @@ def test_every_data_layout_trains(layout, request, tmp_path):
     summary = res.metrics["data"]
     assert summary["layout"] == {"class_folders": "class-folders", "split_folders": "split-folders",
                                  "csv_set": "csv"}[layout]
-    assert res.metrics["val"]["num_images"] == sum(summary["counts"]["val"].values())
+    assert res.metrics["val"]["images"] == sum(summary["counts"]["val"].values())
     if layout == "split_folders":
-        assert res.metrics["test"]["num_images"] == 10
+        assert res.metrics["test"]["images"] == 10
     with open(Path(res.run_dir) / "data_split.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and all(Path(r["path"]).is_absolute() and Path(r["path"]).is_file() for r in rows)
@@ -190,7 +190,7 @@ def test_cached_and_uncached_phase1_give_the_same_model(tmp_path, class_folders)
     for a, b in zip(h_on, h_off):
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert a[key] == pytest.approx(b[key], abs=2e-3), (a, b)
-    assert runs["on"].metrics["val_top1"] == pytest.approx(runs["off"].metrics["val_top1"], abs=0.05)
+    assert runs["on"].metrics["val_top1_pct"] == pytest.approx(runs["off"].metrics["val_top1_pct"], abs=5)
     w_on = keras.saving.load_model(Path(runs["on"].run_dir) / "model.keras").get_weights()
     w_off = keras.saving.load_model(Path(runs["off"].run_dir) / "model.keras").get_weights()
     for a, b in zip(w_on, w_off):
@@ -274,7 +274,7 @@ def test_resume_after_sigkill_continues_from_last_epoch(tmp_path, class_folders,
     # the optimizer (and its cosine schedule) continued: learning rates match an uninterrupted run
     assert [r["lr"] for r in resumed.history] == pytest.approx([r["lr"] for r in straight_run.history], rel=1e-5)
     assert (out / "model.keras").is_file()
-    assert resumed.metrics["val"]["num_images"] == straight_run.metrics["val"]["num_images"]
+    assert resumed.metrics["val"]["images"] == straight_run.metrics["val"]["images"]
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, tiny_run_dir, tiny_data_dir):

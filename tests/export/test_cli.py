@@ -5,7 +5,7 @@ import json
 import pytest
 
 from edgeport.cli import main
-from edgeport.export.rundir import sha256_file
+from edgeport.files import sha256_file
 from edgeport.runtime.classifier import list_artifacts
 
 
@@ -40,8 +40,8 @@ def test_max_drop_gates_exit_code(flat_softmax_run_dir, tmp_path, capsys):
     assert main(args) == 0  # no budget: the int8 drop is reported, not fatal
     capsys.readouterr()
     m = {a["scheme"]: a for a in json.loads((tmp_path / "manifest.json").read_text())["artifacts"]}
-    assert m["fp32"]["verification"]["accuracy"] == 100.0
-    assert m["int8"]["verification"]["delta_top1"] <= -50  # uint8 output steps cannot separate the classes
+    assert m["fp32"]["verification"]["top1_pct"] == 100.0
+    assert m["int8"]["verification"]["delta_top1_pts"] <= -50  # uint8 output steps cannot separate the classes
     assert main(args + ["--max-drop", "1"]) == 1
     text = capsys.readouterr().out
     assert "int8 FAILED: top-1 dropped" in text

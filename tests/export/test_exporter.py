@@ -10,7 +10,7 @@ pytest.importorskip("tensorflow")
 from edgeport.contract import InputContract  # noqa: E402
 from edgeport.errors import ModelError  # noqa: E402
 from edgeport.export import ALL_SCHEMES, ExportConfig, export  # noqa: E402
-from edgeport.export.rundir import sha256_file  # noqa: E402
+from edgeport.files import sha256_file  # noqa: E402
 from edgeport.metadata import read_model_info  # noqa: E402
 
 
@@ -53,21 +53,22 @@ def test_manifest_describes_converters_and_io(manifest):
     arts = {a["scheme"]: a for a in manifest["artifacts"]}
     assert arts["int8"]["input"]["dtype"] == "uint8" and arts["fp32"]["input"]["dtype"] == "float32"
     assert arts["onnx-int8"]["input"]["dtype"] == "float32"
-    assert sum(manifest["calibration"]["per_class"].values()) == manifest["calibration"]["samples"] == 16
+    assert sum(manifest["calibration"]["per_class"].values()) == manifest["calibration"]["images"] == 16
 
 
 def test_verification_figures(manifest):
     arts = {a["scheme"]: a for a in manifest["artifacts"]}
-    n = manifest["verification"]["samples"]
+    n = manifest["verification"]["images"]
     for name in ("fp32", "onnx"):
         v = arts[name]["verification"]
-        assert v["agreement"] == 100.0 and v["max_abs_diff"] <= 1e-4 and v["samples"] == n
+        assert v["agreement_pct"] == 100.0 and v["max_abs_prob_diff"] <= 1e-4 and v["images"] == n
     for a in arts.values():
         v = a["verification"]
-        assert {"agreement", "accuracy", "delta_top1", "max_abs_diff", "engine", "seconds"} <= set(v)
-        assert v["delta_top1"] == pytest.approx(v["accuracy"] - manifest["verification"]["keras_accuracy"], abs=1e-3) \
-            or a["scheme"] == "int16x8"
-    assert arts["int16x8"]["verification"]["samples"] == manifest["verification"]["int16x8_samples"]
+        assert {"agreement_pct", "decided_agreement_pct", "top1_pct", "delta_top1_pts", "max_abs_prob_diff",
+                "engine", "seconds"} <= set(v)
+        assert v["delta_top1_pts"] == pytest.approx(v["top1_pct"] - manifest["verification"]["keras_top1_pct"],
+                                                    abs=1e-3) or a["scheme"] == "int16x8"
+    assert arts["int16x8"]["verification"]["images"] == manifest["verification"]["int16x8_images"]
 
 
 def test_op_without_integer_kernel_fails_only_that_scheme(sine_run_dir, tmp_path):
@@ -108,7 +109,7 @@ def test_calibration_data_folder(tiny_run_dir, tiny_data_dir, tmp_path):
                               calibration_data=str(tiny_data_dir), calibration_samples=10, verify_samples=5,
                               progress=False))
     cal = res.manifest["calibration"]
-    assert cal["source"] == str(Path(tiny_data_dir).resolve()) and cal["samples"] == 10
+    assert cal["source"] == str(tiny_data_dir) and cal["images"] == 10
     assert set(cal["per_class"].values()) == {2}
     assert res.artifact("onnx-int8").ok
 
@@ -119,7 +120,7 @@ def test_gate_rules(tmp_path):
     def art(**v):
         return ArtifactResult("int8", "model_int8.tflite", "tflite", verification=v)
 
-    figures = {"samples": 10, "agreement": 90.0, "delta_top1": -2.0, "max_abs_diff": 0.01}
+    figures = {"images": 10, "agreement_pct": 90.0, "delta_top1_pts": -2.0, "max_abs_prob_diff": 0.01}
     cfg = ExportConfig(run_dir=str(tmp_path))
     a = art(**figures)
     _gate(a, cfg, reference=False)

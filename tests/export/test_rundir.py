@@ -1,7 +1,8 @@
 import pytest
 
 from edgeport.errors import ConfigError, DataError, ModelError
-from edgeport.export.rundir import read_run, sha256_file
+from edgeport.export.rundir import read_run
+from edgeport.files import sha256_file
 
 
 def _run(tmp_path, config="image_size: 24\nbackbone: tiny\nresize: bilinear\n"):

@@ -11,12 +11,11 @@ import pytest
 
 from edgeport.contract import InputContract
 from edgeport.errors import ConfigError, ModelError
+from edgeport.files import sha256_file
 from edgeport.imaging import resize
 from edgeport.metadata import read_model_info
 from edgeport.runtime.classifier import (
-    DEFAULT_FILES,
     Classifier,
-    precision,
     list_artifacts,
     select_artifact,
     to_input_tensor,
@@ -24,6 +23,7 @@ from edgeport.runtime.classifier import (
     top_k,
 )
 from edgeport.runtime.engines import ENGINES, TensorInfo, engines_for
+from edgeport.schemes import ALL_SCHEMES, get_scheme, precision_of
 from .helpers import shapes
 
 #: max |p - p_fp32| allowed per scheme on the tiny model
@@ -50,7 +50,7 @@ def reference(export_dir, images):
     pytest.skip("no engine here for an fp32 artifact")
 
 
-@pytest.mark.parametrize("file", list(DEFAULT_FILES))
+@pytest.mark.parametrize("file", [get_scheme(n).file for n in ALL_SCHEMES])
 def test_every_artifact_matches_fp32(export_dir, images, reference, file):
     path = export_dir / file
     if not path.is_file():
@@ -58,7 +58,7 @@ def test_every_artifact_matches_fp32(export_dir, images, reference, file):
     if not engines_for(path):
         pytest.skip(f"no engine for {file} here")
     with Classifier.open(path) as clf:
-        scheme = precision(clf.info.scheme)
+        scheme = precision_of(clf.info.scheme)
         probs = np.stack([clf.predict(clf.prepare(img)) for img in images])
         assert probs.dtype == np.float32 and probs.shape == reference.shape
         assert np.allclose(probs.sum(axis=1), 1.0, atol=0.05)  # dequantised softmax
@@ -138,10 +138,49 @@ def test_manifest_sha256_mismatch_is_a_clear_error(export_dir, tmp_path):
     entry = next(a for a in manifest["artifacts"] if a["file"] == "model_fp32.tflite")
     entry["sha256"] = "0" * 64
     (d / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ModelError, match="does not match .*manifest.json: expected sha256 0000"):
+    with pytest.raises(ModelError, match="expected model_fp32.tflite to have the sha256 that .*manifest.json "
+                                         "records \\(0000"):
         Classifier.open(d / "model_fp32.tflite")
     with pytest.raises(ModelError, match="sha256"):
         Classifier.open(d, scheme="fp32")
+    entry["sha256"] = sha256_file(d / "model_fp32.tflite").upper()  # hex digits in either case
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with Classifier.open(d, scheme="fp32") as clf:
+        assert clf.labels
+
+
+def _copy_export(export_dir, d, edit):
+    d.mkdir()
+    for f in ("model_fp32.tflite", "manifest.json"):
+        shutil.copy(export_dir / f, d / f)
+    manifest = json.loads((d / "manifest.json").read_text())
+    edit(manifest)
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    return d
+
+
+@pytest.mark.parametrize("file", ["../model_fp32.tflite", "./model_fp32.tflite", "/tmp/model_fp32.tflite"])
+def test_manifest_entries_cannot_point_outside_the_export(export_dir, tmp_path, file):
+    if not (export_dir / "manifest.json").is_file():
+        pytest.skip("no manifest")
+    shutil.copy(export_dir / "model_fp32.tflite", tmp_path / "model_fp32.tflite")  # a file beside the export
+
+    def edit(m):
+        for a in m["artifacts"]:
+            if a["file"] == "model_fp32.tflite":
+                a["file"], a["sha256"] = file, None
+
+    d = _copy_export(export_dir, tmp_path / "export", edit)
+    with pytest.raises(ModelError, match="plain name inside the export directory"):
+        Classifier.open(d)
+
+
+def test_embedded_labels_must_be_the_manifests(export_dir, tmp_path):
+    if _tflite_engine() is None or not (export_dir / "manifest.json").is_file():
+        pytest.skip("no TFLite engine or no manifest")
+    d = _copy_export(export_dir, tmp_path / "export", lambda m: m.update(labels=list(reversed(m["labels"]))))
+    with pytest.raises(ModelError, match="labels embedded in model_fp32.tflite to be those of"):
+        Classifier.open(d / "model_fp32.tflite")
 
 
 def test_list_artifacts_without_manifest(export_dir, tmp_path):
@@ -236,12 +275,14 @@ def io_exports(export_dir, tmp_path_factory):
 
     from edgeport.runtime.engines import _installed
 
-    manifest = json.loads((export_dir / "manifest.json").read_text()) if (export_dir / "manifest.json").is_file() else {}
-    run_dir = manifest.get("run_dir", "")
-    if not _installed("tensorflow") or not run_dir or not (Path(run_dir) / "model.keras").is_file():
+    from edgeport.manifest import read_manifest
+
+    manifest = read_manifest(export_dir)
+    run_dir = manifest.run_dir if manifest is not None else None
+    if not _installed("tensorflow") or run_dir is None or not (run_dir / "model.keras").is_file():
         pytest.skip("needs TensorFlow and the export's run directory")
     out = tmp_path_factory.mktemp("io-exports")
-    res = subprocess.run([sys.executable, "-c", _EXPORT_IO, run_dir, str(out)],
+    res = subprocess.run([sys.executable, "-c", _EXPORT_IO, str(run_dir), str(out)],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     return out

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgeport.errors import ConfigError, MissingDependencyError, ModelError
-from edgeport.runtime.classifier import DEFAULT_FILES
+from edgeport.schemes import ALL_SCHEMES, get_scheme
 from edgeport.runtime.engines import (
     ENGINES,
     TensorInfo,
@@ -22,9 +22,9 @@ from edgeport.runtime.engines import (
 )
 
 CASES = [
-    (file, engine)
-    for file, (fmt, _) in DEFAULT_FILES.items()
-    for engine in (("litert", "tflite-runtime") if fmt == "tflite" else ("onnxruntime",))
+    (get_scheme(name).file, engine)
+    for name in ALL_SCHEMES
+    for engine in (("litert", "tflite-runtime") if get_scheme(name).format == "tflite" else ("onnxruntime",))
 ]
 
 

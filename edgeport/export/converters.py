@@ -1,10 +1,12 @@
-"""The export schemes, as a registry: name -> file, format and converter.
+"""One converter per scheme of the catalogue (:mod:`edgeport.schemes`): name -> how to make the file.
 
-    SCHEMES.get("int8").convert(ctx, path)
+    CONVERTERS.get("int8")(ctx, path)
 
 Each converter writes one artifact at ``path`` from a
 :class:`ConversionContext`, which builds the shared intermediates (the
-SavedModel, the float32 ONNX graph) once, on first use.
+SavedModel, the calibrated float model, the float32 ONNX graph) once, on
+first use. What a scheme *is* (file, format, precision) lives in the
+catalogue; adding a scheme is a catalogue entry plus a converter here.
 """
 
 from __future__ import annotations
@@ -75,27 +77,10 @@ class ConversionContext:
         return self._onnx_base
 
 
-@dataclass(frozen=True)
-class Scheme:
-    """One export target; ``reference`` ones must match Keras to the tolerance."""
-
-    name: str
-    file: str
-    format: str
-    description: str
-    convert: Callable[[ConversionContext, Path], None]
-    calibrated: bool = False
-    reference: bool = False
+Converter = Callable[[ConversionContext, Path], None]
 
 
-SCHEMES: Registry[Scheme] = Registry("export scheme")
-
-
-def _register(scheme: Scheme) -> Scheme:
-    return SCHEMES.register(scheme.name)(scheme)
-
-
-def _tflite(name: str) -> Callable[[ConversionContext, Path], None]:
+def _tflite(name: str) -> Converter:
     def convert(ctx: ConversionContext, path: Path) -> None:
         from edgeport.export.tflite import check_integer, convert_saved_model, graph_summary, quantize_calibrated
 
@@ -128,20 +113,10 @@ def _onnx_int8(ctx: ConversionContext, path: Path) -> None:
     quantize_int8(ctx.onnx_base(), path, ctx.calibration, ctx.progress)  # type: ignore[arg-type]
 
 
-_register(Scheme("fp32", "model_fp32.tflite", "tflite", "float32 reference", _tflite("fp32"), reference=True))
-_register(Scheme("fp16", "model_fp16.tflite", "tflite", "float16 weights, float32 compute/I/O", _tflite("fp16")))
-_register(Scheme("dynamic", "model_dynamic.tflite", "tflite",
-                 "dynamic range: int8 weights, float activations and I/O", _tflite("dynamic")))
-_register(Scheme("int8", "model_int8.tflite", "tflite",
-                 "full integer int8 (calibrated), integer I/O per --io-dtype", _tflite("int8"), calibrated=True))
-_register(Scheme("int16x8", "model_int16x8.tflite", "tflite",
-                 "int16 activations, int8 weights (calibrated), float32 I/O", _tflite("int16x8"), calibrated=True))
-_register(Scheme("onnx", "model.onnx", "onnx", "float32 ONNX (tf2onnx), dynamic batch", _onnx_fp32, reference=True))
-_register(Scheme("onnx-fp16", "model_fp16.onnx", "onnx", "float16 internals, float32 I/O", _onnx_fp16))
-_register(Scheme("onnx-int8", "model_int8.onnx", "onnx",
-                 "static QDQ int8 (calibrated, per-channel 7-bit-range weights), float32 I/O", _onnx_int8, calibrated=True))
-
-
-def create_scheme(name: str) -> Scheme:
-    """The registered :class:`Scheme` called ``name`` (unknown -> ConfigError)."""
-    return SCHEMES.get(name)
+#: scheme name -> converter(ctx, path); every catalogue scheme has one (tested)
+CONVERTERS: Registry[Converter] = Registry("converter")
+for _name, _convert in {
+    "fp32": _tflite("fp32"), "fp16": _tflite("fp16"), "dynamic": _tflite("dynamic"), "int8": _tflite("int8"),
+    "int16x8": _tflite("int16x8"), "onnx": _onnx_fp32, "onnx-fp16": _onnx_fp16, "onnx-int8": _onnx_int8,
+}.items():
+    CONVERTERS.register(_name)(_convert)
