@@ -6,10 +6,10 @@ budget) marks that scheme failed with its reason; the others still export.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata as importlib_metadata
@@ -22,15 +22,17 @@ from edgeport._lazy import require
 from edgeport.config import to_dict
 from edgeport.contract import METADATA_KEY, InputContract, ModelInfo
 from edgeport.data import scan
-from edgeport.errors import ModelError
+from edgeport.errors import ConfigError, EdgeportError, ModelError
 from edgeport.export.calibration import load_images, per_class_counts, stratified_pick
 from edgeport.export.config import ExportConfig
 from edgeport.export.converters import CONVERTERS, ConversionContext
 from edgeport.export.rundir import RunInfo, read_run
 from edgeport.export.verify import open_engine, verify_artifact
-from edgeport.files import sha256_file
-from edgeport.manifest import FAILED, FAILED_DIR, OK, write_manifest
-from edgeport.schemes import SchemeSpec, get_scheme
+from edgeport.files import replace_dir, scratch_dir, sha256_file
+from edgeport.manifest import (
+    FAILED, FAILED_DIR, MANIFEST_FILE, OK, SCHEMA_VERSION, read_manifest, verify_sha256, write_manifest,
+)
+from edgeport.schemes import ALL_SCHEMES, SCHEMES, SchemeSpec, get_scheme
 
 log = logging.getLogger(__name__)
 
@@ -229,11 +231,11 @@ def _gate(a: ArtifactResult, cfg: ExportConfig, reference: bool) -> None:
 
 
 def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig, run: RunInfo,
-                   contract: InputContract, verify: VerifySet | None) -> ArtifactResult:
-    """Convert, embed metadata, describe, verify and gate one scheme (never raises for it)."""
+                   contract: InputContract, verify: VerifySet | None, out: Path) -> ArtifactResult:
+    """Convert into ``out``, embed metadata, describe, verify and gate one scheme (never raises for it)."""
     a = ArtifactResult(scheme=scheme.name, file=scheme.file, format=scheme.format, description=scheme.description,
                        precision=scheme.label)
-    path = cfg.out_dir / scheme.file
+    path = out / scheme.file
     log.info("%s: converting -> %s", scheme.name, path)
     if scheme.calibrated and (ctx.calibration is None or len(ctx.calibration) == 0):
         a.fail("no calibration images (the run has no training split; pass --calibration-data DIR)")
@@ -271,32 +273,89 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
         a.fail(f"verification failed: {_short(exc)}")
     else:
         _gate(a, cfg, scheme.reference)
-    _settle(a, cfg.out_dir)
+    _settle(a, out)
     log.info("%s: %s %s", scheme.name, a.status, a.reason)
     return a
 
 
 def _settle(a: ArtifactResult, out: Path) -> None:
     """Move a converted file that failed verification or the budget to ``failed/`` (kept for
-    inspection, out of the way of a device copying the folder); a success clears a stale copy there."""
-    kept = out / FAILED_DIR / a.file
+    inspection, out of the way of a device copying the folder)."""
     if a.ok:
-        kept.unlink(missing_ok=True)
         return
+    kept = out / FAILED_DIR / a.file
     kept.parent.mkdir(exist_ok=True)
     os.replace(out / a.file, kept)
     a.file = f"{FAILED_DIR}/{a.file}"
     a.notes.append(f"the file was moved to {FAILED_DIR}/ because the scheme failed; do not deploy it")
 
 
+def check_out_dir(out: Path, run: RunInfo) -> Path | None:
+    """Refuse an --out that is not ours to replace; the previous export's manifest path when there is one.
+
+    An export is built in a new folder beside ``out`` and swapped in only when
+    it is complete, so ``out`` must be new, empty, or a previous export.
+    """
+    out = out.expanduser()
+    if out.resolve() == run.run_dir.resolve() or (out / "model.keras").exists():
+        raise ConfigError(f"expected --out to be a folder for the export, received the run directory {out} itself; "
+                          "use the default (RUN_DIR/export) or another folder")
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise ConfigError(f"expected --out to be a folder, received the file {out}; choose another --out")
+    if (out / MANIFEST_FILE).is_file():
+        return out / MANIFEST_FILE
+    if any(out.iterdir()):
+        raise ConfigError(f"expected --out to be a new or empty folder or a previous export, but {out} holds other "
+                          "files (and no manifest.json); choose another --out")
+    return None
+
+
+def _carry_over(previous: Path | None, out: Path, new: Path, run: RunInfo, done: set[str]) -> list[ArtifactResult]:
+    """Artifacts of the previous export at ``out`` for schemes not exported now, kept when they come from the
+    same model.keras and still hash to what that manifest recorded (nothing completed is lost)."""
+    if previous is None:
+        return []
+    try:
+        old = read_manifest(out)
+    except EdgeportError as exc:
+        log.warning("the previous export in %s is unreadable (%s); its artifacts are not kept", out, exc)
+        return []
+    if old is None or old.data.get("source_model_sha256") != run.source_sha256:
+        return []
+    kept = []
+    for art in old.artifacts:
+        if art.scheme in done or art.scheme not in SCHEMES or not art.path.is_file():
+            continue
+        try:
+            verify_sha256(art.path, art.sha256)
+        except EdgeportError:
+            log.warning("%s: changed since it was exported; not kept", art.file)
+            continue
+        target = new / art.file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(art.path, target)
+        fields = {f.name for f in dataclasses.fields(ArtifactResult)}
+        kept.append(ArtifactResult(**{k: v for k, v in art.entry.items() if k in fields}))
+        log.info("%s: kept from the previous export (same model.keras)", art.scheme)
+    return kept
+
+
 def export(cfg: ExportConfig) -> ExportResult:
-    """Convert the run's model to every requested scheme, verify each, write the manifest."""
+    """Convert the run's model to every requested scheme, verify each, write the manifest.
+
+    The export is built in a new folder beside ``cfg.out_dir`` and swapped in
+    when it is complete: an interrupted export leaves the previous one as it
+    was and no temporary folder. Artifacts of the previous export for schemes
+    not asked for this time are kept when they come from the same model.
+    """
     run = read_run(cfg.run_dir)
     out = cfg.out_dir
-    out.mkdir(parents=True, exist_ok=True)
+    previous = check_out_dir(out, run)
+    schemes = [get_scheme(n) for n in cfg.scheme_list]
     model = load_keras_model(run.model_path)
     contract = _contract(run, model)
-    schemes = [get_scheme(n) for n in cfg.scheme_list]
 
     t0 = time.perf_counter()
     need_calib = any(s.calibrated for s in schemes)
@@ -304,34 +363,35 @@ def export(cfg: ExportConfig) -> ExportResult:
     calib_seconds = time.perf_counter() - t0
     verify = _verification_set(cfg, run, contract, model)
 
-    with tempfile.TemporaryDirectory(prefix="edgeport-export-") as tmp:
-        ctx = ConversionContext(model=model, workdir=Path(tmp), calibration=calib, io_dtype=cfg.io_dtype,
+    with replace_dir(out) as new, scratch_dir("edgeport-export-") as tmp:
+        ctx = ConversionContext(model=model, workdir=tmp, calibration=calib, io_dtype=cfg.io_dtype,
                                 opset=cfg.opset, progress=cfg.progress)
-        results = [_export_scheme(s, ctx, cfg, run, contract, verify) for s in schemes]
-
-    if (run.run_dir / "labels.txt").resolve() != (out / "labels.txt").resolve():
-        shutil.copyfile(run.run_dir / "labels.txt", out / "labels.txt")
-    manifest = {
-        "edgeport_version": __version__,
-        "converters": converter_versions(),
-        "source_model_sha256": run.source_sha256,
-        # paths relative to the export directory: a manifest copied to a device names no local folders
-        "source_model": os.path.relpath(run.model_path.resolve(), out.resolve()),
-        "backbone": run.backbone,
-        "labels": list(run.labels),
-        "input": contract.to_dict(),
-        "run_dir": os.path.relpath(run.run_dir, out.resolve()),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "config": to_dict(replace(cfg, schemes=cfg.scheme_list)),
-        "calibration": {**calib_info, "load_seconds": round(calib_seconds, 3)} if calib_info else {},
-        "verification": verify.info if verify else {},
-        "tolerance": cfg.tolerance,
-        "max_drop": cfg.max_drop,
-        "shared_seconds": {k: round(v, 3) for k, v in ctx.shared_seconds.items()},
-        "artifacts": [a.to_dict() for a in results],
-    }
-    manifest_path = write_manifest(out, manifest)
-    return ExportResult(out_dir=out, manifest_path=manifest_path, manifest=manifest, artifacts=tuple(results))
+        results = [_export_scheme(s, ctx, cfg, run, contract, verify, new) for s in schemes]
+        results += _carry_over(previous, out, new, run, {s.name for s in schemes})
+        results.sort(key=lambda a: ALL_SCHEMES.index(a.scheme))
+        shutil.copyfile(run.run_dir / "labels.txt", new / "labels.txt")
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "edgeport_version": __version__,
+            "converters": converter_versions(),
+            "source_model_sha256": run.source_sha256,
+            # paths relative to the export directory: a manifest copied to a device names no local folders
+            "source_model": os.path.relpath(run.model_path.resolve(), out.resolve()),
+            "backbone": run.backbone,
+            "labels": list(run.labels),
+            "input": contract.to_dict(),
+            "run_dir": os.path.relpath(run.run_dir, out.resolve()),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "config": to_dict(replace(cfg, schemes=cfg.scheme_list)),
+            "calibration": {**calib_info, "load_seconds": round(calib_seconds, 3)} if calib_info else {},
+            "verification": verify.info if verify else {},
+            "tolerance": cfg.tolerance,
+            "max_drop": cfg.max_drop,
+            "shared_seconds": {k: round(v, 3) for k, v in ctx.shared_seconds.items()},
+            "artifacts": [a.to_dict() for a in results],
+        }
+        write_manifest(new, manifest)
+    return ExportResult(out_dir=out, manifest_path=out / MANIFEST_FILE, manifest=manifest, artifacts=tuple(results))
 
 
 def _subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """export(): every scheme through the registry, the manifest, embedded metadata, failures."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,58 @@ def test_gate_rules(tmp_path):
     a = art()
     _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=2.5), reference=False)
     assert "needs validation images" in a.reason
+
+
+def test_a_second_export_keeps_what_it_did_not_redo(tiny_run_dir, tmp_path):
+    out = tmp_path / "export"
+    first = export(ExportConfig(run_dir=str(tiny_run_dir), out=str(out), schemes=("fp32",), verify_samples=4,
+                                progress=False))
+    fp32_hash = first.artifact("fp32").sha256
+    second = export(ExportConfig(run_dir=str(tiny_run_dir), out=str(out), schemes=("onnx",), verify_samples=4,
+                                 progress=False))
+    assert [a.scheme for a in second.artifacts] == ["fp32", "onnx"]  # fp32 kept: same model.keras, same file
+    assert second.artifact("fp32").sha256 == fp32_hash == sha256_file(out / "model_fp32.tflite")
+    saved = json.loads((out / "manifest.json").read_text())
+    assert [a["scheme"] for a in saved["artifacts"]] == ["fp32", "onnx"] and saved["schema_version"] == 2
+    assert saved["run_dir"] == os.path.relpath(tiny_run_dir.resolve(), out.resolve())  # no absolute paths
+    (out / "model_fp32.tflite").write_bytes(b"changed by hand")  # no longer what was exported: not kept
+    third = export(ExportConfig(run_dir=str(tiny_run_dir), out=str(out), schemes=("onnx",), verify_samples=4,
+                                progress=False))
+    assert [a.scheme for a in third.artifacts] == ["onnx"] and not (out / "model_fp32.tflite").exists()
+
+
+def test_an_interrupted_export_leaves_the_previous_one_and_no_temp_folder(tiny_run_dir, tmp_path, monkeypatch):
+    import tempfile
+
+    from edgeport.export import converters
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    out = tmp_path / "export"
+    export(ExportConfig(run_dir=str(tiny_run_dir), out=str(out), schemes=("fp32",), verify_samples=4, progress=False))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def interrupted(ctx, path):
+        path.write_bytes(b"half a model")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(converters.CONVERTERS._items, "onnx", interrupted)  # noqa: SLF001
+    with pytest.raises(KeyboardInterrupt):
+        export(ExportConfig(run_dir=str(tiny_run_dir), out=str(out), schemes=("fp32", "onnx"), verify_samples=4,
+                            progress=False))
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "tmp"]  # no half-built export beside it
+    assert list((tmp_path / "tmp").iterdir()) == []  # the scratch folder went too
+
+
+def test_out_must_be_new_empty_or_an_export(tiny_run_dir, tmp_path):
+    from edgeport.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="the run directory"):
+        export(ExportConfig(run_dir=str(tiny_run_dir), out=str(tiny_run_dir), schemes=("fp32",), progress=False))
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "thesis.tex").write_text("mine")
+    with pytest.raises(ConfigError, match="holds other files"):
+        export(ExportConfig(run_dir=str(tiny_run_dir), out=str(busy), schemes=("fp32",), progress=False))
+    assert (busy / "thesis.tex").read_text() == "mine"
