@@ -64,3 +64,19 @@ def tiny_export_dir(request, tmp_path_factory) -> Path:
 
     run_dir = request.getfixturevalue("tiny_run_dir")
     return make_tiny_export(run_dir, tmp_path_factory.mktemp("tiny-export") / "export")
+
+
+@pytest.fixture(scope="session")
+def mismatched_exports(request, tmp_path_factory) -> dict[str, Path]:
+    """Exports of the tiny run made with another resize method / swapped labels (see tiny.MISMATCHED).
+
+    In the TensorFlow-free Pi-like job they were exported earlier beside EDGEPORT_TEST_EXPORT_DIR.
+    """
+    from tiny import MISMATCHED, make_mismatched_exports
+
+    pre = os.environ.get("EDGEPORT_TEST_EXPORT_DIR")
+    if pre:
+        return {name: Path(pre).parent / f"export-{name}" for name in MISMATCHED}
+    if not has_tensorflow():
+        pytest.skip("no TensorFlow to export with and EDGEPORT_TEST_EXPORT_DIR is not set")
+    return make_mismatched_exports(request.getfixturevalue("tiny_run_dir"), tmp_path_factory.mktemp("mismatched"))

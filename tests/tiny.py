@@ -44,7 +44,40 @@ def make_tiny_export(run_dir: Path, out: Path) -> Path:
     return out
 
 
+#: exports of the tiny run made wrong on purpose, for `edgeport check` (name -> how the run is changed)
+MISMATCHED = {"nearest": "trained with area resizing, exported claiming nearest",
+              "swapped": "two labels of labels.txt swapped after training"}
+
+
+def make_mismatched_exports(run_dir: Path, root: Path) -> dict[str, Path]:
+    """root/export-nearest and root/export-swapped: fp32 and int8 of the tiny run with a wrong contract."""
+    import shutil
+
+    import yaml
+
+    from edgeport.export import ExportConfig, export
+
+    out = {}
+    for name in MISMATCHED:
+        run = root / f"run-{name}"
+        shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("checkpoints", "export*"))
+        if name == "nearest":
+            cfg = yaml.safe_load((run / "config.yaml").read_text())
+            cfg["resize"] = "nearest"
+            (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+        else:
+            labels = (run / "labels.txt").read_text().split()
+            labels[0], labels[1] = labels[1], labels[0]
+            (run / "labels.txt").write_text("\n".join(labels) + "\n")
+        out[name] = root / f"export-{name}"
+        export(ExportConfig(run_dir=str(run), out=str(out[name]), schemes=("fp32", "int8"), calibration_samples=16,
+                            verify_samples=16, progress=False))
+    return out
+
+
 if __name__ == "__main__":
     target = Path(sys.argv[1])
-    make_tiny_export(make_tiny_run(target / "work"), target / "export")
+    run_dir = make_tiny_run(target / "work")
+    make_tiny_export(run_dir, target / "export")
+    make_mismatched_exports(run_dir, target)
     print(target / "export")

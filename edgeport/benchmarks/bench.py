@@ -150,6 +150,37 @@ def select_samples(cfg: BenchConfig, data: str, labels: tuple[str, ...]) -> tupl
     return pairs, summary
 
 
+def _samples(cfg: BenchConfig, manifest: Manifest | None, labels: tuple[str, ...],
+             checked: dict[str, Checked | str], work: Path) -> tuple[list[tuple[str, int]], dict]:
+    """The images to run: --data (or the run's split); for latency alone (--no-accuracy) without data,
+    the export's golden set, else random-noise images at the model's size (like LiteRT's benchmark_model)."""
+    if cfg.accuracy or cfg.data:
+        return select_samples(cfg, resolve_data(cfg, manifest), labels)
+    try:
+        return select_samples(cfg, resolve_data(cfg, manifest), labels)
+    except DataError:
+        pass
+    from edgeport.golden import GOLDEN_DIR, read_golden
+
+    golden = read_golden(Path(cfg.export_dir) / GOLDEN_DIR)
+    summary = {"split": None, "classes": list(labels)}
+    if golden is not None:
+        pairs = [(str(golden.directory / f), int(t)) for f, t in zip(golden.files, golden.targets)]
+        return pairs[: cfg.limit or len(pairs)], {**summary, "root": GOLDEN_DIR, "layout": "golden",
+                                                   "source": "the export's golden set (no --data)"}
+    import cv2
+
+    contract = next((c.contract for c in checked.values() if isinstance(c, Checked)), None)
+    h, w = (contract.height, contract.width) if contract else (224, 224)
+    rng = np.random.default_rng(0)
+    pairs = []
+    for i in range(cfg.limit or cfg.latency_images):
+        path = work / f"noise_{i}.png"
+        cv2.imwrite(str(path), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        pairs.append((str(path), 0))
+    return pairs, {**summary, "root": None, "layout": "noise", "source": "random noise images (no --data)"}
+
+
 def decode_images(pairs: list[tuple[str, int]], contract: InputContract, out: Path,
                   progress: bool = True) -> tuple[Images, list[dict]]:
     """Decode and resize every image once per the contract; unreadable ones are skipped (listed)."""
@@ -299,10 +330,10 @@ def run(cfg: BenchConfig) -> dict:
     artifacts = [replace(a, status=FAILED, reason=checked[a.file]) if isinstance(checked.get(a.file), str) else a
                  for a in found]
     labels = _labels_of(checked, manifest)
-    pairs, data_summary = select_samples(cfg, resolve_data(cfg, manifest), labels)
     plans: Plan = [(a, plan_engines(a, cfg.engines) if a.ok else [("-", False, a.reason)]) for a in artifacts]
     with tempfile.TemporaryDirectory(prefix="edgeport-bench-") as tmp:
         work = Path(tmp)
+        pairs, data_summary = _samples(cfg, manifest, labels, checked, work)
         contracts = {a.file: checked[a.file].contract if a.ok else None for a in artifacts}
         hashes = {a.file: checked[a.file].sha256 if a.ok else a.sha256 for a in artifacts}
         images: dict[tuple, Images] = {}

@@ -58,6 +58,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
     p.set_defaults(func=handle)
 
+    c = subparsers.add_parser(
+        "check", help="check this device against the export's golden set (no dataset needed)",
+        description="Run every artifact of EXPORT_DIR on its golden set (EXPORT_DIR/golden: validation images "
+                    "with the Keras model's probabilities) in this device's engine, through the runtime's own "
+                    "preprocessing, and compare agreement and max |Δp| with what export measured on the same "
+                    "images. Exit 1 when any artifact does worse than that by more than the tolerance.")
+    c.add_argument("export_dir", metavar="EXPORT_DIR", help="an export directory from `edgeport export`")
+    c.add_argument("--golden", metavar="DIR", help="another golden set to check against (default EXPORT_DIR/golden)")
+    c.add_argument("--engines", default="auto", help="auto (default: best installed engine per artifact), all, "
+                                                     "or e.g. litert,tflite-runtime")
+    c.add_argument("--schemes", type=lambda s: tuple(v.strip() for v in s.split(",") if v.strip()), default=(),
+                   help="only these schemes (default: every deployable artifact)")
+    c.add_argument("--threads", type=int, default=None, help="engine threads (default: the engine's own)")
+    c.add_argument("--tolerance-pts", type=float, default=5.0,
+                   help="agreement with Keras may be this many points below export's (default 5: 1 image of 32)")
+    c.add_argument("--prob-tolerance", type=float, default=0.1,
+                   help="max |Δp| may exceed export's by this much (default 0.1)")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.set_defaults(func=check_command)
+
+
+def check_command(args: argparse.Namespace) -> int:
+    import json
+
+    from edgeport.benchmarks.check import CheckConfig, format_check, run_check
+
+    report = run_check(CheckConfig(export_dir=args.export_dir, golden=args.golden, engines=args.engines,
+                                   schemes=args.schemes, threads=args.threads, tolerance_pts=args.tolerance_pts,
+                                   prob_tolerance=args.prob_tolerance))
+    print(json.dumps(report, indent=1) if args.json else format_check(report))
+    return 0 if report["ok"] else 1
+
 
 def handle(args: argparse.Namespace) -> int:
     if args.max_drop is not None and args.max_drop < 0:

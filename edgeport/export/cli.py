@@ -34,6 +34,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed of the calibration/verification picks (default: 0)")
     p.add_argument("--verify-samples", type=int, default=None,
                    help="validation images each artifact is checked on (default: 200; all when fewer)")
+    p.add_argument("--golden-images", type=int, default=None,
+                   help="stratified validation images written into EXPORT/golden with the Keras model's "
+                        "probabilities, for `edgeport check` on a device (default: 32; 0: none)")
     p.add_argument("--int16x8-verify-samples", type=int, default=None,
                    help="validation images for int16x8, which runs on slow reference kernels (default: 20)")
     p.add_argument("--max-drop", type=float, default=None,
@@ -89,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         "run_dir": args.run_dir, "out": args.out, "schemes": args.schemes, "io_dtype": args.io_dtype,
         "opset": args.opset, "calibration_samples": args.calibration_samples,
         "calibration_data": args.calibration_data, "seed": args.seed, "verify_samples": args.verify_samples,
+        "golden_images": args.golden_images,
         "int16x8_verify_samples": args.int16x8_verify_samples, "max_drop": args.max_drop, "threads": args.threads,
         "progress": False if getattr(args, "quiet", False) else None,
     }

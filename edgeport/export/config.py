@@ -30,6 +30,7 @@ class ExportConfig:
     calibration_data: str | None = None
     seed: int = 0
     verify_samples: int = 200
+    golden_images: int = 32  #: images of the golden set written into the export (0: none)
     int16x8_verify_samples: int = 20
     max_drop: float | None = None
     tolerance: float = 1e-4
@@ -46,6 +47,8 @@ class ExportConfig:
         for name in ("calibration_samples", "verify_samples", "int16x8_verify_samples"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"expected --{name.replace('_', '-')} >= 1, received {getattr(self, name)}")
+        if int(self.golden_images) < 0:
+            raise ConfigError(f"expected --golden-images >= 0, received {self.golden_images}")
         if self.max_drop is not None and self.max_drop < 0:
             raise ConfigError(f"expected --max-drop >= 0 top-1 points, received {self.max_drop}")
         if self.tolerance <= 0:

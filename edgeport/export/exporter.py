@@ -27,8 +27,10 @@ from edgeport.export.calibration import load_images, per_class_counts, stratifie
 from edgeport.export.config import ExportConfig
 from edgeport.export.converters import CONVERTERS, ConversionContext
 from edgeport.export.rundir import RunInfo, read_run
-from edgeport.export.verify import open_engine, verify_artifact
+from edgeport.export.verify import open_engine, predict, verify_artifact
 from edgeport.files import replace_dir, scratch_dir, sha256_file
+from edgeport.golden import GOLDEN_DIR, write_golden
+from edgeport.metrics import compare
 from edgeport.manifest import (
     FAILED, FAILED_DIR, MANIFEST_FILE, OK, SCHEMA_VERSION, read_manifest, verify_sha256, write_manifest,
 )
@@ -59,6 +61,7 @@ class ArtifactResult:
     conversion_seconds: float | None = None
     conversion_cpu_seconds: float | None = None
     graph: dict = field(default_factory=dict)
+    golden: dict = field(default_factory=dict)  #: figures on the golden set (edgeport check compares with them)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -217,6 +220,46 @@ def _verification_set(cfg: ExportConfig, run: RunInfo, contract: InputContract, 
     return VerifySet(split, images, labels, reference, info)
 
 
+@dataclass(frozen=True)
+class GoldenImages:
+    """The golden set being made: stored-form RGB images, true labels, the Keras model's probabilities."""
+
+    images: list
+    targets: np.ndarray
+    reference: np.ndarray
+
+
+def _golden_set(cfg: ExportConfig, run: RunInfo, contract: InputContract, model) -> GoldenImages | None:
+    """A stratified pick of the held-out split, stored smaller than the originals but larger than the model's
+    input, with the Keras model's probabilities on exactly those pixels after the contract's resize."""
+    from edgeport.golden import stored_form
+    from edgeport.imaging import ImageDecodeError, load_rgb, resize
+
+    split = next((s for s in ("val", "test") if run.samples(s)), None)
+    if cfg.golden_images == 0 or split is None:
+        return None
+    images, targets = [], []
+    for sample in stratified_pick(run.samples(split), cfg.golden_images, cfg.seed + 1):
+        try:
+            images.append(stored_form(load_rgb(sample.path), contract))
+        except ImageDecodeError as exc:
+            log.warning("golden set: skipping %s", exc)
+            continue
+        targets.append(sample.label)
+    if not images:
+        return None
+    batch = np.stack([resize(img, (contract.height, contract.width), contract.resize) for img in images])
+    reference = np.asarray(model.predict(batch.astype(np.float32), batch_size=32, verbose=0), np.float32)
+    return GoldenImages(images, np.asarray(targets, np.int64), reference)
+
+
+def _golden_figures(engine, contract: InputContract, golden: GoldenImages, labels: tuple[str, ...]) -> dict:
+    """What one artifact gives on the golden images in the export machine's engine."""
+    f = compare(predict(engine, golden.images, contract, progress=False), golden.reference, golden.targets, labels)
+    return {"images": f["images"], "agreement_pct": f["agreement_pct"], "max_abs_prob_diff": f["max_abs_prob_diff"],
+            "engine": engine.name, "engine_version": engine.version()}
+
+
 def _gate(a: ArtifactResult, cfg: ExportConfig, reference: bool) -> None:
     v = a.verification
     if not v.get("images"):
@@ -231,7 +274,8 @@ def _gate(a: ArtifactResult, cfg: ExportConfig, reference: bool) -> None:
 
 
 def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig, run: RunInfo,
-                   contract: InputContract, verify: VerifySet | None, out: Path) -> ArtifactResult:
+                   contract: InputContract, verify: VerifySet | None, out: Path,
+                   golden: GoldenImages | None = None) -> ArtifactResult:
     """Convert into ``out``, embed metadata, describe, verify and gate one scheme (never raises for it)."""
     a = ArtifactResult(scheme=scheme.name, file=scheme.file, format=scheme.format, description=scheme.description,
                        precision=scheme.label)
@@ -268,6 +312,8 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
                                                  cfg.progress, f"{scheme.name} verification")
                 if n < len(verify.labels):
                     a.verification["note"] = f"{n} of {len(verify.labels)} images (slow reference kernels)"
+            if golden is not None:
+                a.golden = _golden_figures(engine, contract, golden, run.labels)
     except Exception as exc:  # noqa: BLE001 - an engine rejecting the file fails this scheme only
         log.warning("%s: verification failed: %s", scheme.name, _short(exc, 300))
         a.fail(f"verification failed: {_short(exc)}")
@@ -362,14 +408,18 @@ def export(cfg: ExportConfig) -> ExportResult:
     calib, calib_info = (_calibration_set(cfg, run, contract) if need_calib else (None, {}))
     calib_seconds = time.perf_counter() - t0
     verify = _verification_set(cfg, run, contract, model)
+    golden = _golden_set(cfg, run, contract, model)
 
     with replace_dir(out) as new, scratch_dir("edgeport-export-") as tmp:
         ctx = ConversionContext(model=model, workdir=tmp, calibration=calib, io_dtype=cfg.io_dtype,
                                 opset=cfg.opset, progress=cfg.progress)
-        results = [_export_scheme(s, ctx, cfg, run, contract, verify, new) for s in schemes]
+        results = [_export_scheme(s, ctx, cfg, run, contract, verify, new, golden) for s in schemes]
         results += _carry_over(previous, out, new, run, {s.name for s in schemes})
         results.sort(key=lambda a: ALL_SCHEMES.index(a.scheme))
         shutil.copyfile(run.run_dir / "labels.txt", new / "labels.txt")
+        if golden is not None:
+            write_golden(new / GOLDEN_DIR, golden.images, golden.targets, golden.reference, run.labels, contract,
+                         {a.scheme: a.golden for a in results if a.ok and a.golden})
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "edgeport_version": __version__,
@@ -385,6 +435,7 @@ def export(cfg: ExportConfig) -> ExportResult:
             "config": to_dict(replace(cfg, schemes=cfg.scheme_list)),
             "calibration": {**calib_info, "load_seconds": round(calib_seconds, 3)} if calib_info else {},
             "verification": verify.info if verify else {},
+            "golden": {"dir": GOLDEN_DIR, "images": len(golden.targets)} if golden is not None else {},
             "tolerance": cfg.tolerance,
             "max_drop": cfg.max_drop,
             "shared_seconds": {k: round(v, 3) for k, v in ctx.shared_seconds.items()},

@@ -248,3 +248,21 @@ def test_reported_latency_is_honest(bench, tiny_export_dir, tiny_data_dir):
     assert np.median(timed) == pytest.approx(np.median(plain), rel=0.25)
     # the fresh-process figure in the report is the same order of magnitude
     assert np.median(plain) / 3 <= row["latency_ms"]["p50"] <= np.median(plain) * 3
+
+
+def test_latency_alone_needs_no_data(tiny_export_dir, tmp_path):
+    """--no-accuracy without --data: the export's golden images, or noise for a bare folder (like benchmark_model)."""
+    if not _runnable_tflite_engine():
+        pytest.skip("no TFLite engine installed")
+    copied = tmp_path / "deep" / "er" / "export"  # the run it names (relative path) is not beside it here
+    shutil.copytree(tiny_export_dir, copied)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(tiny_export_dir / "model_fp32.tflite", bare / "model_fp32.tflite")
+    for export, layout in ((copied, "golden"), (bare, "noise")):
+        report = run(BenchConfig(export_dir=str(export), accuracy=False, schemes=("fp32",),
+                                 **{**QUICK, "data": None}))
+        assert report["data"]["layout"] == layout and report["data"]["images"] > 0
+        assert [r["status"] for r in report["rows"]] == [OK] and report["rows"][0]["accuracy"] is None
+    with pytest.raises(DataError, match="--data"):  # accuracy needs labelled images
+        run(BenchConfig(export_dir=str(bare), schemes=("fp32",), **{**QUICK, "data": None}))

@@ -1,0 +1,147 @@
+"""``edgeport check EXPORT``: does this device give what export verified? No dataset needed.
+
+Every deployable artifact runs, in this device's engine and through the
+runtime's own preprocessing, on the export's golden set (``EXPORT/golden``: a
+few validation images with the Keras model's probabilities, see
+:mod:`edgeport.golden`). Its agreement with Keras and its largest probability
+difference are compared with what the same artifact gave on the same images
+at export time; a device that does worse by more than a tolerance fails. That
+catches what breaks after deployment: another preprocessing (a resize method,
+colour order), another engine build, a file from another export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeport.contract import printable
+from edgeport.errors import ConfigError, DataError, EdgeportError
+from edgeport.golden import GOLDEN_DIR, GoldenSet, read_golden
+from edgeport.metrics import compare
+
+PASS, FAIL, NOT_AVAILABLE = "pass", "FAIL", "n/a"
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """What ``edgeport check`` runs and how strict it is."""
+
+    export_dir: str
+    golden: str | None = None  #: a golden set folder (default: EXPORT/golden)
+    engines: str = "auto"  #: auto | all | a comma-separated list (as in bench)
+    schemes: tuple[str, ...] = ()
+    threads: int | None = None
+    #: agreement with Keras may be at most this many points below what export measured (32 images: 1 image = 3.1)
+    tolerance_pts: float = 5.0
+    #: the largest probability difference may exceed export's by at most this much
+    prob_tolerance: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.tolerance_pts < 0 or self.prob_tolerance < 0:
+            raise ConfigError(f"expected tolerances >= 0, received --tolerance-pts {self.tolerance_pts} "
+                              f"and --prob-tolerance {self.prob_tolerance}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"expected --threads >= 1, received {self.threads}")
+
+
+def _aligned(probs: np.ndarray, labels: tuple[str, ...], golden: GoldenSet) -> np.ndarray:
+    """The artifact's probabilities in the golden set's class order (matched by label name)."""
+    index = {name: i for i, name in enumerate(labels)}
+    return probs[:, [index[name] for name in golden.labels]]
+
+
+def check_artifact(path: Path, engine: str, golden: GoldenSet, cfg: CheckConfig) -> dict:
+    """One artifact x engine on the golden images: figures, the export's figures, pass/FAIL and why."""
+    from edgeport.runtime.classifier import Classifier
+
+    with Classifier.open(path, engine=engine, threads=cfg.threads) as clf:
+        scheme = clf.info.scheme
+        problems = []
+        if set(clf.labels) != set(golden.labels):
+            raise DataError(f"expected the labels of {path.name} ({', '.join(clf.labels)}) to be the golden set's "
+                            f"({', '.join(golden.labels)}); check it against its own export's golden set")
+        if clf.labels != golden.labels:
+            problems.append(f"labels in another order than the golden set's ({', '.join(clf.labels)} vs "
+                            f"{', '.join(golden.labels)}): a swapped labels.txt?")
+        for key in ("height", "width", "resize", "color", "range", "layout"):
+            mine, theirs = getattr(clf.contract, key), getattr(golden.contract, key)
+            if mine != theirs:
+                problems.append(f"input {key} {mine} here, but the golden set was made with {theirs}")
+        probs = np.stack([clf.predict(clf.prepare(img)) for img in golden.images()])
+        version = clf.engine.version()
+    got = compare(_aligned(probs, clf.labels, golden), golden.reference, golden.targets, golden.labels)
+    recorded = golden.figures.get(scheme) or {}
+    row = {"artifact": path.name, "scheme": scheme, "engine": engine, "engine_version": version,
+           "images": got["images"], "agreement_pct": got["agreement_pct"],
+           "max_abs_prob_diff": got["max_abs_prob_diff"],
+           "export_agreement_pct": recorded.get("agreement_pct"),
+           "export_max_abs_prob_diff": recorded.get("max_abs_prob_diff"),
+           "export_engine": f"{recorded.get('engine')} {recorded.get('engine_version')}" if recorded else None}
+    if not recorded:
+        problems.append("the golden set has no export figures for this scheme (re-export to record them)")
+    else:
+        drop = recorded["agreement_pct"] - got["agreement_pct"]
+        if drop > cfg.tolerance_pts:
+            problems.append(f"agreement with Keras {got['agreement_pct']:.1f} % here vs {recorded['agreement_pct']:.1f} % "
+                            f"at export ({drop:.1f} points lower; tolerance {cfg.tolerance_pts:g})")
+        limit = recorded["max_abs_prob_diff"] + cfg.prob_tolerance
+        if got["max_abs_prob_diff"] > limit:
+            problems.append(f"max |Δp| {got['max_abs_prob_diff']:.3f} here vs {recorded['max_abs_prob_diff']:.3f} "
+                            f"at export (tolerance +{cfg.prob_tolerance:g})")
+    row["status"] = FAIL if problems else PASS
+    row["reason"] = "; ".join(problems)
+    return row
+
+
+def run_check(cfg: CheckConfig) -> dict:
+    """Check every ok artifact of the export (x engine) against the golden set; the report."""
+    from edgeport.benchmarks.artifacts import find_artifacts
+    from edgeport.benchmarks.bench import check_engines_option, plan_engines
+
+    check_engines_option(cfg.engines)
+    golden_dir = Path(cfg.golden) if cfg.golden else Path(cfg.export_dir) / GOLDEN_DIR
+    golden = read_golden(golden_dir)
+    if golden is None:
+        raise DataError(f"expected a golden set (golden.json and its images) in {golden_dir}, found none; "
+                        "exports made by this edgeport version carry one (re-run `edgeport export`), "
+                        "or pass --golden DIR")
+    artifacts, _ = find_artifacts(cfg.export_dir, cfg.schemes)
+    rows = []
+    for art in artifacts:
+        base = {"artifact": art.file, "scheme": art.scheme}
+        if not art.ok:
+            continue  # not deployable: export already said why; nothing to check on a device
+        for engine, available, reason in plan_engines(art, cfg.engines):
+            if not available:
+                rows.append({**base, "engine": engine, "status": NOT_AVAILABLE, "reason": reason})
+                continue
+            try:
+                rows.append(check_artifact(art.path, engine, golden, cfg))
+            except EdgeportError as exc:
+                rows.append({**base, "engine": engine, "status": FAIL, "reason": str(exc)})
+    return {"golden": str(golden_dir), "images": len(golden.files), "labels": list(golden.labels),
+            "tolerance_pts": cfg.tolerance_pts, "prob_tolerance": cfg.prob_tolerance, "rows": rows,
+            "ok": bool(rows) and all(r["status"] != FAIL for r in rows) and any(r["status"] == PASS for r in rows)}
+
+
+def format_check(report: dict) -> str:
+    """A terminal table of the check, then the reasons of the failures."""
+    def num(v: object, spec: str) -> str:
+        return "-" if v is None else format(float(v), spec)  # type: ignore[arg-type]
+
+    head = ["artifact", "engine", "status", "agree % here", "at export", "max|Δp| here", "at export"]
+    body = [[printable(r["artifact"]), r["engine"], r["status"], num(r.get("agreement_pct"), ".1f"),
+             num(r.get("export_agreement_pct"), ".1f"), num(r.get("max_abs_prob_diff"), ".3f"),
+             num(r.get("export_max_abs_prob_diff"), ".3f")] for r in report["rows"]]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+             for row in [head, ["-" * w for w in widths], *body]]
+    lines.append(f"golden set: {report['images']} images in {report['golden']}; tolerance {report['tolerance_pts']:g} "
+                 f"points of agreement, +{report['prob_tolerance']:g} in max |Δp|")
+    lines += [f"{r['artifact']} on {r['engine']}: {printable(r['reason'], 400)}" for r in report["rows"] if r.get("reason")]
+    passed = sum(r["status"] == PASS for r in report["rows"])
+    lines.append(f"{'OK' if report['ok'] else 'FAILED'}: {passed} of {len(report['rows'])} checks passed")
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""`edgeport check`: a device checked against the export's golden set, without a dataset (TensorFlow-free)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from edgeport.benchmarks.check import FAIL, PASS, CheckConfig, run_check
+from edgeport.cli import main
+from edgeport.errors import DataError
+from edgeport.golden import read_golden
+from edgeport.runtime.engines import available_engines
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_an_engine():
+    if not available_engines():
+        pytest.skip("no engine installed")
+
+
+def test_the_export_carries_a_golden_set(tiny_export_dir):
+    golden = read_golden(tiny_export_dir / "golden")
+    assert golden is not None and len(golden.files) == len(golden.targets) == len(golden.reference) > 0
+    assert golden.reference.shape[1] == len(golden.labels)
+    c = golden.contract
+    for img in golden.images():  # stored larger than the model's input: the device's own resize runs on them
+        assert max(img.shape[:2]) > max(c.height, c.width) and max(img.shape[:2]) <= 2 * max(c.height, c.width)
+    assert {"fp32", "int8"} <= set(golden.figures)
+
+
+def test_a_good_export_passes(tiny_export_dir, capsys):
+    report = run_check(CheckConfig(export_dir=str(tiny_export_dir)))
+    assert report["ok"] and report["rows"]
+    for r in report["rows"]:
+        assert r["status"] in (PASS, "n/a"), r
+        if r["status"] == PASS and r["scheme"] in ("fp32", "onnx"):
+            assert r["agreement_pct"] == 100.0 and r["max_abs_prob_diff"] < 1e-4
+    assert main(["check", str(tiny_export_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "model_fp32.tflite" in out and "checks passed" in out
+
+
+@pytest.mark.parametrize("name, says", [("nearest", "input resize nearest here, but the golden set was made with area"),
+                                        ("swapped", "labels in another order than the golden set's")])
+def test_an_export_made_differently_fails_clearly(tiny_export_dir, mismatched_exports, name, says, capsys):
+    export = mismatched_exports[name]
+    own = run_check(CheckConfig(export_dir=str(export)))
+    assert own["ok"]  # consistent with its own golden set ...
+    report = run_check(CheckConfig(export_dir=str(export), golden=str(tiny_export_dir / "golden")))
+    assert not report["ok"]  # ... but not with the model as trained
+    failed = [r for r in report["rows"] if r["status"] == FAIL]
+    assert failed and all(says in r["reason"] for r in failed)
+    assert main(["check", str(export), "--golden", str(tiny_export_dir / "golden")]) == 1
+    assert says in capsys.readouterr().out
+
+
+def test_a_device_that_differs_beyond_the_tolerance_fails(tiny_export_dir, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(tiny_export_dir, export)
+    golden = json.loads((export / "golden" / "golden.json").read_text())
+    golden["figures"]["fp32"]["agreement_pct"] = 100.0
+    for img in golden["images"][:3]:  # Keras said something else for three images than fp32 gives here
+        img["reference"] = img["reference"][1:] + img["reference"][:1]
+    (export / "golden" / "golden.json").write_text(json.dumps(golden))
+    report = run_check(CheckConfig(export_dir=str(export), schemes=("fp32",)))
+    (row,) = report["rows"]
+    assert row["status"] == FAIL and "points lower" in row["reason"] and row["agreement_pct"] < 100.0
+    loose = run_check(CheckConfig(export_dir=str(export), schemes=("fp32",), tolerance_pts=100, prob_tolerance=1))
+    assert loose["ok"]
+
+
+def test_no_golden_set_is_a_clear_error(tiny_export_dir, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(tiny_export_dir, export, ignore=shutil.ignore_patterns("golden"))
+    with pytest.raises(DataError, match="expected a golden set"):
+        run_check(CheckConfig(export_dir=str(export)))
