@@ -151,3 +151,31 @@ def test_malformed_config_files_are_config_errors(tmp_path, name, text, match):
     f.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(ConfigError, match=match):
         load_config(_Cfg, f, {})
+
+
+def test_metadata_readers_are_bounds_checked():
+    """Damaged headers give ModelError (not struct.error/IndexError); the fuzz test covers real files."""
+    import struct
+
+    tfl = bytearray(64)
+    tfl[4:8] = b"TFL3"
+    struct.pack_into("<I", tfl, 0, 60_000)  # root table far outside the file
+    with pytest.raises(ModelError, match="truncated or damaged"):
+        read_tflite_metadata(bytes(tfl))
+    struct.pack_into("<I", tfl, 0, 16)
+    struct.pack_into("<i", tfl, 16, -40_000)  # vtable outside the file
+    with pytest.raises(ModelError, match="truncated or damaged"):
+        read_tflite_metadata(bytes(tfl))
+    with pytest.raises(ModelError, match="field 14 at byte 0 needs 100 bytes, 3 are left"):
+        read_onnx_metadata(bytes([0x72, 100, 1, 2, 3]))  # metadata_props cut short
+    with pytest.raises(ModelError, match="longer than 10 bytes"):
+        read_onnx_metadata(b"\x08" + b"\xff" * 12)
+    with pytest.raises(ModelError, match="wire type 7"):
+        read_onnx_metadata(b"\x0f")
+    assert read_onnx_metadata(b"") == {}
+
+
+def test_read_model_info_of_an_unreadable_path(tmp_path):
+    (tmp_path / "m.tflite").mkdir()
+    with pytest.raises(ModelError, match="expected a readable model file"):
+        read_model_info(tmp_path / "m.tflite")
