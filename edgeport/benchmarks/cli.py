@@ -87,7 +87,12 @@ def handle(args: argparse.Namespace) -> int:
     print("\n".join(environment_lines(report["environment"])))
     for path in (report.get("files") or {}).values():
         print(f"wrote {path}")
-    return _gate(report, args.max_drop)
+    gated = _gate(report, args.max_drop)
+    if not any(r["status"] == "ok" for r in report["rows"]):
+        print(f"edgeport bench: no variant could be measured: all {len(report['rows'])} failed or have no engine "
+              "here (the note column says why)", file=sys.stderr)
+        return 1
+    return gated
 
 
 def _compare(args: argparse.Namespace) -> int:
