@@ -182,6 +182,9 @@ def _check_output_file(path: str, flag: str) -> None:
 def doctor_command(args: argparse.Namespace) -> int:
     from edgeport.runtime.doctor import doctor, format_report
 
+    from edgeport.contract import printable_lines
+
     report = doctor()
-    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    # JSON escapes control characters itself; the text report strips them (CPU and camera names come from the system)
+    print(json.dumps(report, indent=1) if args.json else printable_lines(format_report(report)))
     return 0
