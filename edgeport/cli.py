@@ -10,7 +10,9 @@ Exit codes (every subcommand): 0 done; 1 done, but the result failed a check
 run that classified no frame or whose video ended early); 2 bad input (an
 edgeport error, printed as one line, or a usage error); 130 Ctrl-C; 143
 SIGTERM. Ctrl-C and SIGTERM unwind normally: temporary folders are removed,
-worker processes are stopped, and no output is left half-written.
+worker processes are stopped, and no output is left half-written. (In
+``edgeport run`` a signal during the loop is how a camera run ends: the loop
+stops, the summary is printed, exit 0.)
 """
 
 from __future__ import annotations

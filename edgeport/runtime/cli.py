@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--retries", type=int, default=5, help="reconnects of a live source that dies (default 5)")
     run.add_argument("--json-summary", metavar="FILE", help="also write the timing summary as JSON")
     run.epilog = ("exit status: 0 done; 1 no frame was classified, or a video file ended before the frame "
-                  "count in its header (truncated); 2 bad input or a source that died; 130/143 interrupted")
+                  "count in its header (truncated); 2 bad input or a source that died. Ctrl-C or SIGTERM "
+                  "ends the loop normally (summary, exit 0)")
     run.set_defaults(func=run_command)
 
     doc = subparsers.add_parser(
