@@ -97,6 +97,10 @@ def _images_under(folder: Path) -> list[str]:
 def _check_classes(classes: list[str], where: str) -> None:
     if not classes:
         raise DataError(f"no images found in {where}; {_LAYOUT_HELP}")
+    odd = [c for c in classes if not c.isprintable()]
+    if odd:  # a newline would split it in labels.txt; an escape sequence would reach terminals
+        raise DataError(f"expected class names of printable characters in {where}, received "
+                        f"{', '.join(repr(c) for c in odd[:5])}; rename the folder or fix the label")
     if len(classes) < 2:
         raise DataError(
             f"expected at least 2 classes to train a classifier, found 1 ('{classes[0]}') in {where}; "

@@ -176,3 +176,13 @@ def test_csv_byte_order_mark_and_undecodable_csv(tmp_path):
     huge = _csv_set(tmp_path / "huge", _GOOD[:-1] + ["i5.jpg," + "b" * 200_000 + ",val"])
     with pytest.raises(DataError, match="expected a well-formed CSV .* received a malformed line .*field limit"):
         scan(huge)
+
+
+def test_class_names_with_control_characters_are_refused(tmp_path):
+    """A newline in a label would split it in labels.txt; an escape sequence would reach terminals."""
+    f = _csv_set(tmp_path / "csv", _GOOD[:-1] + ['i5.jpg,"b\nc",val'])
+    with pytest.raises(DataError, match=r"expected class names of printable characters .* received 'b\\nc'"):
+        scan(f)
+    root = _class_folders(tmp_path / "folders", classes=("a", "b\x1b[2J"))
+    with pytest.raises(DataError, match=r"received 'b\\x1b\[2J'"):
+        scan(root)
