@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -97,14 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from edgeport.contract import printable
 
-    previous, pixels = None, None
+    previous, pixels, env_pixels = None, None, None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         if args.max_image_pixels is not None:
-            from edgeport.imaging import set_max_image_pixels
+            from edgeport.imaging import MAX_PIXELS_ENV, set_max_image_pixels
 
             pixels = set_max_image_pixels(args.max_image_pixels)
+            env_pixels = os.environ.get(MAX_PIXELS_ENV)
+            os.environ[MAX_PIXELS_ENV] = str(args.max_image_pixels)  # and in child processes (pipeline's run)
         return int(args.func(args) or 0)
     except EdgeportError as exc:
         # one line, no terminal control characters (a label or file name from a file may carry them)
@@ -120,9 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         if pixels is not None:  # main() called in-process (tests): leave the limit as it was
-            from edgeport.imaging import set_max_image_pixels
+            from edgeport.imaging import MAX_PIXELS_ENV, set_max_image_pixels
 
             set_max_image_pixels(pixels)
+            if env_pixels is None:
+                os.environ.pop(MAX_PIXELS_ENV, None)
+            else:
+                os.environ[MAX_PIXELS_ENV] = env_pixels
 
 
 if __name__ == "__main__":
