@@ -123,7 +123,7 @@ def test_damaged_plain_files_in_a_real_engine_exit_cleanly(tiny_export_dir, tmp_
     for f in _artifacts(tiny_export_dir):
         if not engines_for(f):
             continue
-        copies = list(damaged(f.read_bytes(), rng, truncations=3, flips=6))
+        copies = list(damaged(f.read_bytes(), rng, truncations=2, flips=5))
         for i, (kind, data) in enumerate(copies):
             p = files / f"{i}_{f.name}"
             p.write_bytes(data)
