@@ -142,3 +142,8 @@ def printable(text: str, limit: int = 200) -> str:
     """``text`` safe for a terminal: control characters (escape sequences included) shown as '?'."""
     clean = "".join(ch if ch.isprintable() else "?" for ch in str(text))
     return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+
+
+def printable_lines(text: str, limit: int = 100_000) -> str:
+    """:func:`printable` line by line: a table or report keeps its newlines, loses escape sequences."""
+    return "\n".join(printable(line, limit) for line in str(text).split("\n"))

@@ -15,6 +15,7 @@ Layouts, detected automatically (see :func:`scan`):
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.errors import DataError
+from edgeport.files import atomic_write_text
 from edgeport.imaging import ImageDecodeError, is_image_file, load_rgb
 
 LAYOUTS = ("csv", "split-folders", "class-folders", "tfds:NAME")
@@ -95,6 +97,10 @@ def _images_under(folder: Path) -> list[str]:
 def _check_classes(classes: list[str], where: str) -> None:
     if not classes:
         raise DataError(f"no images found in {where}; {_LAYOUT_HELP}")
+    odd = [c for c in classes if not c.isprintable()]
+    if odd:  # a newline would split it in labels.txt; an escape sequence would reach terminals
+        raise DataError(f"expected class names of printable characters in {where}, received "
+                        f"{', '.join(repr(c) for c in odd[:5])}; rename the folder or fix the label")
     if len(classes) < 2:
         raise DataError(
             f"expected at least 2 classes to train a classifier, found 1 ('{classes[0]}') in {where}; "
@@ -131,31 +137,70 @@ def stratified_split(labels: list[int], val_fraction: float, seed: int) -> list[
     return splits
 
 
+def _read_csv_rows(csv_path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """(lower-case column names, [(line number, row)]) of a CSV; DataError when it cannot be read."""
+    try:
+        with csv_path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
+            reader = csv.DictReader(f)
+            cols = [c.strip().lower() for c in (reader.fieldnames or [])]
+            if "path" not in cols or "label" not in cols:
+                raise DataError(
+                    f"expected CSV columns path,label[,split] in {csv_path}, received {reader.fieldnames}"
+                )
+            rows = []
+            for r in reader:
+                rows.append((reader.line_num, {k.strip().lower(): (v or "").strip() for k, v in r.items() if k}))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"expected a UTF-8 text CSV in {csv_path}, received undecodable bytes ({exc}); "
+                        "save it as UTF-8 CSV") from exc
+    except csv.Error as exc:
+        raise DataError(f"expected a well-formed CSV in {csv_path}, received a malformed line ({exc})") from exc
+    return cols, rows
+
+
 def _from_csv(csv_path: Path, val_fraction: float, seed: int) -> DataSet:
-    with csv_path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        cols = [c.strip().lower() for c in (reader.fieldnames or [])]
-        if "path" not in cols or "label" not in cols:
-            raise DataError(
-                f"expected CSV columns path,label[,split] in {csv_path}, received {reader.fieldnames}"
-            )
-        rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in reader]
-    if not rows:
+    cols, numbered = _read_csv_rows(csv_path)
+    if not numbered:
         raise DataError(f"no rows in {csv_path}; {_LAYOUT_HELP}")
+    for line, r in numbered:
+        for key in ("path", "label"):
+            if not r.get(key):
+                raise DataError(
+                    f"expected a {key} in every row of {csv_path}, received an empty {key} on line {line} "
+                    f"({','.join(r.get(c, '') for c in cols)!r}); fill it in or remove the row"
+                )
+    rows = [r for _, r in numbered]
     classes = sorted({r["label"] for r in rows})
     _check_classes(classes, str(csv_path))
     index = {c: i for i, c in enumerate(classes)}
     paths = [str((csv_path.parent / r["path"]).resolve()) for r in rows]
     labels = [index[r["label"]] for r in rows]
-    if "split" in cols and all(r.get("split") for r in rows):
+    given = [bool(r.get("split")) for r in rows] if "split" in cols else []
+    if any(given):
+        if not all(given):  # one empty cell must not silently re-split everything (test images into training)
+            line, r = next((ln, r) for ln, r in numbered if not r.get("split"))
+            raise DataError(
+                f"expected a split (train/val/test) in every row of {csv_path} or in none, received an empty split "
+                f"on line {line} (path {r['path']!r}; {given.count(False)} of {len(rows)} rows have none); "
+                "fill them in, or empty the whole column to split by --val-fraction"
+            )
         splits = []
-        for r in rows:
+        for line, r in numbered:
             s = _SPLIT_ALIASES.get(r["split"].lower())
             if s is None:
-                raise DataError(f"expected split train/val/test in {csv_path}, received '{r['split']}'")
+                raise DataError(f"expected split train/val/test in {csv_path}, received '{r['split']}' on line {line}")
             splits.append(s)
     else:
         splits = stratified_split(labels, val_fraction, seed)
+    seen: dict[str, tuple[int, int, str]] = {}
+    for (line, _), p, l, s in zip(numbered, paths, labels, splits):
+        if p in seen and seen[p][1:] != (l, s):
+            first = seen[p][0]
+            raise DataError(
+                f"expected each image once in {csv_path}, received {p} on line {first} and again on line {line} "
+                f"with a different label or split (an image in two splits leaks into the score); keep one row"
+            )
+        seen.setdefault(p, (line, l, s))
     samples = tuple(Sample(p, l, s) for p, l, s in zip(paths, labels, splits))
     return DataSet(str(csv_path.parent), "csv", tuple(classes), samples)
 
@@ -256,9 +301,10 @@ def drop_unreadable(ds: DataSet, workers: int | None = None) -> DataSet:
 
 
 def write_split_csv(ds: DataSet, path: str | os.PathLike[str]) -> None:
-    """Write the samples as ``path,label,split`` (absolute paths)."""
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "label", "split"])
-        for s in ds.samples:
-            w.writerow([s.path, ds.classes[s.label], s.split])
+    """Write the samples as ``path,label,split`` (absolute paths), atomically."""
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["path", "label", "split"])
+    for s in ds.samples:
+        w.writerow([s.path, ds.classes[s.label], s.split])
+    atomic_write_text(path, buf.getvalue())

@@ -40,12 +40,35 @@ def _check_parent(path: Path) -> None:
         )
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux allows (/proc), else set and restored."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file renamed over it (survives a kill mid-write)."""
+    """Write ``data`` to ``path`` through a temporary file renamed over it (survives a kill mid-write).
+
+    The file gets the permissions a plain ``open(path, "w")`` would give it
+    (those of the file it replaces, else 0o666 less the umask), not mkstemp's 0o600.
+    """
     path = Path(path)
     _check_parent(path)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -15,116 +15,161 @@ from edgeport.contract import METADATA_KEY, ModelInfo
 from edgeport.errors import ModelError
 
 # --- TFLite (FlatBuffers, schema.fbs: Model.metadata = field 6, Model.buffers = field 4)
+#
+# Every read is bounds-checked: a truncated or damaged file gives a ModelError,
+# never a struct.error, and no loop runs longer than the file is long.
 
 
-def _u32(b: bytes, o: int) -> int:
-    return struct.unpack_from("<I", b, o)[0]
+def _damaged(b: bytes, what: str, at: int) -> ModelError:
+    return ModelError(
+        f"expected a complete TFLite flatbuffer, but its {what} (at byte {at}) lies outside the file's "
+        f"{len(b)} bytes: the file is truncated or damaged; copy it again or re-export it"
+    )
+
+
+def _unpack(b: bytes, fmt: str, o: int, what: str) -> int:
+    if o < 0 or o + struct.calcsize(fmt) > len(b):
+        raise _damaged(b, what, o)
+    return struct.unpack_from(fmt, b, o)[0]
+
+
+def _u32(b: bytes, o: int, what: str = "offset") -> int:
+    return _unpack(b, "<I", o, what)
 
 
 def _field_pos(b: bytes, table: int, field: int) -> int | None:
-    vtable = table - struct.unpack_from("<i", b, table)[0]
-    vsize = struct.unpack_from("<H", b, vtable)[0]
+    vtable = table - _unpack(b, "<i", table, "table")
+    vsize = _unpack(b, "<H", vtable, "vtable")
     slot = 4 + 2 * field
-    if slot >= vsize:
+    if slot + 2 > vsize:
         return None
-    off = struct.unpack_from("<H", b, vtable + slot)[0]
+    off = _unpack(b, "<H", vtable + slot, "vtable")
     return table + off if off else None
 
 
-def _vector(b: bytes, pos: int) -> tuple[int, int]:
-    """(start, length) of the vector referenced at ``pos``."""
-    start = pos + _u32(b, pos)
-    return start + 4, _u32(b, start)
+def _vector(b: bytes, pos: int, item_size: int, what: str) -> tuple[int, int]:
+    """(start, length) of the vector referenced at ``pos``, its items checked to lie inside the file."""
+    start = pos + _u32(b, pos, what)
+    n = _u32(b, start, what)
+    if start + 4 + n * item_size > len(b):
+        raise _damaged(b, f"{what} of {n} items", start)
+    return start + 4, n
 
 
-def _table_at(b: bytes, pos: int) -> int:
-    return pos + _u32(b, pos)
+def _table_at(b: bytes, pos: int, what: str = "table") -> int:
+    return pos + _u32(b, pos, what)
 
 
 def read_tflite_metadata(model: bytes | str | os.PathLike[str]) -> dict[str, bytes]:
-    """All ``Model.metadata`` entries of a .tflite file as {name: bytes}."""
-    b = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+    """All ``Model.metadata`` entries of a .tflite file as {name: bytes} (ModelError when damaged)."""
+    b = model if isinstance(model, (bytes, bytearray)) else _read_bytes(model)
     if len(b) < 8 or b[4:8] != b"TFL3":
-        raise ModelError(f"expected a TFLite flatbuffer (identifier TFL3), received {b[4:8]!r}")
-    root = _table_at(b, 0)
+        raise ModelError(f"expected a TFLite flatbuffer (identifier TFL3), received {bytes(b[4:8])!r}")
+    root = _table_at(b, 0, "root table")
     meta_pos = _field_pos(b, root, 6)
     buf_pos = _field_pos(b, root, 4)
     if meta_pos is None or buf_pos is None:
         return {}
-    bufs_start, n_bufs = _vector(b, buf_pos)
-    metas_start, n_metas = _vector(b, meta_pos)
+    bufs_start, n_bufs = _vector(b, buf_pos, 4, "buffer list")
+    metas_start, n_metas = _vector(b, meta_pos, 4, "metadata list")
     out: dict[str, bytes] = {}
     for i in range(n_metas):
-        entry = _table_at(b, metas_start + 4 * i)
+        entry = _table_at(b, metas_start + 4 * i, "metadata entry")
         name_pos = _field_pos(b, entry, 0)
         idx_pos = _field_pos(b, entry, 1)
         if name_pos is None:
             continue
-        s_start, s_len = _vector(b, name_pos)
-        name = b[s_start : s_start + s_len].decode("utf-8", "replace")
-        idx = _u32(b, idx_pos) if idx_pos is not None else 0
+        s_start, s_len = _vector(b, name_pos, 1, "metadata name")
+        name = bytes(b[s_start : s_start + s_len]).decode("utf-8", "replace")
+        idx = _u32(b, idx_pos, "buffer index") if idx_pos is not None else 0
         if idx >= n_bufs:
             continue
-        buf = _table_at(b, bufs_start + 4 * idx)
+        buf = _table_at(b, bufs_start + 4 * idx, "buffer")
         data_pos = _field_pos(b, buf, 0)
         off_pos, size_pos = _field_pos(b, buf, 1), _field_pos(b, buf, 2)
         if data_pos is not None:
-            d_start, d_len = _vector(b, data_pos)
+            d_start, d_len = _vector(b, data_pos, 1, "metadata buffer")
             out[name] = bytes(b[d_start : d_start + d_len])
         elif off_pos is not None and size_pos is not None:  # >2 GB models keep data after the flatbuffer
-            off = struct.unpack_from("<Q", b, off_pos)[0]
-            size = struct.unpack_from("<Q", b, size_pos)[0]
+            off = _unpack(b, "<Q", off_pos, "buffer offset")
+            size = _unpack(b, "<Q", size_pos, "buffer size")
+            if off + size > len(b):
+                raise _damaged(b, f"metadata buffer of {size} bytes", off)
             out[name] = bytes(b[off : off + size])
         else:
             out[name] = b""
     return out
 
 
+def _read_bytes(path: str | os.PathLike[str]) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"expected a readable model file, could not read {path} ({exc.strerror or exc})") from exc
+
+
 # --- ONNX (protobuf: ModelProto.metadata_props = field 14, StringStringEntryProto key=1 value=2)
 
 
-def _varint(b: bytes, o: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
+class _Truncated(Exception):
+    """Internal: a protobuf field runs past the end of its message."""
+
+
+def _varint(b: memoryview, o: int) -> tuple[int, int]:
+    result = 0
+    for shift in range(0, 70, 7):  # at most 10 bytes
+        if o >= len(b):
+            raise _Truncated(f"a number at byte {o} runs past the end")
         byte = b[o]
         o += 1
         result |= (byte & 0x7F) << shift
         if not byte & 0x80:
             return result, o
-        shift += 7
+    raise ModelError(f"expected an ONNX protobuf, found a number longer than 10 bytes at byte {o}; "
+                     "the file is damaged: copy it again or re-export it")
 
 
-def _fields(b: bytes):
-    """Yield (field number, wire type, value) of one protobuf message."""
+def _fields(b: memoryview):
+    """Yield (field number, wire type, value) of one protobuf message (bounds-checked)."""
     o = 0
     while o < len(b):
+        at = o
         key, o = _varint(b, o)
         num, wt = key >> 3, key & 7
+        if num == 0:
+            raise ModelError(f"expected an ONNX protobuf, found field number 0 at byte {at}; the file is "
+                             "damaged: copy it again or re-export it")
         if wt == 0:
             val, o = _varint(b, o)
-        elif wt == 1:
-            val, o = b[o : o + 8], o + 8
-        elif wt == 2:
-            n, o = _varint(b, o)
+        elif wt in (1, 2, 5):
+            if wt == 2:
+                n, o = _varint(b, o)
+            else:
+                n = 8 if wt == 1 else 4
+            if o + n > len(b):
+                raise _Truncated(f"field {num} at byte {at} needs {n} bytes, {len(b) - o} are left")
             val, o = b[o : o + n], o + n
-        elif wt == 5:
-            val, o = b[o : o + 4], o + 4
         else:
-            raise ModelError(f"expected an ONNX protobuf, found wire type {wt} at byte {o}")
+            raise ModelError(f"expected an ONNX protobuf, found wire type {wt} at byte {at}; the file is "
+                             "damaged: copy it again or re-export it")
         yield num, wt, val
 
 
 def read_onnx_metadata(model: bytes | str | os.PathLike[str]) -> dict[str, str]:
-    """``ModelProto.metadata_props`` of an .onnx file as {key: value}."""
-    b = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+    """``ModelProto.metadata_props`` of an .onnx file as {key: value} (ModelError when damaged)."""
+    b = model if isinstance(model, (bytes, bytearray)) else _read_bytes(model)
     out: dict[str, str] = {}
     try:
-        for num, wt, val in _fields(memoryview(b).tobytes() if isinstance(b, bytearray) else b):
+        for num, wt, val in _fields(memoryview(b)):
             if num == 14 and wt == 2:
                 kv = {n: v for n, w, v in _fields(val) if w == 2}
-                out[kv.get(1, b"").decode()] = kv.get(2, b"").decode()
-    except (IndexError, UnicodeDecodeError) as exc:
-        raise ModelError(f"expected an ONNX model file, could not parse it ({exc})") from exc
+                out[bytes(kv.get(1, b"")).decode()] = bytes(kv.get(2, b"")).decode()
+    except _Truncated as exc:
+        raise ModelError(f"expected a complete ONNX model file, but {exc}: the file is truncated or damaged; "
+                         "copy it again or re-export it") from None
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"expected UTF-8 metadata in the ONNX model file, could not decode it ({exc}); "
+                         "the file is damaged: copy it again or re-export it") from exc
     return out
 
 
@@ -134,8 +179,14 @@ def read_model_info(path: str | os.PathLike[str]) -> ModelInfo | None:
     suffix = p.suffix.lower()
     if suffix == ".tflite":
         raw = read_tflite_metadata(p).get(METADATA_KEY)
-        return ModelInfo.from_json(raw, str(p)) if raw else None
-    if suffix == ".onnx":
+    elif suffix == ".onnx":
         raw = read_onnx_metadata(p).get(METADATA_KEY)
-        return ModelInfo.from_json(raw, str(p)) if raw else None
-    raise ModelError(f"expected a .tflite or .onnx file, received {p.name}")
+    else:
+        raise ModelError(f"expected a .tflite or .onnx file, received {p.name}")
+    if not raw:
+        return None
+    try:
+        return ModelInfo.from_json(raw, str(p))
+    except RecursionError:  # JSON nested deeper than Python's parser goes
+        raise ModelError(f"expected edgeport metadata JSON in {p}, received nesting too deep to read; "
+                         "the file is damaged: copy it again or re-export it") from None

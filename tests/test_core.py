@@ -103,3 +103,79 @@ def test_cli_help_lists_stages(capsys):
 def test_info_json_is_stable():
     info = ModelInfo(labels=("a",), input=InputContract(4, 4), scheme="fp32")
     assert json.loads(info.to_json())["input"]["resize"] == "area"
+
+
+@pytest.mark.parametrize("text, key, expected", [
+    ("epochs: ten\n", "epochs", "an integer"),
+    ("epochs: 2.5\n", "epochs", "an integer"),
+    ("epochs: true\n", "epochs", "an integer"),  # a bool is not an int here
+    ("data: [a, b]\n", "data", "text"),
+    ("sizes: [1, x]\n", "sizes", "a list of integers"),
+    ("sizes: {a: 1}\n", "sizes", "a list of integers"),
+])
+def test_config_values_checked_against_type_hints(tmp_path, text, key, expected):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=rf"expected '{key}' in .*c.yaml to be {expected}, received "):
+        load_config(_Cfg, f, {})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Typed:
+    lr: float = 0.1
+    ft: float | None = None
+    on: bool = False
+    names: tuple[str, ...] = ()
+
+
+def test_config_lossless_conversions():
+    # YAML 1.1 reads 1e-3 (no dot) as text; an int is a float; "a,b" and a lone value are lists
+    assert from_dict(_Typed, {"lr": "1e-3", "ft": 2, "names": "int8, onnx"}) == _Typed(0.001, 2.0, False, ("int8", "onnx"))
+    assert from_dict(_Cfg, {"sizes": 3}).sizes == (3,) and from_dict(_Cfg, {"sizes": "1,2"}).sizes == (1, 2)
+    assert from_dict(_Typed, {"ft": None}).ft is None
+    with pytest.raises(ConfigError, match="expected 'on' in config to be true or false, received 'yes please'"):
+        from_dict(_Typed, {"on": "yes please"})
+    with pytest.raises(ConfigError, match="expected 'ft' in config to be a number or null, received 'fast'"):
+        from_dict(_Typed, {"ft": "fast"})
+
+
+@pytest.mark.parametrize("name, text, match", [
+    ("bad.yaml", "epochs: [1\n", r"expected valid YAML in .*bad.yaml, received a syntax error at line 2"),
+    ("bad.yaml", "a: b: c\n", r"expected valid YAML in .*bad.yaml, received a syntax error at line 1"),
+    ("bad.json", "{epochs: 1", r"expected valid JSON in .*bad.json, received a syntax error"),
+    ("list.yaml", "- 1\n- 2\n", r"expected a mapping of keys to values in .*list.yaml, received list"),
+    ("bin.yaml", b"\xff\xfe\x00\x01", r"expected a UTF-8 YAML/JSON config file in .*bin.yaml"),
+])
+def test_malformed_config_files_are_config_errors(tmp_path, name, text, match):
+    f = tmp_path / name
+    f.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ConfigError, match=match):
+        load_config(_Cfg, f, {})
+
+
+def test_metadata_readers_are_bounds_checked():
+    """Damaged headers give ModelError (not struct.error/IndexError); the fuzz test covers real files."""
+    import struct
+
+    tfl = bytearray(64)
+    tfl[4:8] = b"TFL3"
+    struct.pack_into("<I", tfl, 0, 60_000)  # root table far outside the file
+    with pytest.raises(ModelError, match="truncated or damaged"):
+        read_tflite_metadata(bytes(tfl))
+    struct.pack_into("<I", tfl, 0, 16)
+    struct.pack_into("<i", tfl, 16, -40_000)  # vtable outside the file
+    with pytest.raises(ModelError, match="truncated or damaged"):
+        read_tflite_metadata(bytes(tfl))
+    with pytest.raises(ModelError, match="field 14 at byte 0 needs 100 bytes, 3 are left"):
+        read_onnx_metadata(bytes([0x72, 100, 1, 2, 3]))  # metadata_props cut short
+    with pytest.raises(ModelError, match="longer than 10 bytes"):
+        read_onnx_metadata(b"\x08" + b"\xff" * 12)
+    with pytest.raises(ModelError, match="wire type 7"):
+        read_onnx_metadata(b"\x0f")
+    assert read_onnx_metadata(b"") == {}
+
+
+def test_read_model_info_of_an_unreadable_path(tmp_path):
+    (tmp_path / "m.tflite").mkdir()
+    with pytest.raises(ModelError, match="expected a readable model file"):
+        read_model_info(tmp_path / "m.tflite")

@@ -132,3 +132,57 @@ def test_flowers_fixed_split(flowers_dir):
     assert ds.layout == "csv"
     assert len(ds.split("train")) == 2934 and len(ds.split("val")) == 736
     assert ds.counts()["val"]["dandelion"] == 180
+
+
+def _csv_set(root: Path, rows: list[str], name: str = "split.csv", encoding: str = "utf-8") -> Path:
+    for i in range(6):
+        _jpg(root / f"i{i}.jpg", i)
+    (root / name).write_bytes(("path,label,split\n" + "".join(r + "\n" for r in rows)).encode(encoding))
+    return root / name
+
+
+_GOOD = ["i0.jpg,a,train", "i1.jpg,a,test", "i2.jpg,b,train", "i3.jpg,b,train", "i4.jpg,a,val", "i5.jpg,b,val"]
+
+
+@pytest.mark.parametrize("row, line, match", [
+    ("i3.jpg,b,", 5, r"expected a split \(train/val/test\) in every row .* or in none, received an empty split on line 5 "
+                     r"\(path 'i3.jpg'; 1 of 6 rows"),
+    ("i3.jpg,,train", 5, r"expected a label in every row .*, received an empty label on line 5"),
+    ("i3.jpg,  ,train", 5, r"expected a label in every row .*, received an empty label on line 5"),
+    (",b,train", 5, r"expected a path in every row .*, received an empty path on line 5"),
+    ("i1.jpg,a,train", 5, r"expected each image once .* on line 3 and again on line 5"),
+])
+def test_csv_rows_that_would_silently_change_the_split_are_errors(tmp_path, row, line, match):
+    rows = list(_GOOD)
+    rows[line - 2] = row
+    f = _csv_set(tmp_path, rows)
+    with pytest.raises(DataError, match=match):
+        scan(f)
+
+
+def test_csv_with_an_empty_split_column_is_split_by_fraction_and_test_rows_stay_out_of_train(tmp_path):
+    f = _csv_set(tmp_path, [r.rsplit(",", 1)[0] + "," for r in _GOOD])
+    assert {s.split for s in scan(f).samples} <= {"train", "val"}
+    ds = scan(_csv_set(tmp_path / "g", _GOOD))
+    assert [s.split for s in ds.samples] == ["train", "test", "train", "train", "val", "val"]
+
+
+def test_csv_byte_order_mark_and_undecodable_csv(tmp_path):
+    ds = scan(_csv_set(tmp_path / "bom", _GOOD, encoding="utf-8-sig"))  # as spreadsheets save it
+    assert ds.classes == ("a", "b")
+    bad = _csv_set(tmp_path / "latin", _GOOD[:-1] + ["i5.jpg,b\xe9b\xe9,val"], encoding="latin-1")
+    with pytest.raises(DataError, match="expected a UTF-8 text CSV"):
+        scan(bad)
+    huge = _csv_set(tmp_path / "huge", _GOOD[:-1] + ["i5.jpg," + "b" * 200_000 + ",val"])
+    with pytest.raises(DataError, match="expected a well-formed CSV .* received a malformed line .*field limit"):
+        scan(huge)
+
+
+def test_class_names_with_control_characters_are_refused(tmp_path):
+    """A newline in a label would split it in labels.txt; an escape sequence would reach terminals."""
+    f = _csv_set(tmp_path / "csv", _GOOD[:-1] + ['i5.jpg,"b\nc",val'])
+    with pytest.raises(DataError, match=r"expected class names of printable characters .* received 'b\\nc'"):
+        scan(f)
+    root = _class_folders(tmp_path / "folders", classes=("a", "b\x1b[2J"))
+    with pytest.raises(DataError, match=r"received 'b\\x1b\[2J'"):
+        scan(root)

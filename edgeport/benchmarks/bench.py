@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,7 @@ from edgeport.benchmarks.metrics import latency_stats
 from edgeport.config import to_dict
 from edgeport.contract import InputContract
 from edgeport.errors import ConfigError, DataError, EdgeportError
+from edgeport.files import scratch_dir
 from edgeport.manifest import FAILED, Artifact, Manifest, verify_sha256
 from edgeport.schemes import precision_of
 from edgeport.progress import Progress
@@ -245,7 +248,58 @@ def _labels_of(checked: dict[str, Checked | str], manifest: Manifest | None) -> 
                     "benchmark an export made by `edgeport export`")
 
 
-# --- workers ------------------------------------------------------------------------------
+# --- workers and their scratch folder ------------------------------------------------------
+
+#: the scratch folder of one run: edgeport-bench-<pid>-<random> in the system's temporary folder
+SCRATCH_PREFIX = "edgeport-bench-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def sweep_stale_scratch(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the scratch folders of benchmarks that were killed (SIGKILL leaves no chance to clean up).
+
+    Only folders named ``edgeport-bench-<pid>-*``, owned by this user, whose process is gone.
+    """
+    base = Path(root or tempfile.gettempdir())
+    removed = []
+    try:
+        entries = list(base.glob(f"{SCRATCH_PREFIX}*"))
+    except OSError:
+        return removed
+    for d in entries:
+        m = re.fullmatch(rf"{re.escape(SCRATCH_PREFIX)}(\d+)-.+", d.name)
+        try:
+            if not m or not d.is_dir() or d.stat().st_uid != os.getuid() or _pid_alive(int(m.group(1))):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    if removed:
+        log.info("removed %d temporary folder(s) of killed benchmarks in %s", len(removed), base)
+    return removed
+
+
+def check_out_dir(out: str | os.PathLike[str]) -> None:
+    """Refuse an --out that cannot become a folder of reports before anything is measured."""
+    p = Path(out).expanduser()
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"expected --out to be a folder for bench.json/.csv/.md/.png, received {out}, which is a file; "
+                          "choose another --out")
+    existing = next((a for a in (p, *p.parents) if a.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"expected --out in a folder this user can write, received {out} "
+                          f"({existing} is not writable); choose another --out")
+
 
 
 def run_worker(job: dict, workdir: Path, timeout: float, on_progress: Callable[[str], None] | None = None) -> dict:
@@ -256,11 +310,15 @@ def run_worker(job: dict, workdir: Path, timeout: float, on_progress: Callable[[
     """
     from edgeport.benchmarks.worker import PROGRESS_PREFIX
 
+    from edgeport.benchmarks.worker import PARENT_ENV, SCRATCH_ENV
+
     path = workdir / f"job_{os.getpid()}_{abs(hash(json.dumps(job, sort_keys=True)))}.json"
     path.write_text(json.dumps(job))
     env = dict(os.environ)
     pkg_parent = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # the worker stops itself if this process dies (even by SIGKILL) and then removes the scratch folder
+    env[PARENT_ENV], env[SCRATCH_ENV] = str(os.getpid()), str(workdir)
     proc = subprocess.Popen([sys.executable, "-m", "edgeport.benchmarks.worker", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     out: list[str] = []
@@ -288,6 +346,10 @@ def run_worker(job: dict, workdir: Path, timeout: float, on_progress: Callable[[
         proc.kill()
         proc.wait()
         return {"ok": False, "reason": f"timed out after {timeout:g} s (raise --timeout)"}
+    except BaseException:  # Ctrl-C, SIGTERM (edgeport.cli.Terminated), anything: the worker goes too
+        proc.kill()
+        proc.wait()
+        raise
     finally:
         for t in readers:
             t.join(timeout=5)
@@ -325,14 +387,16 @@ def run(cfg: BenchConfig) -> dict:
     Writes bench.json/.csv/.md/.png when ``cfg.out`` is set.
     """
     check_engines_option(cfg.engines)
+    if cfg.out:
+        check_out_dir(cfg.out)
     found, manifest = find_artifacts(cfg.export_dir, cfg.schemes)
     checked = {a.file: preflight(a) for a in found if a.ok}
     artifacts = [replace(a, status=FAILED, reason=checked[a.file]) if isinstance(checked.get(a.file), str) else a
                  for a in found]
     labels = _labels_of(checked, manifest)
     plans: Plan = [(a, plan_engines(a, cfg.engines) if a.ok else [("-", False, a.reason)]) for a in artifacts]
-    with tempfile.TemporaryDirectory(prefix="edgeport-bench-") as tmp:
-        work = Path(tmp)
+    sweep_stale_scratch()
+    with scratch_dir(f"{SCRATCH_PREFIX}{os.getpid()}-") as work:
         pairs, data_summary = _samples(cfg, manifest, labels, checked, work)
         contracts = {a.file: checked[a.file].contract if a.ok else None for a in artifacts}
         hashes = {a.file: checked[a.file].sha256 if a.ok else a.sha256 for a in artifacts}

@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "and says how many images (default 300)")
     p.add_argument("--no-accuracy", dest="accuracy", action="store_false", default=None, help="latency and size only")
     p.add_argument("--timeout", type=float, help="seconds before a variant's worker is stopped (default 1800)")
-    p.add_argument("--device-name", help="name of this device in reports and compare (default: board or host + CPU)")
+    p.add_argument("--device-name", help="name of this device in reports and compare (default: the board, else the CPU model; the hostname is never recorded)")
     p.add_argument("--names", type=lambda s: [v.strip() for v in s.split(",")], help="compare: device names, one per report")
     p.add_argument("--out", help="write bench.json/.csv/.md/.png (compare.* for compare) into this folder")
     p.add_argument("--config", help="a YAML/JSON file of BenchConfig keys (flags override it)")
@@ -106,6 +106,7 @@ def handle(args: argparse.Namespace) -> int:
     from edgeport.benchmarks.config import BenchConfig
     from edgeport.benchmarks.report import environment_lines, format_table, precision_legend
     from edgeport.config import load_config
+    from edgeport.contract import printable_lines
 
     overrides = {k: getattr(args, k) for k in ("data", "split", "limit", "engines", "threads", "schemes", "warmup",
                                                "runs", "max_seconds", "accuracy_max_seconds", "accuracy", "timeout", "device_name", "out",
@@ -115,11 +116,16 @@ def handle(args: argparse.Namespace) -> int:
     report = run(cfg)
     print(format_table(report["rows"]))
     print()
-    print("schemes:\n" + "\n".join(f"  {line}" for line in precision_legend(report["rows"])))
+    print(printable_lines("schemes:\n" + "\n".join(f"  {line}" for line in precision_legend(report["rows"]))))
     print("\n".join(environment_lines(report["environment"])))
     for path in (report.get("files") or {}).values():
         print(f"wrote {path}")
-    return _gate(report, args.max_drop)
+    gated = _gate(report, args.max_drop)
+    if not any(r["status"] == "ok" for r in report["rows"]):
+        print(f"edgeport bench: no variant could be measured: all {len(report['rows'])} failed or have no engine "
+              "here (the note column says why)", file=sys.stderr)
+        return 1
+    return gated
 
 
 def _compare(args: argparse.Namespace) -> int:

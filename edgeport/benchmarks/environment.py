@@ -73,7 +73,11 @@ def engine_versions() -> dict[str, dict]:
 
 
 def describe(device_name: str | None = None) -> dict:
-    """A JSON-ready description of this device and its software."""
+    """A JSON-ready description of this device and its software.
+
+    ``device`` is ``device_name`` as given, else the board (Raspberry Pi /
+    Jetson model), else the CPU model; the hostname is never recorded.
+    """
     board = board_model()
     cpu = cpu_model()
     try:
@@ -83,8 +87,9 @@ def describe(device_name: str | None = None) -> dict:
     import numpy
 
     return {
-        "device": device_name or board or f"{platform.node()} ({cpu})",
-        "hostname": platform.node(),
+        # the name only as given: a report is shared, and the hostname (often a person's or a site's name)
+        # is not recorded unless the user passes it as --device-name
+        "device": device_name or board or cpu,
         "board": board or None,
         "cpu": cpu,
         "machine": platform.machine(),

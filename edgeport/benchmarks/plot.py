@@ -6,6 +6,7 @@ so a Raspberry Pi gets a plot too).
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from edgeport.benchmarks.pareto import pareto_front
+from edgeport.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +139,10 @@ def _with_matplotlib(pts: list[Point], path: Path, title: str) -> bool:
         ax.annotate(p.label, (p.latency_ms, p.top1_pct), xytext=(lx - x, -(ly - y)), textcoords="offset pixels",
                     fontsize=7, ha="left", va="top", annotation_clip=False,
                     arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
-    fig.savefig(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())  # never a half-drawn bench.png after a kill
     return True
 
 
@@ -200,8 +204,10 @@ def _with_opencv(pts: list[Point], path: Path, title: str) -> None:
         c = bgr(_PALETTE[gi % len(_PALETTE)])
         cv2.circle(img, (w - mr - 180, mt + 15 + 18 * gi), 5, c, -1, cv2.LINE_AA)
         cv2.putText(img, g, (w - mr - 170, mt + 19 + 18 * gi), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    if not cv2.imwrite(str(path), img):
-        raise OSError(f"OpenCV could not write {path}")
+    ok, png = cv2.imencode(".png", img)
+    if not ok:
+        raise OSError(f"OpenCV could not encode {path}")
+    atomic_write_bytes(path, png.tobytes())
 
 
 def plot_points(pts: list[Point], path: str | os.PathLike[str], title: str = "edgeport bench",

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from edgeport.contract import printable
 from edgeport.errors import DataError
 from edgeport.files import atomic_write_text, json_ready, write_json
 from edgeport.metrics import DECIDED_MARGIN
@@ -146,8 +147,11 @@ def _columns(with_device: bool) -> list[tuple[str, object, bool]]:
 
 
 def table_cells(rows: Sequence[dict], with_device: bool = False) -> tuple[list[str], list[list[str]], list[bool]]:
+    """Header, cells and right-alignment of the table; cells hold no control characters (labels,
+    device names and failure notes come from files and other machines)."""
     cols = _columns(with_device)
-    return [c[0] for c in cols], [[c[1](r) for c in cols] for r in rows], [c[2] for c in cols]
+    return ([c[0] for c in cols], [[printable(c[1](r), 10_000) for c in cols] for r in rows],
+            [c[2] for c in cols])
 
 
 def format_table(rows: Sequence[dict], with_device: bool = False, max_note: int = 100) -> str:
@@ -184,8 +188,8 @@ def environment_lines(env: dict) -> list[str]:
     eng = ", ".join(f"{k} {v.get('version')}" for k, v in sorted(engines.items()) if v.get("available")) or "none"
     missing = ", ".join(k for k, v in sorted(engines.items()) if not v.get("available"))
     lines = [
-        f"device: {env.get('device')}",
-        f"cpu: {env.get('cpu')} ({env.get('machine')}), {env.get('cores')} cores"
+        f"device: {printable(str(env.get('device')))}",
+        f"cpu: {printable(str(env.get('cpu')))} ({env.get('machine')}), {env.get('cores')} cores"
         + (f" ({env.get('usable_cores')} usable)" if env.get("usable_cores") not in (None, env.get("cores")) else ""),
         f"memory: {env.get('memory_mb')} MB",
         f"os: {env.get('os')}",

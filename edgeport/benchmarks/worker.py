@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from typing import Callable, Sequence
@@ -28,6 +29,53 @@ import numpy as np
 
 #: stderr lines starting with this report progress ("edgeport-progress 120/736") to the parent.
 PROGRESS_PREFIX = "edgeport-progress "
+#: environment: the pid of the ``edgeport bench`` that started this worker, and its scratch folder
+PARENT_ENV, SCRATCH_ENV = "EDGEPORT_BENCH_PARENT", "EDGEPORT_BENCH_SCRATCH"
+
+
+def _orphaned(parent: int) -> None:
+    """The benchmark that started this worker is gone: remove its scratch folder and stop now."""
+    import shutil
+    from pathlib import Path
+
+    scratch = os.environ.get(SCRATCH_ENV, "")
+    if scratch and Path(scratch).name.startswith("edgeport-bench-"):
+        shutil.rmtree(scratch, ignore_errors=True)
+    os._exit(128 + signal.SIGTERM)
+
+
+def watch_parent() -> None:
+    """Stop with the parent benchmark, even when it is SIGKILLed (Linux: PR_SET_PDEATHSIG).
+
+    The kernel sends this process SIGTERM when its parent dies; the handler
+    (or the check right after, when the parent died before it was set) removes
+    the parent's scratch folder and exits.
+    """
+    text = os.environ.get(PARENT_ENV, "")
+    if not text.isdigit() or not sys.platform.startswith("linux"):
+        return
+    parent = int(text)
+
+    def on_term(signum: int, _frame: object) -> None:
+        # the death signal can come while the parent's last threads are still exiting (getppid()
+        # unchanged): give the kernel a moment to hand this process to its new parent
+        deadline = time.monotonic() + 2.0
+        while os.getppid() == parent and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if os.getppid() != parent:
+            _orphaned(parent)
+        os._exit(128 + signum)  # stopped by someone else: the parent records a failed variant
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        _orphaned(parent)
 
 
 def _proc_status_mb(key: str) -> float | None:
@@ -159,6 +207,7 @@ def _safe_version(engine: object) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    watch_parent()
     # Engines may print to stdout; keep the real stdout for the one JSON result.
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)

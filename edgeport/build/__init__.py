@@ -9,6 +9,7 @@ Importing this package does not import TensorFlow; :func:`train` does.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Sequence
 
 from edgeport.build.config import BuildConfig, RunResult
@@ -25,15 +26,20 @@ def train(config: BuildConfig, callbacks: Sequence[Any] = ()) -> RunResult:
     cfg = config.resolved()
     cfg.validate()
     # everything that can be checked without TensorFlow first: bad input fails in a moment
-    from edgeport.build.backbones import BACKBONES
+    # (nothing is written to --out before all of them pass)
+    from edgeport.build.backbones import check_backbone
     from edgeport.build.heads import HEADS
     from edgeport.build.inputs import load_source
-    from edgeport.build.rundir import check_out_dir
+    from edgeport.build.rundir import STATE_FILE, check_out_dir, nothing_to_resume
 
-    BACKBONES.get(cfg.backbone)
+    check_backbone(cfg.backbone, cfg.image_size, cfg.weights)
     HEADS.get(cfg.head)
     check_out_dir(cfg)
     src = load_source(cfg)
+    if nothing_to_resume(cfg):  # allowed (a restart loop can always pass --resume), but said plainly
+        logging.getLogger("edgeport.build").warning(
+            "--resume: nothing to resume in %s (no checkpoints/%s); starting a new run from epoch 1",
+            cfg.out, STATE_FILE)
     from edgeport.build.trainer import run
 
     return run(cfg, callbacks, src)

@@ -93,8 +93,18 @@ _register(BackboneSpec("efficientnet_b0", _efficientnet_b0, "builtin",
 _register(BackboneSpec("tiny", _tiny, "unit", ("tiny_s1_", "tiny_s2_", "tiny_s3_"), imagenet=False, min_size=8))
 
 
-def create_backbone(name: str, image_size: int, weights: str = "imagenet") -> tuple[Any, BackboneSpec]:
-    """Build backbone ``name`` at ``image_size`` with weights imagenet | none | PATH."""
+#: weights files Keras' load_weights reads, and the bytes each starts with
+_WEIGHT_SUFFIXES = {".h5": b"\x89HDF\r\n\x1a\n", ".hdf5": b"\x89HDF\r\n\x1a\n", ".keras": b"PK\x03\x04", ".json": None}
+
+
+def check_backbone(name: str, image_size: int, weights: str = "imagenet") -> BackboneSpec:
+    """Every check of :func:`create_backbone` that needs no TensorFlow (run before --out is written).
+
+    The backbone name, the image size, and the weights: ``none``, ``imagenet``
+    for a backbone that has them, or an existing, readable weights file of a
+    kind Keras loads (.weights.h5/.h5/.hdf5, .keras, .weights.json) whose first
+    bytes say so.
+    """
     spec = BACKBONES.get(name)
     if image_size < spec.min_size:
         raise ConfigError(
@@ -102,12 +112,45 @@ def create_backbone(name: str, image_size: int, weights: str = "imagenet") -> tu
         )
     choice = str(weights).strip()
     if choice.lower() == "none":
-        return spec.factory(image_size, None), spec
+        return spec
     if choice.lower() == "imagenet":
         if not spec.imagenet:
             raise ConfigError(
                 f"backbone {name} has no ImageNet weights; use --weights none or --weights PATH"
             )
+        return spec
+    path = Path(choice).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"expected --weights imagenet, none or the path of a weights file, received '{weights}' "
+            f"({'a folder' if path.is_dir() else 'no such file'})"
+        )
+    suffix = path.suffix.lower()
+    if suffix not in _WEIGHT_SUFFIXES:
+        raise ConfigError(
+            f"expected --weights to be a Keras weights file (.weights.h5, .h5, .hdf5, .keras or .weights.json), "
+            f"received '{weights}'"
+        )
+    magic = _WEIGHT_SUFFIXES[suffix]
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise ConfigError(f"expected a readable --weights file, could not read {path} ({exc.strerror or exc})") from exc
+    if magic is not None and not head.startswith(magic):
+        kind = "an HDF5" if suffix in (".h5", ".hdf5") else "a zip (.keras)"
+        raise ConfigError(f"expected --weights {path} to be {kind} file, but its first bytes are {head[:8]!r}: "
+                          "it is damaged or not a weights file")
+    return spec
+
+
+def create_backbone(name: str, image_size: int, weights: str = "imagenet") -> tuple[Any, BackboneSpec]:
+    """Build backbone ``name`` at ``image_size`` with weights imagenet | none | PATH."""
+    spec = check_backbone(name, image_size, weights)
+    choice = str(weights).strip()
+    if choice.lower() == "none":
+        return spec.factory(image_size, None), spec
+    if choice.lower() == "imagenet":
         try:
             return spec.factory(image_size, "imagenet"), spec
         except Exception as exc:  # noqa: BLE001 - Keras raises plain Exception for a failed download
@@ -118,11 +161,6 @@ def create_backbone(name: str, image_size: int, weights: str = "imagenet") -> tu
                 "(a local weights file, e.g. Keras' *_notop.h5 copied from a machine with internet)"
             ) from exc
     path = Path(choice).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"expected --weights imagenet, none or the path of a weights file, received '{weights}' "
-            "(no such file)"
-        )
     model = spec.factory(image_size, None)
     try:
         model.load_weights(str(path))

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edgeport.files import atomic_write_text
+from edgeport.files import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,15 @@ def plot_history(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> No
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
+
+
+def _save(fig: object, path: str | os.PathLike[str]) -> None:
+    """The figure as a PNG, written atomically (a kill never leaves half an image)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)  # type: ignore[attr-defined]
+    _pyplot().close(fig)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def plot_confusion(path: str | os.PathLike[str], matrix: list[list[int]], classes: Sequence[str]) -> None:
@@ -94,5 +101,4 @@ def plot_confusion(path: str | os.PathLike[str], matrix: list[list[int]], classe
     total = int(m.sum())
     ax.set_title(f"validation: {100.0 * np.trace(m) / max(total, 1):.1f} % top-1 of {total} images\n"
                  "(rows: true class, normalised to 100 %; cells: % and count)", fontsize=9)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)

@@ -98,5 +98,7 @@ def run(args: argparse.Namespace) -> int:
     }
     cfg = load_config(ExportConfig, args.config, overrides)
     result = export(cfg)
-    print(json.dumps(result.manifest, indent=2) if args.json else format_table(result))
+    from edgeport.contract import printable_lines
+
+    print(json.dumps(result.manifest, indent=2) if args.json else printable_lines(format_table(result)))
     return 0 if result.ok else 1

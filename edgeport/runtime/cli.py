@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--height", type=int, help="requested camera height")
     run.add_argument("--retries", type=int, default=5, help="reconnects of a live source that dies (default 5)")
     run.add_argument("--json-summary", metavar="FILE", help="also write the timing summary as JSON")
+    run.epilog = ("exit status: 0 done; 1 no frame was classified, or a video file ended before the frame "
+                  "count in its header (truncated); 2 bad input or a source that died. Ctrl-C or SIGTERM "
+                  "ends the loop normally (summary, exit 0)")
     run.set_defaults(func=run_command)
 
     doc = subparsers.add_parser(
@@ -73,6 +76,8 @@ def _run(args: argparse.Namespace) -> int:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     except AttributeError:
         pass
+    from edgeport.contract import printable
+    from edgeport.files import write_json
     from edgeport.runtime.classifier import Classifier
     from edgeport.runtime.loop import LoopConfig, VideoSaver, Window, run_loop
     from edgeport.runtime.overlay import draw_overlay
@@ -86,6 +91,8 @@ def _run(args: argparse.Namespace) -> int:
         width=args.width, height=args.height,
         retries=args.retries,
     )
+    if args.json_summary:  # checked now, not after the whole run
+        _check_output_file(args.json_summary, "--json-summary")
     out = sys.stdout
     info = sys.stderr if cfg.headless else sys.stdout
     stop = threading.Event()
@@ -106,9 +113,9 @@ def _run(args: argparse.Namespace) -> int:
                 cfg.source, realtime=cfg.realtime, retries=cfg.retries, width=cfg.width, height=cfg.height))
             sources.append(src)
             providers = getattr(clf.engine, "providers", None)
-            print(f"edgeport run: {clf.engine.model_path.name} ({clf.info.scheme or '?'}) on {clf.engine.name}"
-                  f"{' [' + ', '.join(providers) + ']' if providers else ''}, source {src.describe()}",
-                  file=info, flush=True)
+            print(printable(f"edgeport run: {clf.engine.model_path.name} ({clf.info.scheme or '?'}) on "
+                            f"{clf.engine.name}{' [' + ', '.join(providers) + ']' if providers else ''}, "
+                            f"source {src.describe()}", limit=1000), file=info, flush=True)
             saver = stack.enter_context(VideoSaver(cfg.save, src.fps)) if cfg.save else None
             window = stack.enter_context(Window()) if cfg.show else None
 
@@ -117,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
                     out.write(json.dumps(result.to_dict()) + "\n")
                     out.flush()
                 elif not cfg.show:
-                    labels = ", ".join(f"{label} {p:.2f}" for label, p in result.top)
+                    labels = ", ".join(f"{printable(label, 60)} {p:.2f}" for label, p in result.top)
                     print(f"#{result.index} {labels} | {result.timings_ms['total']:.1f} ms {result.fps:.1f} FPS",
                           file=out, flush=True)
                 if saver is not None or window is not None:
@@ -132,6 +139,9 @@ def _run(args: argparse.Namespace) -> int:
                                on_result=on_result, pipeline=cfg.pipeline)
             if stop.is_set():
                 summary["stopped_by_signal"] = True
+            early = src.ended_early() if hasattr(src, "ended_early") else None
+            if early and not summary.get("source_error"):
+                summary["source_ended_early"] = early
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -139,17 +149,43 @@ def _run(args: argparse.Namespace) -> int:
     print(format_summary({k: v for k, v in summary.items() if k not in ("engine", "model", "scheme")}),
           file=info, flush=True)
     if args.json_summary:
-        with open(args.json_summary, "w") as f:
-            json.dump(summary, f, indent=1)
+        write_json(args.json_summary, summary, indent=1)  # atomic; NaN (no frames) becomes null
     if summary.get("source_error"):
-        print(f"edgeport run: error: {summary['source_error']}", file=sys.stderr)
+        print(f"edgeport run: error: {printable(summary['source_error'], 1000)}", file=sys.stderr)
         return 2
+    if summary.get("source_ended_early"):
+        print(f"edgeport run: {summary['source_ended_early']} ({summary['frames']} classified)", file=sys.stderr)
+        return 1
+    if not summary.get("frames"):
+        bad = summary.get("bad_frames") or 0
+        print(f"edgeport run: no frame was classified ({bad} unreadable frame(s) skipped); "
+              "check the source", file=sys.stderr)
+        return 1
     return 0
+
+
+def _check_output_file(path: str, flag: str) -> None:
+    """ConfigError unless ``path`` can be written: its folder exists and it is not a folder itself."""
+    from pathlib import Path
+
+    from edgeport.errors import ConfigError
+
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"expected {flag} to be a file name, received {path}, which is a folder")
+    if not p.parent.is_dir():
+        raise ConfigError(f"expected {flag} in an existing folder, received {path}: {p.parent} does not exist; "
+                          "create it first")
+    if not os.access(p.parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"expected {flag} in a folder this user can write, received {path}")
 
 
 def doctor_command(args: argparse.Namespace) -> int:
     from edgeport.runtime.doctor import doctor, format_report
 
+    from edgeport.contract import printable_lines
+
     report = doctor()
-    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    # JSON escapes control characters itself; the text report strips them (CPU and camera names come from the system)
+    print(json.dumps(report, indent=1) if args.json else printable_lines(format_report(report)))
     return 0

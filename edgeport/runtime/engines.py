@@ -182,9 +182,11 @@ class _TFLiteEngine(Engine):
         try:
             self._interp = Interpreter(model_path=str(self.model_path), num_threads=threads)
             self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{self.name} could not load {self.model_path}: {exc}") from exc
-        ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
+            # a damaged file can load and still fail here (e.g. a tensor name that is not UTF-8)
+            ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
+        except (ValueError, RuntimeError, KeyError, IndexError) as exc:
+            raise ModelError(f"{self.name} could not load {self.model_path}: {exc}; the file is damaged or "
+                             "not a model this engine runs: copy it again or re-export it") from exc
         self._check_single_io(len(ins), len(outs))
         self.input, self.output = self._info(ins[0]), self._info(outs[0])
         self._in_index, self._out_index = ins[0]["index"], outs[0]["index"]
@@ -203,9 +205,12 @@ class _TFLiteEngine(Engine):
 
     def invoke(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x)
-        self._interp.set_tensor(self._in_index, x)
-        self._interp.invoke()
-        return self._interp.get_tensor(self._out_index)
+        try:
+            self._interp.set_tensor(self._in_index, x)
+            self._interp.invoke()
+            return self._interp.get_tensor(self._out_index)
+        except (ValueError, RuntimeError) as exc:  # a kernel refusing a damaged model's parameters
+            raise ModelError(f"{self.name} failed to run {self.model_path.name}: {exc}") from exc
 
     def close(self) -> None:
         self._interp = None
@@ -316,10 +321,11 @@ class OnnxRuntimeEngine(Engine):
             self._session = ort.InferenceSession(
                 str(self.model_path), sess_options=so,
                 providers=[(p, provider_options(p, self.model_path, trt_fp16)) for p in self.providers])
+            ins, outs = self._session.get_inputs(), self._session.get_outputs()
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise ModelError(f"onnxruntime could not load {self.model_path}: {exc}") from exc
+            raise ModelError(f"onnxruntime could not load {self.model_path}: {exc}; the file is damaged or "
+                             "not a model onnxruntime runs: copy it again or re-export it") from exc
         self.providers = list(self._session.get_providers())
-        ins, outs = self._session.get_inputs(), self._session.get_outputs()
         self._check_single_io(len(ins), len(outs))
         self.input, self.output = self._info(ins[0]), self._info(outs[0])
         self._out_names = [outs[0].name]
@@ -335,7 +341,10 @@ class OnnxRuntimeEngine(Engine):
 
     def invoke(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x)
-        return self._session.run(self._out_names, {self.input.name: x})[0]
+        try:
+            return self._session.run(self._out_names, {self.input.name: x})[0]
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types (Fail, RuntimeException)
+            raise ModelError(f"onnxruntime failed to run {self.model_path.name}: {exc}") from exc
 
     def close(self) -> None:
         self._session = None

@@ -38,6 +38,44 @@ SOURCES: Registry[type["Source"]] = Registry("source")
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".h264", ".ts")
 
+#: query parameters and GStreamer properties whose values are secrets
+_SECRET_KEYS = r"(?:pass|password|passwd|pwd|user-pw|proxy-pw|token|access_token|auth|key|apikey|api_key|secret|sig|signature)"
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/+")  # also a mistyped rtsp:/
+
+
+def _mask_userinfo(url: str) -> str:
+    """``url`` (what follows 'scheme://') with a user:password@ part replaced by ***@.
+
+    The credentials end at the last '@' before the host; a password may itself
+    hold '@', '/' or ':' (unencoded, as people type them). An '@' that only
+    appears in a path ('host/stream@1') is left alone.
+    """
+    for at in sorted((i for i, ch in enumerate(url) if ch == "@"), reverse=True):
+        userinfo = url[:at]
+        if ":" in userinfo or "/" not in userinfo:
+            return "***@" + url[at + 1:]
+    return url
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` (a URL, a GStreamer pipeline) safe to print: URL credentials and secret-looking
+    parameters (?password=, user-pw=, token=, ...) replaced by ***."""
+    out, pos = [], 0
+    for m in _URL_START.finditer(text):
+        if m.start() < pos:
+            continue
+        end = m.end()
+        while end < len(text) and text[end] not in " \t\n\"'!":  # a URL in a pipeline ends at a space, quote or '!'
+            end += 1
+        out += [text[pos:m.end()], _mask_userinfo(text[m.end():end])]
+        pos = end
+    out.append(text[pos:])
+    return mask_params("".join(out))
+
+
+def mask_params(text: str) -> str:
+    return re.sub(rf"(?i)((?:^|[?&;\s]){_SECRET_KEYS}=)(\"[^\"]*\"|'[^']*'|[^&#\s!]*)", r"\1***", text)
+
 
 @dataclass
 class Frame:
@@ -354,7 +392,21 @@ class VideoFileSource(_CaptureSource):
         if not Path(self.spec).is_file():
             raise SourceError(f"expected a video file, received '{self.spec}' which does not exist")
         super()._open()
-        self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0
+        self.frame_count = int(count) if 0 < count < 1e9 else 0  # what the file's header says (0: unknown)
+        self.reached_end = False
+
+    def ended_early(self) -> str | None:
+        """Why the file ended before the frame count its header gives (a truncated or damaged
+        file), or None. Only once it was read to its end; a small shortfall is tolerated, as
+        containers estimate the count from duration x FPS."""
+        if not getattr(self, "reached_end", False) or not self.frame_count:
+            return None
+        tolerance = max(2, int(0.02 * self.frame_count))
+        if self._index >= self.frame_count - tolerance:
+            return None
+        return (f"{self.describe()} ended after {self._index} of the {self.frame_count} frames its header "
+                "announces: the file is truncated or damaged")
 
     def _fix_hint(self) -> str:
         return "expected a video OpenCV can decode (FFmpeg backend: mp4/avi/mkv...)"
@@ -368,7 +420,11 @@ class VideoFileSource(_CaptureSource):
             delay = due - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 raise _Stop
-        return super()._grab()
+        try:
+            return super()._grab()
+        except _Stop:
+            self.reached_end = True
+            raise
 
 
 @SOURCES.register("stream")
@@ -384,7 +440,7 @@ class StreamSource(_CaptureSource):
         self.api = cv2.CAP_FFMPEG if opencv_has("FFMPEG") else cv2.CAP_ANY
 
     def describe(self) -> str:
-        return f"stream '{re.sub(r'//[^/@]*@', '//***@', self.spec)}'"  # hide credentials
+        return f"stream '{mask_secrets(self.spec)}'"  # no credentials in logs and errors
 
     def _params(self) -> list[int]:
         params = []
@@ -421,7 +477,7 @@ class GStreamerSource(_CaptureSource):
     api = cv2.CAP_GSTREAMER
 
     def describe(self) -> str:
-        return f"GStreamer pipeline '{self.spec}'"
+        return f"GStreamer pipeline '{mask_secrets(self.spec)}'"  # location=rtsp://user:pw@..., user-pw=
 
     def _open(self) -> None:
         if not opencv_has("GSTREAMER"):
@@ -562,18 +618,23 @@ def source_kind(spec: str) -> str:
         return "picamera2"
     if re.match(r"(rtsp|rtsps|rtmp|http|https|udp|tcp)://", s, re.I):
         return "stream"
+    p = Path(s)
+    # an existing file or folder is what it is, whatever characters its name has ('clip!1.mp4', 'a[1].jpg')
+    if p.is_dir():
+        return "images"
+    if p.is_file():
+        return "images" if is_image_file(p) else "video"
     if "!" in s:
         return "gstreamer"
-    p = Path(s)
-    if p.is_dir() or any(ch in s for ch in "*?["):
+    if any(ch in s for ch in "*?["):
         return "images"
-    if p.suffix.lower() in VIDEO_EXTENSIONS or (p.is_file() and not is_image_file(p)):
+    if p.suffix.lower() in VIDEO_EXTENSIONS:
         return "video"
     if is_image_file(p):
         return "images"
     raise SourceError(
         f"expected --source to be a camera index, /dev/videoN, a video file, an image folder or glob, "
-        f"an rtsp:// or http:// URL, a GStreamer pipeline (with '!') or 'picamera2'; received '{spec}'"
+        f"an rtsp:// or http:// URL, a GStreamer pipeline (with '!') or 'picamera2'; received '{mask_secrets(spec)}'"
         + (" (no such file or folder)" if not p.exists() else "")
     )
 

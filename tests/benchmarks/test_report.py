@@ -117,3 +117,27 @@ def test_labels_of_coincident_points_do_not_overlap():
         assert 0 <= x and x + 80 <= 400 and 0 <= y and y + 10 <= 300
         for (x2, y2) in spots[i + 1:]:
             assert x + 80 <= x2 or x2 + 80 <= x or y + 10 <= y2 or y2 + 10 <= y
+
+
+def test_terminal_and_markdown_tables_carry_no_control_characters(hand_report):
+    """A label (from a manifest someone sent) or a device name with escape sequences is shown as '?'."""
+    row = hand_report["rows"][1]
+    row["accuracy"]["worst_class"] = "daisy\x1b[2J\x1b]0;owned\x07"
+    row["reason"] = "expected labels a, b\x1b[31m"
+    hand_report["environment"]["device"] = "pi\x1b[1m5"
+    text = "\n".join([rep.format_table(hand_report["rows"]), rep.format_markdown_table(hand_report["rows"]),
+                      *rep.environment_lines(hand_report["environment"])])
+    assert "\x1b" not in text and "\x07" not in text
+    assert "daisy?[2J?]0;owned?" in text and "device: pi?[1m5" in text
+
+
+def test_environment_records_no_hostname(monkeypatch):
+    import platform
+
+    from edgeport.benchmarks.environment import cpu_model, describe
+
+    monkeypatch.setattr(platform, "node", lambda: "alices-laptop.home")
+    env = describe()
+    assert "alices-laptop" not in json.dumps(env) and "hostname" not in env
+    assert env["device"] in (env["board"], cpu_model())
+    assert describe("lab pi 3")["device"] == "lab pi 3"

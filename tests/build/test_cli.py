@@ -54,7 +54,8 @@ def test_config_file_with_flag_override_trains(tmp_path, class_folders, capsys):
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
-    rc = main(["build", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "r"), "--backbone", "tiny"])
+    rc = main(["build", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "r"), "--backbone", "tiny",
+               "--weights", "none"])  # (the weights check comes first: tiny has no ImageNet weights)
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("edgeport build: error: expected a data folder")

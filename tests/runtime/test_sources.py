@@ -17,6 +17,7 @@ from edgeport.runtime.sources import (
     StreamSource,
     VideoFileSource,
     jetson_csi_pipeline,
+    mask_secrets,
     opencv_has,
     open_source,
     source_kind,
@@ -158,3 +159,73 @@ def test_live_source_reconnects_and_continues(shapes_video):
 def test_read_before_open_is_an_error(shapes_video):
     with pytest.raises(SourceError, match="not open"):
         open_source(str(shapes_video)).read()
+
+
+@pytest.mark.parametrize("spec, shown", [
+    ("rtsp://user:secret@cam/live", "rtsp://***@cam/live"),
+    ("rtsp://admin:p@ss/w0rd@10.0.0.5:554/s", "rtsp://***@10.0.0.5:554/s"),  # '@' and '/' in the password
+    ("rtsp://user@cam/live", "rtsp://***@cam/live"),
+    ("http://cam/video.cgi?user=admin&password=secret&res=hd", "http://cam/video.cgi?user=admin&password=***&res=hd"),
+    ("https://cam/mjpg?token=abc.def", "https://cam/mjpg?token=***"),
+    ("rtspsrc location=rtsp://u:p@w@cam/s user-pw=hunter2 latency=0 ! decodebin ! appsink",
+     "rtspsrc location=rtsp://***@cam/s user-pw=*** latency=0 ! decodebin ! appsink"),
+    ('rtspsrc location="rtsp://u:pw@cam/s" ! appsink', 'rtspsrc location="rtsp://***@cam/s" ! appsink'),
+    ("rtsp://cam.local/live@2", "rtsp://cam.local/live@2"),  # an '@' in the path is not a password
+    ("rtsp://cam:554/live", "rtsp://cam:554/live"),
+])
+def test_credentials_are_masked_wherever_a_source_is_printed(spec, shown):
+    assert mask_secrets(spec) == shown
+    for secret in ("secret", "p@ss/w0rd", "hunter2", "abc.def", ":pw@", "p@w"):
+        assert secret not in mask_secrets(spec) or secret in shown
+    if source_kind(spec) in ("stream", "gstreamer"):
+        assert shown in open_source(spec).describe()
+
+
+def test_gstreamer_location_with_a_password_is_not_printed():
+    with pytest.raises(SourceError) as err:
+        with open_source("rtspsrc location=rtsp://admin:hunter2@cam/s ! decodebin ! appsink"):
+            pass
+    assert "hunter2" not in str(err.value) and "rtsp://***@cam/s" in str(err.value)
+    with pytest.raises(SourceError) as err:
+        source_kind("rtsp:/admin:hunter2@cam/s")  # a typo: not a URL, not a file
+    assert "hunter2" not in str(err.value)
+
+
+def test_an_existing_file_is_a_file_whatever_its_name(shapes_video, tmp_path):
+    for name in ("clip!1.mp4", "clip[1].mp4", "clip*.mp4", "clip?.mp4"):
+        shutil.copy(shapes_video, tmp_path / name)
+        assert source_kind(str(tmp_path / name)) == "video", name
+        with open_source(str(tmp_path / name)) as src:
+            assert sum(1 for _ in src) == 20
+    (tmp_path / "img!1.png").write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    assert source_kind(str(tmp_path / "img!1.png")) == "images"
+    assert source_kind("videotestsrc ! appsink") == "gstreamer"  # not a file: still a pipeline
+
+
+def truncated_avi(images: list, path, keep: float = 0.5):
+    """An MJPG .avi cut to ``keep`` of its bytes: its header still announces every frame."""
+    h, w = images[0].shape[:2]
+    full = path.with_name("full_" + path.name)
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 10, (w, h))
+    for img in images:
+        writer.write(img)
+    writer.release()
+    data = full.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return full, path
+
+
+def test_a_truncated_video_says_it_ended_early(tmp_path):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (48, 64, 3), np.uint8) for _ in range(30)]
+    full, half = truncated_avi(images, tmp_path / "half.avi")
+    with open_source(str(full)) as src:
+        assert sum(1 for _ in src) == 30 and src.ended_early() is None
+    with open_source(str(half)) as src:
+        n = sum(1 for _ in src)
+        note = src.ended_early()
+    assert 0 < n < 25 and note == (f"video file '{half}' ended after {n} of the 30 frames its header announces: "
+                                   "the file is truncated or damaged")
+    with open_source(str(half)) as src:  # stopped before the end: nothing to say
+        src.read()
+        assert src.ended_early() is None

@@ -1,0 +1,153 @@
+"""Damaged model files: a clear edgeport error or a verified result, never a traceback, crash or hang.
+
+Every artifact kind of the tiny export (.tflite and .onnx, all schemes) is
+truncated at many offsets and has random bytes flipped. A damaged file can
+reach three places, each tested here:
+
+* the pure-Python metadata readers (in-process: thousands of cases are cheap);
+* ``Classifier.open`` on an export directory: the manifest's sha256 stops it;
+* an engine, when a plain file is handed over without a manifest: LiteRT or
+  onnxruntime might crash the process on a malformed file, so those cases run
+  in forks of a child process (``fuzz_child.py``), each with a timeout, and
+  must exit cleanly: 0 with a result, or 2 with one ``edgeport run: error:``
+  line.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeport.contract import METADATA_KEY, ModelInfo
+from edgeport.errors import ModelError
+from edgeport.metadata import read_model_info, read_onnx_metadata, read_tflite_metadata
+from edgeport.runtime import Classifier, engines_for
+
+HERE = Path(__file__).resolve().parent
+TRUNCATIONS = 60  # offsets per file, spread over its length (plus byte 100 000, the issue's case)
+FLIPS = 60  # damaged copies per file, 1 to 16 random bytes each
+
+
+def _artifacts(export_dir: Path) -> list[Path]:
+    files = sorted(export_dir.glob("*.tflite")) + sorted(export_dir.glob("*.onnx"))
+    assert {f.suffix for f in files} == {".tflite", ".onnx"}, files
+    return files
+
+
+def damaged(data: bytes, rng: random.Random, truncations: int = TRUNCATIONS, flips: int = FLIPS):
+    """(kind, bytes) copies of ``data``: truncated at spread offsets, and with random bytes flipped."""
+    n = len(data)
+    for cut in sorted({int(n * i / truncations) for i in range(truncations)} | {min(100_000, n - 1)}):
+        yield f"truncated at {cut}", data[:cut]
+    for _ in range(flips):
+        x = bytearray(data)
+        where = []
+        for _ in range(rng.choice((1, 2, 4, 16))):
+            # half the flips in the first/last 4 kB, where the flatbuffer/protobuf structure lives
+            i = rng.randrange(n) if rng.random() < 0.5 else rng.choice((rng.randrange(min(n, 4096)),
+                                                                          n - 1 - rng.randrange(min(n, 4096))))
+            x[i] = rng.randrange(256)
+            where.append(i)
+        yield f"bytes flipped at {sorted(where)}", bytes(x)
+
+
+def test_metadata_readers_on_damaged_files(tiny_export_dir):
+    """In-process: every damaged copy gives ModelError or metadata that parses (or is cleanly refused)."""
+    rng = random.Random(0)
+    outcomes = {"result": 0, "ModelError": 0}
+    for f in _artifacts(tiny_export_dir):
+        reader = read_tflite_metadata if f.suffix == ".tflite" else read_onnx_metadata
+        for kind, data in damaged(f.read_bytes(), rng):
+            try:
+                raw = reader(data).get(METADATA_KEY)
+                if raw:
+                    ModelInfo.from_json(raw, f.name)
+                outcomes["result"] += 1
+            except ModelError:
+                outcomes["ModelError"] += 1
+            except Exception as exc:  # noqa: BLE001 - what this test is looking for
+                pytest.fail(f"{f.name} {kind}: {type(exc).__name__}: {exc}")
+    assert sum(outcomes.values()) >= 500 and outcomes["ModelError"] > 100 and outcomes["result"] > 100, outcomes
+
+
+def test_first_100_kb_of_a_real_tflite(tiny_export_dir, tmp_path):
+    """The issue's case: a copy cut short (at 100 kB, or earlier for a smaller file)."""
+    for f in _artifacts(tiny_export_dir):
+        cut = tmp_path / f.name
+        cut.write_bytes(f.read_bytes()[: min(100_000, f.stat().st_size // 2)])
+        with pytest.raises(ModelError, match="truncated or damaged"):
+            read_model_info(cut)
+
+
+def test_classifier_open_on_an_export_with_a_damaged_file_stops_at_the_hash(tiny_export_dir, tmp_path):
+    rng = random.Random(1)
+    manifest = json.loads((tiny_export_dir / "manifest.json").read_text())
+    checked = 0
+    for art in manifest["artifacts"]:
+        if art["status"] != "ok" or not engines_for(art["file"]):
+            continue
+        for kind, data in list(damaged((tiny_export_dir / art["file"]).read_bytes(), rng, truncations=2, flips=2))[1:]:
+            export = tmp_path / f"e{checked}"
+            shutil.copytree(tiny_export_dir, export)
+            (export / art["file"]).write_bytes(data)
+            with pytest.raises(ModelError, match="sha256"):
+                Classifier.open(export, scheme=art["scheme"])
+            checked += 1
+    assert checked >= 12
+
+
+@pytest.fixture()
+def one_image(tmp_path) -> Path:
+    import cv2
+    import numpy as np
+
+    d = tmp_path / "frames"
+    d.mkdir()
+    cv2.imwrite(str(d / "a.png"), np.random.default_rng(0).integers(0, 256, (40, 40, 3), np.uint8))
+    return d
+
+
+def test_damaged_plain_files_in_a_real_engine_exit_cleanly(tiny_export_dir, tmp_path, one_image):
+    """Forked children (fuzz_child.py): each damaged file ends with exit 0 and a result, or exit 2 and
+    one edgeport error line; no crash (signal), no hang (timeout), no traceback."""
+    rng = random.Random(2)
+    files = tmp_path / "damaged"
+    files.mkdir()
+    cases = []
+    for f in _artifacts(tiny_export_dir):
+        if not engines_for(f):
+            continue
+        copies = list(damaged(f.read_bytes(), rng, truncations=2, flips=5))
+        for i, (kind, data) in enumerate(copies):
+            p = files / f"{i}_{f.name}"
+            p.write_bytes(data)
+            # truncated files stop at the metadata reader in `edgeport run`; load them in the engine too
+            modes = ("cli", "engine") if kind.startswith("truncated") else ("cli",) if i % 2 else ("engine",)
+            cases += [{"path": str(p), "mode": m, "source": str(one_image), "kind": kind} for m in modes]
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    proc = subprocess.run([sys.executable, str(HERE / "fuzz_child.py"), str(tmp_path / "cases.json")],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(results) == len(cases) >= 50
+    counts = {"ok": 0, "error": 0}
+    for r in results:
+        name = f"{Path(r['path']).name} ({r['mode']}, {r['kind']})"
+        assert not r["timed_out"], f"{name} hung: {r['output'][-500:]}"
+        assert r["signal"] is None, f"{name} crashed the process with signal {r['signal']}: {r['output'][-500:]}"
+        assert "Traceback" not in r["output"], f"{name}: {r['output'][-1500:]}"
+        assert r["rc"] in (0, 2), f"{name} exit {r['rc']}: {r['output'][-500:]}"
+        if r["rc"] == 2:
+            prefix = "edgeport run: error: " if r["mode"] == "cli" else "ModelError: "
+            assert prefix in r["output"], f"{name}: {r['output'][-500:]}"
+            counts["error"] += 1
+        else:
+            assert ('"top"' in r["output"]) if r["mode"] == "cli" else "\nok (" in "\n" + r["output"], r["output"]
+            counts["ok"] += 1
+    assert counts["error"] >= 10, counts
