@@ -58,13 +58,16 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _image_size(config: dict) -> tuple[int, int] | None:
+def _image_size(config: dict, where: Path) -> tuple[int, int] | None:
     size = config.get("image_size")
     if size is None:
         return None
-    if isinstance(size, (list, tuple)):
-        return int(size[0]), int(size[-1])
-    return int(size), int(size)
+    values = list(size) if isinstance(size, (list, tuple)) else [size]
+    if (not values or len(values) > 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 65536 for v in values)):
+        raise ConfigError(f"expected image_size in {where} to be a positive integer (or [height, width]), "
+                          f"received {size!r}; fix the file or re-run `edgeport build`")
+    return values[0], values[-1]
 
 
 def read_run(run_dir: str | Path) -> RunInfo:
@@ -82,7 +85,7 @@ def read_run(run_dir: str | Path) -> RunInfo:
     if len(labels) < 2:
         raise DataError(f"expected at least 2 labels in {labels_path}, received {len(labels)}")
     config = _read_yaml(root / "config.yaml")
-    size = _image_size(config)
+    size = _image_size(config, root / "config.yaml")
     method = str(config.get("resize") or config.get("resize_method") or DEFAULT_RESIZE)
     if method not in RESIZE_METHODS:
         raise ConfigError(f"expected resize one of {', '.join(RESIZE_METHODS)} in {root / 'config.yaml'}, received '{method}'")

@@ -39,3 +39,16 @@ def test_missing_pieces_are_clear_errors(tmp_path):
 def test_bad_resize_method(tmp_path):
     with pytest.raises(ConfigError, match="resize"):
         read_run(_run(tmp_path, "image_size: 8\nresize: lanczos\n"))
+
+
+@pytest.mark.parametrize("size", ["big", -3, [0, 8], True, [8, 8, 8]])
+def test_a_bad_image_size_in_config_is_a_clear_error(tmp_path, size):
+    import yaml
+
+    from edgeport.errors import ConfigError
+
+    (tmp_path / "model.keras").write_bytes(b"x")
+    (tmp_path / "labels.txt").write_text("a\nb\n")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"image_size": size}))
+    with pytest.raises(ConfigError, match="expected image_size in .*config.yaml to be a positive integer"):
+        read_run(tmp_path)
