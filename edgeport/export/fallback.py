@@ -75,9 +75,10 @@ class Group:
     name: str
     ops: tuple[int, ...]
     macs: int = 0
+    kind: str = "block"  # block (contiguous ops) or type (every op of one type)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "ops": list(self.ops), "macs": int(self.macs)}
+        return {"name": self.name, "kind": self.kind, "ops": list(self.ops), "macs": int(self.macs)}
 
 
 def keras_layer_names(model) -> list[str]:
@@ -196,7 +197,7 @@ def type_groups(ops: Sequence[OpNode]) -> list[Group]:
         if op.type not in _LAYOUT:
             order.setdefault(op.type, []).append(op.index)
     by_index = {op.index: op for op in ops}
-    return [Group(f"all {t}", tuple(ix), sum(by_index[i].macs for i in ix)) for t, ix in order.items()]
+    return [Group(f"all {t}", tuple(ix), sum(by_index[i].macs for i in ix), kind="type") for t, ix in order.items()]
 
 
 def search_groups(ops: Sequence[OpNode], max_groups: int) -> list[Group]:

@@ -213,11 +213,18 @@ def plot_report(layers: Sequence[dict], search: dict | None, path: str | Path, t
     if finite:
         xs, ys = zip(*finite)
         ax.plot(xs, ys, "-", color="#1f77b4", lw=1.2, marker=".", ms=4, label="SQNR of int8 tensor (dB)")
-        worst = sorted(finite, key=lambda p: p[1])[:3]
-        for d, v in worst:
+        # where the error enters: the largest falls of SQNR from one tensor to the next
+        falls = sorted(range(1, len(finite)), key=lambda i: finite[i][1] - finite[i - 1][1])[:2]
+        for k, i in enumerate(falls):
+            d, v = finite[i]
+            if finite[i - 1][1] - v < 3.0:
+                continue
             row = next(r for r in layers if r["depth"] == d)
-            name = (row["layers"][0] if row["layers"] else row["op"])[:28]
-            ax.annotate(name, (d, v), textcoords="offset points", xytext=(4, -10), fontsize=7, color="#1f77b4")
+            name = (row["layers"][-1] if row["layers"] else row["op"])[:30]
+            left = d > 0.4 * max(xs)
+            ax.annotate(f"{name} ({v - finite[i - 1][1]:+.0f} dB)", (d, v), textcoords="offset points",
+                        xytext=(-150 if left else 20, 14 + 12 * k), fontsize=7, color="#1f77b4",
+                        arrowprops={"arrowstyle": "-", "color": "#1f77b4", "lw": 0.6})
     float_layers = set((search or {}).get("float_set", {}).get("layers", []))
     if float_layers:
         for r in layers:
@@ -226,12 +233,22 @@ def plot_report(layers: Sequence[dict], search: dict | None, path: str | Path, t
         ax.plot([], [], color="#ff7f0e", alpha=0.4, lw=6, label="kept float by the search")
     ax.set_xlabel("quantized tensor, input -> output")
     ax.set_ylabel("SQNR vs float (dB, higher is better)")
-    groups = {g["name"]: set(g["ops"]) for g in (search or {}).get("groups", [])}
-    spans = []
+    groups = {g["name"]: g for g in (search or {}).get("groups", [])}
+    spans, types = [], []
     for r in (search or {}).get("ranking", []):
-        depths = [x["depth"] for x in layers if x.get("op_index", -1) in groups.get(r["group"], ())]
-        if r.get("evaluated") and depths:
+        g = groups.get(r["group"], {})
+        if not r.get("evaluated"):
+            continue
+        if g.get("kind") == "type":
+            types.append(f"{r['group'][4:] if r['group'].startswith('all ') else r['group']} "
+                         f"{100.0 - float(r['agreement']):.1f}")
+            continue
+        depths = [x["depth"] for x in layers if x.get("op_index", -1) in set(g.get("ops", ()))]
+        if depths:
             spans.append((min(depths) - 0.45, max(depths) + 0.45, 100.0 - float(r["agreement"])))
+    if types:
+        ax.text(0.99, 0.98, "agreement lost, op type quantized alone (%):\n" + ", ".join(types[:8]),
+                transform=ax.transAxes, ha="right", va="top", fontsize=7, color="#d62728", wrap=True)
     if spans:
         ax2 = ax.twinx()
         ax2.bar([a for a, _, _ in spans], [v for _, _, v in spans], width=[b - a for a, b, _ in spans],
@@ -247,12 +264,13 @@ def plot_report(layers: Sequence[dict], search: dict | None, path: str | Path, t
         ax = axes[0][1]
         steps = [s for s in search["trace"] if s["phase"] != "rank" and s.get("p50_ms") is not None]
         colors = {"full": "#d62728", "greedy": "#1f77b4", "prune": "#2ca02c"}
+        chosen = search.get("chosen") or {}
         for s in steps:
             ax.scatter(s["p50_ms"], s["agreement"], color=colors.get(s["phase"], "gray"), s=28, zorder=3,
                        marker="o" if s["met"] else "x")
-            ax.annotate(f"{s['step']}: {s['float_ops']} float", (s["p50_ms"], s["agreement"]),
-                        textcoords="offset points", xytext=(4, 3), fontsize=7)
-        chosen = search.get("chosen")
+            if s["phase"] in ("full", "greedy") or s["step"] == chosen.get("step"):
+                ax.annotate(f"{s['step']}: {s['float_ops']} float", (s["p50_ms"], s["agreement"]),
+                            textcoords="offset points", xytext=(4, 3), fontsize=6)
         if chosen and chosen.get("p50_ms") is not None:
             ax.scatter(chosen["p50_ms"], chosen["agreement"], s=160, facecolors="none", edgecolors="black",
                        zorder=4, label="chosen")
@@ -262,7 +280,8 @@ def plot_report(layers: Sequence[dict], search: dict | None, path: str | Path, t
         for ph, c in colors.items():
             ax.scatter([], [], color=c, s=28, label=ph)
         ax.set_xlabel("p50 latency (ms, selection run)")
-        ax.set_ylabel("top-1 agreement with Keras (%)")
+        ax.set_ylabel("top-1 agreement with Keras (%, selection images)")
+        ax.text(0.01, 0.01, "o met  x not met", transform=ax.transAxes, fontsize=7, va="bottom")
         ax.set_title(f"search: {search.get('summary', '')} ({'met' if search.get('met') else 'not met'})", fontsize=10)
         ax.legend(fontsize=7, loc="lower right")
         ax.grid(alpha=0.3)

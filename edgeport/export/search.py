@@ -15,16 +15,20 @@ see the issue-10 notes):
 2. **ranking**: each unit (:func:`~edgeport.export.fallback.search_groups`:
    every op type, and the network's blocks) is quantized *alone*, all else
    float, and scored on a ranking subset of the selection images: the
-   agreement it costs the whole model (mean KL divergence from Keras breaks
-   ties). Keeping one unit float alone ranks nothing: int8 noise is spread
-   over the network and no single block or type repairs it;
-3. **greedy**: units are kept float in order of agreement lost per MAC share
-   they would keep float (plus a 2 % floor), until the budget is met on the
-   whole selection set (each step measured, latency too);
+   damage it does to the whole model's output (mean KL divergence from
+   Keras; agreement breaks ties). Keeping one unit float alone ranks
+   nothing: int8 noise is spread over the network and no single block or
+   type repairs it;
+3. **greedy**: units are kept float in order of damage per MAC share they
+   would keep float (plus a 2 % floor; units with over half of the MACs
+   last), until the budget, made stricter by
+   one standard error (``margin``), is met on the whole selection set (each
+   step measured, latency too);
 4. **prune**: units kept float earlier are quantized back one at a time,
    least important first, while the budget still holds;
-5. the met candidate with the lowest p50 wins; none met -> the one closest
-   to the budget, with ``met=False``.
+5. the met candidate keeping the fewest MACs float wins (each step's p50 is
+   in the trace; on a shared machine it is too noisy to choose by); none met
+   -> the one closest to the budget, with ``met=False``.
 
 The number of candidate evaluations is bounded by ``max_evals``; the
 ranking takes at most about half of it (blocks are merged to fit).
@@ -330,19 +334,14 @@ class _Runner:
         return s
 
 
-#: p50 values within this factor of the fastest met candidate's count as equal (timing noise)
-LATENCY_TIE = 1.10
-
-
 def _choose(steps: Sequence[Step]) -> Step:
-    """The met step with the lowest p50, where p50s within :data:`LATENCY_TIE` of the fastest tie and
-    the fewest float MACs (then ops) decide; none met -> the smallest shortfall."""
+    """The met step keeping the fewest MACs float (then fewest ops, then lowest p50); none met -> the
+    smallest shortfall. MACs, not the measured p50, decide: on a loaded machine a 20-run p50 varies by
+    2x between identical models, and p50 is in the trace for every step."""
     met = [s for s in steps if s.met]
     if met:
-        timed = [s.p50_ms for s in met if s.p50_ms is not None]
-        fastest = min(timed) if timed else None
-        near = [s for s in met if fastest is None or s.p50_ms is None or s.p50_ms <= fastest * LATENCY_TIE]
-        return min(near, key=lambda s: (s.float_macs_share, s.float_ops, s.step))
+        return min(met, key=lambda s: (s.float_macs_share, s.float_ops,
+                                       s.p50_ms if s.p50_ms is not None else float("inf"), s.step))
     return min(steps, key=lambda s: (s.shortfall, s.float_macs_share, s.step))
 
 
@@ -371,7 +370,7 @@ def search(
     budget: Budget = Budget(),
     *,
     groups: Sequence[Group] | None = None,
-    max_evals: int = 40,
+    max_evals: int = 32,
     rank_images: int = 128,
     threads: int | None = None,
     latency_runs: int = 20,
@@ -443,16 +442,26 @@ def search(
 
 #: MAC share added to every group's cost when ordering (so near-free groups do not win on tiny damage)
 COST_FLOOR = 0.02
+#: groups holding more than this share of the MACs (all convolutions, say) are kept float only after
+#: every smaller group: keeping them float is keeping the model float
+HEAVY = 0.5
 
 
 def _order(groups: list[Group], ranking: list[dict]) -> list[Group]:
-    """Groups to keep float, first first: agreement lost when quantized alone per MAC share kept float
-    (plus :data:`COST_FLOOR`), then mean KL; groups that lost nothing go last, by KL."""
+    """Groups to keep float, first first, by their damage when quantized alone per MAC share they would
+    keep float (plus :data:`COST_FLOOR`). Damage: mean KL divergence from Keras above the smallest of
+    the ranking (that of the quantizer's I/O alone, about), then agreement lost to break ties; KL is
+    continuous, so a ranking subset of ~100 images orders units whose agreement differs by one image."""
+    evaluated = [r for r in ranking if r.get("evaluated")]
+    floor = min((float(r["mean_kl"]) for r in evaluated), default=0.0)
+
     def key(pair: tuple[Group, dict]) -> tuple:
         g, row = pair
-        lost = 100.0 - float(row["agreement"])
-        cost = float(row.get("macs_share", 0.0)) + COST_FLOOR
-        return (-(lost / cost), -float(row["mean_kl"]))
+        if not row.get("evaluated"):
+            return (2, 0.0, 0.0)
+        share = float(row.get("macs_share", 0.0))
+        cost = share + COST_FLOOR
+        return (int(share > HEAVY), -(float(row["mean_kl"]) - floor) / cost, -(100.0 - float(row["agreement"])) / cost)
 
     return [g for g, _ in sorted(zip(groups, ranking), key=key)]
 

@@ -240,3 +240,28 @@ def test_residual_blocks_are_one_unit(keras, tmp_path):
     assert names[:3] == ["stem", "block1", "block2"] and len(groups[1].ops) == 3  # conv, conv, add
     merged = block_groups(TFLiteCandidates(cal, "uint8", keras_layer_names(model)).ops, max_groups=2)
     assert len(merged) == 2 and sorted(i for g in merged for i in g.ops) == sorted(i for g in groups for i in g.ops)
+
+
+def _step(i, met, macs, p50, shortfall=0.0):
+    from edgeport.export.search import Step
+
+    return Step(step=i, phase="greedy", action="", float_groups=[], float_ops=int(100 * macs), float_macs_share=macs,
+                images=10, agreement=97.0, delta_top1=0.0, margin_agreement=None, mean_kl=0.0, p50_ms=p50,
+                met=met, shortfall=shortfall)
+
+
+def test_choice_prefers_fewest_float_macs_then_the_smallest_shortfall():
+    from edgeport.export.search import _choose
+
+    steps = [_step(0, False, 0.0, 5.0, 3.0), _step(1, True, 0.4, 4.0), _step(2, True, 0.1, 9.0), _step(3, False, 0.05, 5.0, 0.5)]
+    assert _choose(steps).step == 2  # a noisy faster p50 does not beat keeping fewer MACs float
+    assert _choose([s for s in steps if not s.met]).step == 3
+
+
+def test_selection_margin_is_one_standard_error():
+    from edgeport.export.search import selection_margin, tightened
+
+    assert selection_margin(Budget(min_agreement=97.0), 368) == pytest.approx(0.889, abs=1e-3)
+    assert selection_margin(Budget(min_agreement=97.0), 100) > selection_margin(Budget(min_agreement=97.0), 1000)
+    t = tightened(Budget(max_drop=1.0, min_agreement=99.5), 1.0)
+    assert t.max_drop == 0.0 and t.min_agreement == 100.0
