@@ -11,17 +11,19 @@ the calibration images.
 from __future__ import annotations
 
 import contextlib
+import inspect
+import io
 import logging
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from edgeport._lazy import require
 from edgeport.contract import METADATA_KEY
-from edgeport.errors import ModelError
+from edgeport.errors import ConfigError, MissingDependencyError, ModelError
 from edgeport.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -110,31 +112,103 @@ def _calibration_reader(images: np.ndarray, name: str, progress: bool):
     return Reader()
 
 
-def quantize_int8(src: str | Path, dst: str | Path, calibration: np.ndarray, progress: bool = True) -> Path:
-    """Static QDQ int8 (per-channel weights in a 7-bit range, MinMax calibration), float32 I/O."""
-    if calibration is None or len(calibration) == 0:
-        raise ModelError("expected calibration images for the onnx-int8 scheme, received none")
-    ort = require("onnxruntime", "ONNX int8 quantization")
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+#: onnxruntime calibrators selectable for onnx-int8 (``--calibration-method``)
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+def check_calibration_method(method: str) -> str:
+    """``method`` lower-cased, or ConfigError when it is not one of :data:`CALIBRATION_METHODS`."""
+    m = str(method).strip().lower()
+    if m not in CALIBRATION_METHODS:
+        raise ConfigError(f"expected --calibration-method one of {', '.join(CALIBRATION_METHODS)}, received '{method}'")
+    return m
+
+
+def _ort_method(method: str):
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile}[check_calibration_method(method)]
+
+
+def preprocess(src: str | Path, dst: str | Path) -> Path:
+    """onnxruntime's quantization pre-processing (graph optimization, ONNX shape inference) of ``src``."""
+    require("onnxruntime", "ONNX int8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-    reader = _calibration_reader(calibration, name, progress)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+    return Path(dst)
+
+
+def quantize_int8(src: str | Path, dst: str | Path, calibration: np.ndarray, progress: bool = True,
+                  calibration_method: str = "minmax") -> Path:
+    """Static QDQ int8 (per-channel weights in a 7-bit range), float32 I/O, calibrated by
+    ``calibration_method`` (minmax, entropy or percentile: onnxruntime's calibrators)."""
+    if calibration is None or len(calibration) == 0:
+        raise ModelError("expected calibration images for the onnx-int8 scheme, received none")
     with tempfile.TemporaryDirectory(prefix="edgeport-ort-") as tmp:
-        pre = Path(tmp) / "preprocessed.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            quantize_static(
-                str(pre), str(dst), reader,
-                quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                # 7-bit weights: x86 CPUs without VNNI multiply u8*s8 pairs into saturating int16,
-                # which cost ~3 points of agreement on ResNet50V2/flowers; ARM is unaffected.
-                reduce_range=True,
+        pre = preprocess(src, Path(tmp) / "preprocessed.onnx")
+        quantize_qdq(pre, dst, calibration, progress, calibration_method)
+    return Path(dst)
+
+
+def quantize_qdq(
+    preprocessed: str | Path,
+    dst: str | Path,
+    calibration: np.ndarray | None,
+    progress: bool = True,
+    calibration_method: str = "minmax",
+    nodes_to_exclude: Sequence[str] = (),
+    ranges_cache: str | Path | None = None,
+) -> Path:
+    """QDQ int8 of a :func:`preprocess`-ed graph: edgeport's settings, optionally with float nodes.
+
+    ``nodes_to_exclude``: node names kept float (no QDQ of their own, float
+    weights). ``ranges_cache``: a JSON file of calibrated tensor ranges; when
+    it exists, ``calibration`` is not run again (one calibration pass for many
+    candidates), else the ranges are computed from ``calibration`` and written
+    there. Needs an onnxruntime whose ``quantize_static`` has
+    ``calibration_cache_path``.
+    """
+    ort = require("onnxruntime", "ONNX int8 quantization")
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    cached = ranges_cache is not None and Path(ranges_cache).is_file()
+    if not cached and (calibration is None or len(calibration) == 0):
+        raise ModelError("expected calibration images for the onnx-int8 scheme, received none")
+    extra: dict = {}
+    if ranges_cache is not None:
+        if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
+            raise MissingDependencyError(
+                f"expected an onnxruntime whose quantize_static takes calibration_cache_path (to calibrate "
+                f"once for the float-fallback search), received onnxruntime {ort.__version__}; "
+                "upgrade it with: pip install -U onnxruntime"
             )
+        extra["calibration_cache_path"] = str(ranges_cache)
+    reader = None
+    if not cached:
+        name = ort.InferenceSession(str(preprocessed), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+        reader = _calibration_reader(calibration, name, progress)
+    chatter = io.StringIO()  # the histogram calibrators print() their progress
+    with warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
+        warnings.simplefilter("ignore")
+        quantize_static(
+            str(preprocessed), str(dst), reader,
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            # 7-bit weights: x86 CPUs without VNNI multiply u8*s8 pairs into saturating int16,
+            # which cost ~3 points of agreement on ResNet50V2/flowers; ARM is unaffected.
+            reduce_range=True,
+            nodes_to_exclude=list(nodes_to_exclude),
+            calibrate_method=_ort_method(calibration_method),
+            **extra,
+        )
+    if chatter.getvalue().strip():
+        log.debug("onnxruntime calibration: %s", " ".join(chatter.getvalue().split()))
     _drop_unused_opsets(dst)
     return Path(dst)
 

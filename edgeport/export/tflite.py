@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -131,20 +131,28 @@ def calibrate(saved_model: str | Path, calibration: np.ndarray, progress: bool =
     return bytes(conv.convert())
 
 
-def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8") -> bytes:
+def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8",
+                        float_nodes: Sequence[str] = ()) -> bytes:
     """The int8 or int16x8 model from a :func:`calibrate` result, as the converter would write it.
 
     int8 goes through the MLIR quantizer with ``io_dtype`` input/output; int16x8
     through the older quantizer (the only one TF uses for 16-bit activations)
     on the min/max already in the model. Both give the same tensors as a full
     ``TFLiteConverter`` run with the same images (tested).
+
+    ``float_nodes`` (int8 only): ops to keep in float, named by their output
+    tensor in ``calibrated`` (``denylisted_nodes``); each runs on float
+    kernels between a DEQUANTIZE and a QUANTIZE, everything else stays int8.
     """
     tf = require("tensorflow", "TFLite quantization")
     if scheme == "int8":
         from tensorflow.lite.python import convert as tf_convert
 
         io = _io_type(tf, io_dtype)
-        return bytes(tf_convert.mlir_quantize(calibrated, input_data_type=io, output_data_type=io))
+        return bytes(tf_convert.mlir_quantize(calibrated, input_data_type=io, output_data_type=io,
+                                              denylisted_nodes=list(float_nodes) or None))
+    if float_nodes:
+        raise ModelError(f"expected float_nodes only for the int8 scheme, received {len(float_nodes)} for '{scheme}'")
     if scheme == "int16x8":
         from tensorflow.lite.python import conversion_metadata_schema_py_generated as conversion
         from tensorflow.lite.python.optimize import calibrator

@@ -1,0 +1,295 @@
+"""Quantization report data: per-layer int8 error (TFLite, ONNX) and the report picture.
+
+    tflite_layer_stats(calibrated, images, layer_names)   # NumericVerify, whole-model
+    onnx_layer_stats(float_onnx, int8_onnx, images, layer_names)
+    plot_report(layers, search_result.to_dict(), "quantization/report.png")
+
+Both per-layer tables hold, for each quantized activation tensor in graph
+order: the op that writes it, the Keras layers it comes from, its scale and
+``sqnr_db``, the signal-to-quantization-noise ratio of the int8 model's
+tensor against the float model's, with errors accumulated from the input
+(``whole_model``). The TFLite table also has ``rmse_over_scale``, the RMS
+error in steps of the tensor's scale (about 0.29 is plain rounding; with
+``whole_model=False`` it is the QuantizationDebugger's per-op figure,
+given the op's own quantized inputs). ``op_index`` is the op's index in the
+graph the search's candidates use. Rows are plain dicts, for a JSON/CSV
+report.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Collection, Sequence
+
+import numpy as np
+
+from edgeport._lazy import require
+from edgeport.export.fallback import layers_in, tflite_ops
+from edgeport.progress import Progress
+
+log = logging.getLogger(__name__)
+
+
+def _sqnr(signal: float, noise: float) -> float | None:
+    if signal <= 0:
+        return None
+    if noise <= 0:
+        return math.inf
+    return round(10.0 * math.log10(signal / noise), 4)
+
+
+def tflite_layer_stats(
+    calibrated: bytes,
+    images: np.ndarray,
+    layer_names: Collection[str] = (),
+    float_nodes: Sequence[str] = (),
+    whole_model: bool = True,
+    progress: bool = False,
+) -> list[dict]:
+    """Per-op int8 error of the model :func:`~edgeport.export.tflite.quantize_calibrated` makes.
+
+    Runs TF's NumericVerify debug model (``mlir_quantize(...,
+    enable_numeric_verify=True)``, float I/O) through the QuantizationDebugger
+    on ``images`` (raw 0..255 RGB). ``whole_model``: the float reference of
+    each tensor comes from the float path of the whole model (errors
+    accumulate), else from the op's own quantized input. ``float_nodes``: ops
+    kept float (they get no row).
+    """
+    tf = require("tensorflow", "TFLite quantization statistics")
+    from tensorflow.lite.python import convert as tf_convert
+
+    debug_model = bytes(tf_convert.mlir_quantize(
+        calibrated, enable_numeric_verify=True, enable_whole_model_verify=whole_model,
+        denylisted_nodes=list(float_nodes) or None))
+
+    def energy(f, q, scale, zp):
+        return float(np.mean(np.square(f.astype(np.float64))))
+
+    def noise(f, q, scale, zp):
+        dq = (q.astype(np.float64) - zp) * scale
+        return float(np.mean(np.square(f.astype(np.float64) - dq)))
+
+    bar = Progress(len(images), "int8 layer statistics", enabled=progress)
+
+    def dataset():
+        for img in images:
+            bar.update()
+            yield [img.astype(np.float32)[None]]
+
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        layer_direct_compare_metrics={"signal": energy, "noise": noise})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation and preserve-all-tensors notes
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            quant_debug_model_content=debug_model, debug_dataset=dataset, debug_options=options)
+        debugger.run()
+    bar.close()
+    known = set(layer_names)
+    op_index = {op.name: op.index for op in tflite_ops(calibrated)}
+    rows = []
+    interp = debugger._quant_interpreter  # noqa: SLF001 - the debugger's own op/tensor lookup
+    for verify_name, metrics in debugger.layer_statistics.items():
+        tensor_name, _ = debugger._get_operand_name_and_index(verify_name)  # noqa: SLF001
+        op_info = debugger._numeric_verify_op_details[verify_name]  # noqa: SLF001
+        q_idx = op_info["inputs"][0]
+        op_idx = debugger._defining_op.get(q_idx)  # noqa: SLF001
+        op_name = interp._get_op_details(op_idx)["op_name"] if op_idx is not None else ""  # noqa: SLF001
+        details = interp._get_tensor_details(q_idx, subgraph_index=0)  # noqa: SLF001
+        q = details["quantization_parameters"]
+        scale = float(q["scales"][0]) if len(q["scales"]) else 0.0
+        sig, nse = float(metrics["signal"]), float(metrics["noise"])
+        rows.append({
+            "position": int(op_idx) if op_idx is not None else -1,
+            "op_index": op_index.get(tensor_name, -1),
+            "op": op_name,
+            "tensor": tensor_name,
+            "layers": list(layers_in(tensor_name, known)),
+            "scale": scale,
+            "sqnr_db": _sqnr(sig, nse),
+            "rmse_over_scale": round(math.sqrt(nse) / scale, 6) if scale else None,
+            "elements": int(metrics.get("num_elements", 0)),
+        })
+    rows.sort(key=lambda r: r["position"])
+    for i, r in enumerate(rows):
+        r["depth"] = i
+    return rows
+
+
+def onnx_layer_stats(
+    float_model: str | Path,
+    int8_model: str | Path,
+    images: np.ndarray,
+    layer_names: Collection[str] = (),
+    progress: bool = False,
+) -> list[dict]:
+    """Whole-model SQNR of every quantized activation of a QDQ ``int8_model`` against ``float_model``.
+
+    Both graphs get every float tensor as an extra output
+    (``onnxruntime.quantization.qdq_loss_debug.modify_model_output_intermediate_tensors``)
+    and run image by image with graph optimizations off (so QDQ pairs stay
+    visible); energies are summed over images, nothing is kept in memory. A
+    tensor's int8 value is its ``_DequantizeLinear_Output`` in the QDQ graph.
+    ``float_model`` should be the graph that was quantized (pre-processed).
+    """
+    ort = require("onnxruntime", "ONNX quantization statistics")
+    onnx = require("onnx", "ONNX quantization statistics")
+    from onnxruntime.quantization.qdq_loss_debug import modify_model_output_intermediate_tensors
+    from onnxruntime.quantization.quant_utils import DEQUANT_OUTPUT_SUFFIX
+
+    postfix = "_ReshapedSavedOutput"
+    proto = onnx.load(str(float_model))
+    producer = {o: (k, n) for k, n in enumerate(proto.graph.node) for o in n.output}
+    inits = {t.name for t in proto.graph.initializer}
+    known = set(layer_names)
+    signal: dict[str, float] = {}
+    noise: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="edgeport-qdq-debug-") as tmp:
+        paths = []
+        for src, name in ((float_model, "float.onnx"), (int8_model, "int8.onnx")):
+            dst = str(Path(tmp) / name)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                modify_model_output_intermediate_tensors(str(src), dst)
+            paths.append(dst)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        sessions = [ort.InferenceSession(p, sess_options=opts, providers=["CPUExecutionProvider"]) for p in paths]
+        feed_name = sessions[0].get_inputs()[0].name
+        outs = [[o.name for o in s.get_outputs()] for s in sessions]
+        with Progress(len(images), "onnx-int8 layer statistics", enabled=progress) as bar:
+            for img in images:
+                x = {feed_name: img.astype(np.float32)[None]}
+                fl = dict(zip(outs[0], sessions[0].run(None, x)))
+                q = dict(zip(outs[1], sessions[1].run(None, x)))
+                for key, fv in fl.items():
+                    if not key.endswith(postfix):
+                        continue
+                    t = key[: -len(postfix)]
+                    qv = q.get(t + DEQUANT_OUTPUT_SUFFIX + postfix)
+                    if qv is None or qv.shape != fv.shape:
+                        continue
+                    f64 = fv.astype(np.float64)
+                    signal[t] = signal.get(t, 0.0) + float(np.mean(np.square(f64)))
+                    noise[t] = noise.get(t, 0.0) + float(np.mean(np.square(f64 - qv.astype(np.float64))))
+                bar.update()
+    rows = []
+    for t in signal:
+        if t in inits:
+            continue
+        k, node = producer.get(t, (-1, None))
+        names = [node.name] if node is not None else [t]
+        if node is not None:
+            names += [i for i in node.input if i in inits]
+        layers: list[str] = []
+        for nm in names:
+            layers.extend(x for x in layers_in(nm, known) if x not in layers)
+        rows.append({"position": k, "op_index": k, "op": node.op_type if node is not None else "", "tensor": t,
+                     "layers": layers, "sqnr_db": _sqnr(signal[t], noise[t])})
+    rows.sort(key=lambda r: r["position"])
+    for i, r in enumerate(rows):
+        r["depth"] = i
+    return rows
+
+
+def plot_report(layers: Sequence[dict], search: dict | None, path: str | Path, title: str = "") -> Path:
+    """The report PNG: per-layer SQNR along the network's depth (with the model-level ranking and the
+    ops kept float), and agreement vs p50 latency of each scored search step.
+
+    ``layers``: rows of :func:`tflite_layer_stats` / :func:`onnx_layer_stats`;
+    ``search``: :meth:`SearchResult.to_dict` (or None: the first panel only).
+    """
+    matplotlib = require("matplotlib", "drawing the quantization report")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    has_search = bool(search and search.get("trace"))
+    fig, axes = plt.subplots(1, 2 if has_search else 1, figsize=(13 if has_search else 7.5, 4.6), squeeze=False)
+    ax = axes[0][0]
+    finite = [(r["depth"], r["sqnr_db"]) for r in layers if r.get("sqnr_db") not in (None, math.inf)]
+    if finite:
+        xs, ys = zip(*finite)
+        ax.plot(xs, ys, "-", color="#1f77b4", lw=1.2, marker=".", ms=4, label="SQNR of int8 tensor (dB)")
+        # where the error enters: the largest falls of SQNR from one tensor to the next
+        falls = sorted(range(1, len(finite)), key=lambda i: finite[i][1] - finite[i - 1][1])[:2]
+        for k, i in enumerate(falls):
+            d, v = finite[i]
+            if finite[i - 1][1] - v < 3.0:
+                continue
+            row = next(r for r in layers if r["depth"] == d)
+            name = (row["layers"][-1] if row["layers"] else row["op"])[:30]
+            left = d > 0.4 * max(xs)
+            ax.annotate(f"{name} ({v - finite[i - 1][1]:+.0f} dB)", (d, v), textcoords="offset points",
+                        xytext=(-150 if left else 20, 14 + 12 * k), fontsize=7, color="#1f77b4",
+                        arrowprops={"arrowstyle": "-", "color": "#1f77b4", "lw": 0.6})
+    float_layers = set((search or {}).get("float_set", {}).get("layers", []))
+    if float_layers:
+        for r in layers:
+            if set(r["layers"]) & float_layers:
+                ax.axvspan(r["depth"] - 0.5, r["depth"] + 0.5, color="#ff7f0e", alpha=0.15, lw=0)
+        ax.plot([], [], color="#ff7f0e", alpha=0.4, lw=6, label="kept float by the search")
+    ax.set_xlabel("quantized tensor, input -> output")
+    ax.set_ylabel("SQNR vs float (dB, higher is better)")
+    groups = {g["name"]: g for g in (search or {}).get("groups", [])}
+    spans, types = [], []
+    for r in (search or {}).get("ranking", []):
+        g = groups.get(r["group"], {})
+        if not r.get("evaluated"):
+            continue
+        if g.get("kind") == "type":
+            types.append(f"{r['group'][4:] if r['group'].startswith('all ') else r['group']} "
+                         f"{100.0 - float(r['agreement']):.1f}")
+            continue
+        depths = [x["depth"] for x in layers if x.get("op_index", -1) in set(g.get("ops", ()))]
+        if depths:
+            spans.append((min(depths) - 0.45, max(depths) + 0.45, 100.0 - float(r["agreement"])))
+    if types:
+        ax.text(0.99, 0.98, "agreement lost, op type quantized alone (%):\n" + ", ".join(types[:8]),
+                transform=ax.transAxes, ha="right", va="top", fontsize=7, color="#d62728", wrap=True)
+    if spans:
+        ax2 = ax.twinx()
+        ax2.bar([a for a, _, _ in spans], [v for _, _, v in spans], width=[b - a for a, b, _ in spans],
+                align="edge", color="#d62728", alpha=0.3, label="agreement lost, group quantized alone (%)")
+        ax2.set_ylabel("model-level: agreement lost, group quantized alone (%)", color="#d62728", fontsize=8)
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower left")
+    else:
+        ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("int8 sensitivity along the network", fontsize=10)
+    if has_search:
+        ax = axes[0][1]
+        steps = [s for s in search["trace"] if s["phase"] != "rank" and s.get("p50_ms") is not None]
+        colors = {"full": "#d62728", "greedy": "#1f77b4", "prune": "#2ca02c"}
+        chosen = search.get("chosen") or {}
+        for s in steps:
+            ax.scatter(s["p50_ms"], s["agreement"], color=colors.get(s["phase"], "gray"), s=28, zorder=3,
+                       marker="o" if s["met"] else "x")
+            if s["phase"] in ("full", "greedy") or s["step"] == chosen.get("step"):
+                ax.annotate(f"{s['step']}: {s['float_ops']} float", (s["p50_ms"], s["agreement"]),
+                            textcoords="offset points", xytext=(4, 3), fontsize=6)
+        if chosen and chosen.get("p50_ms") is not None:
+            ax.scatter(chosen["p50_ms"], chosen["agreement"], s=160, facecolors="none", edgecolors="black",
+                       zorder=4, label="chosen")
+        budget = search.get("budget") or {}
+        if budget.get("min_agreement") is not None:
+            ax.axhline(budget["min_agreement"], color="gray", ls="--", lw=1, label=f"budget {budget['min_agreement']:g} %")
+        for ph, c in colors.items():
+            ax.scatter([], [], color=c, s=28, label=ph)
+        ax.set_xlabel("p50 latency (ms, selection run)")
+        ax.set_ylabel("top-1 agreement with Keras (%, selection images)")
+        ax.text(0.01, 0.01, "o met  x not met", transform=ax.transAxes, fontsize=7, va="bottom")
+        ax.set_title(f"search: {search.get('summary', '')} ({'met' if search.get('met') else 'not met'})", fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

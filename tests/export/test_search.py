@@ -1,0 +1,267 @@
+"""The float-fallback search on tiny models built to be fragile in int8, in the real converters and engines.
+
+The fragile model's decision rides on a tensor whose channels differ in
+range by almost four orders of magnitude: one Dense writes a big channel
+and a tiny one that carries the class, the next Dense reads only the tiny one.
+A per-tensor int8 activation rounds the tiny channel to zero, so full int8
+predicts one class for every image; keeping both Dense layers float (so the
+tensor between them stays float) repairs it, and nothing less does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from edgeport.contract import InputContract  # noqa: E402
+from edgeport.errors import ConfigError  # noqa: E402
+from edgeport.export.fallback import (  # noqa: E402
+    OnnxCandidates, TFLiteCandidates, block_groups, keras_layer_names, layers_in, segments,
+)
+from edgeport.export.search import Budget, EvalSet, evaluate, search, split_selection  # noqa: E402
+
+SIZE = 16
+CENTERS = np.array([40 + 40 * k for k in range(5)], np.float64) / 255.0
+
+
+def _images(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    imgs, labels = [], []
+    for k in range(5):
+        for _ in range(per_class):
+            img = np.full((SIZE, SIZE, 3), 40 + 40 * k, np.int16) + rng.integers(-6, 7, (SIZE, SIZE, 3))
+            imgs.append(img.clip(0, 255).astype(np.uint8))
+            labels.append(k)
+    return np.stack(imgs), np.array(labels, np.int64)
+
+
+def _nearest_center_model(keras, tiny: float, temperature: float):
+    """image -> mean gray -> Dense 'spread' (100*m, tiny*m) -> Dense 'decide' (nearest center from the tiny
+    channel only) -> softmax. ``temperature`` sets how far apart the class probabilities are."""
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255.0, name="scale")(inp)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    spread = keras.layers.Dense(2, name="spread")
+    decide = keras.layers.Dense(5, name="decide")
+    out = keras.layers.Softmax(name="probs")(decide(spread(x)))
+    model = keras.Model(inp, out, name="fragile")
+    w = np.zeros((3, 2), np.float32)
+    w[0, 0], w[0, 1] = 100.0, tiny
+    spread.set_weights([w, np.zeros(2, np.float32)])
+    w2 = np.zeros((2, 5), np.float32)
+    w2[1] = temperature * 2 * CENTERS / tiny  # logit_k = T (2 c_k m - c_k^2): the nearest center wins
+    decide.set_weights([w2, (-temperature * CENTERS**2).astype(np.float32)])
+    return model
+
+
+class Fixture:
+    def __init__(self, keras, tmp, tiny: float, temperature: float) -> None:
+        from edgeport.export.tflite import calibrate, export_saved_model
+
+        self.model = _nearest_center_model(keras, tiny, temperature)
+        self.layers = keras_layer_names(self.model)
+        self.calib, _ = _images(4, seed=1)
+        images, labels = _images(12, seed=2)
+        reference = np.asarray(self.model.predict(images.astype(np.float32), verbose=0), np.float32)
+        self.data = EvalSet(images, labels, reference)
+        self.contract = InputContract(SIZE, SIZE)
+        self.tmp = tmp
+        self.calibrated = calibrate(export_saved_model(self.model, tmp / "saved_model"), self.calib, progress=False)
+
+    def onnx(self):
+        from edgeport.export.onnx import export_float32
+
+        return export_float32(self.model, self.tmp / "float.onnx")
+
+
+@pytest.fixture(scope="module")
+def fragile(keras, tmp_path_factory):
+    return Fixture(keras, tmp_path_factory.mktemp("fragile"), tiny=0.02, temperature=100.0)
+
+
+@pytest.fixture(scope="module")
+def fragile_onnx(fragile):
+    return fragile.onnx()
+
+
+def test_full_int8_of_the_fragile_model_misses_and_the_search_repairs_it(fragile, tmp_path):
+    assert (fragile.data.reference.argmax(1) == fragile.data.labels).all()  # exact in float
+    cands = TFLiteCandidates(fragile.calibrated, "uint8", fragile.layers)
+    sel, rep = split_selection(fragile.data.labels, 0.5, seed=0)
+    budget = Budget(max_drop=1.0, min_agreement=97.0)
+    res = search(cands, fragile.data.take(sel), fragile.contract, budget, max_evals=20, rank_images=16,
+                 latency_runs=3, out=tmp_path / "int8.tflite", workdir=tmp_path / "work", progress=False)
+    assert res.full_int8.agreement <= 40.0 and not res.full_int8.met  # one class for (nearly) every image
+    assert res.met and res.model_path == tmp_path / "int8.tflite" and res.model_path.is_file()
+    assert set(res.float_set["layers"]) == {"spread", "decide"}
+    assert res.float_set["op_types"] == {"FULLY_CONNECTED": 2} and 0 < res.float_set["macs_share"] < 1
+    assert res.summary.startswith("int8, 2 ops float")
+    # the held-aside images agree too, and the rest of the model is still int8 (uint8 in and out)
+    report = evaluate(res.model_path, fragile.data.take(rep), fragile.contract, latency_runs=0)
+    assert report["agreement"] >= 97.0 and report["delta_top1"] >= -1.0
+    from edgeport.export.tflite import graph_summary
+
+    summary = graph_summary(res.model_path.read_bytes())
+    assert summary["float_ops"] == ["FULLY_CONNECTED"] and summary["ops"]["QUANTIZE"] >= 1
+    # the trace: full int8 first, a ranking of every group, greedy steps, the chosen one met
+    phases = [s.phase for s in res.trace]
+    assert phases[0] == "full" and phases.count("rank") == len(res.groups) and "greedy" in phases
+    assert res.evaluations == len(res.trace) <= 20 and res.trace[res.chosen.step] == res.chosen
+    lost = {r["group"]: 100.0 - r["agreement"] for r in res.ranking}
+    assert lost["spread"] >= 60 and lost["decide"] >= 60 and lost["all FULLY_CONNECTED"] >= 60
+    assert lost["scale"] <= 10 and lost["gap"] <= 10  # units that do not touch the fragile tensor
+    assert res.to_dict()["float_set"]["layers"] == res.float_set["layers"]
+
+
+def test_keeping_one_of_the_two_dense_layers_float_is_not_enough(fragile, tmp_path):
+    """Why groups are ranked by quantizing them alone: the damage sits in a tensor two ops share."""
+    cands = TFLiteCandidates(fragile.calibrated, "uint8", fragile.layers)
+    by_layer = {op.layers[0]: op.index for op in cands.ops if op.layers}
+    for keep in (["spread"], ["decide"], ["spread", "decide"]):
+        path = cands.write({by_layer[k] for k in keep}, tmp_path / f"{'_'.join(keep)}.tflite")
+        fig = evaluate(path, fragile.data, fragile.contract, latency_runs=0)
+        assert (fig["agreement"] == 100.0) == (len(keep) == 2), (keep, fig["agreement"])
+
+
+def test_budget_not_met_returns_the_best_reached_and_says_why(keras, tmp_path_factory, tmp_path):
+    """Probabilities 1/1000 apart: the uint8 output (steps of 1/256) cannot tell the classes apart, whatever
+    is kept float inside."""
+    fx = Fixture(keras, tmp_path_factory.mktemp("flat"), tiny=1.0, temperature=0.05)
+    cands = TFLiteCandidates(fx.calibrated, "uint8", fx.layers)
+    res = search(cands, fx.data, fx.contract, Budget(max_drop=1.0, min_agreement=97.0), max_evals=30,
+                 rank_images=16, latency_runs=2, workdir=tmp_path, progress=False)
+    assert not res.met and not res.chosen.met and res.chosen.shortfall > 0
+    assert res.chosen.shortfall == min(s.shortfall for s in res.trace if s.phase != "rank")
+    assert "no candidate met the budget" in res.message and "even keeping every group float" in res.message
+    assert res.model_path.is_file() and res.evaluations <= 30
+
+
+def test_the_evaluation_bound_holds(fragile, tmp_path):
+    cands = TFLiteCandidates(fragile.calibrated, "uint8", fragile.layers)
+    groups = block_groups(cands.ops)
+    assert len(groups) >= 4
+    res = search(cands, fragile.data, fragile.contract, Budget(min_agreement=97.0, max_drop=None), groups=groups,
+                 max_evals=3, rank_images=8, latency_runs=2, workdir=tmp_path, progress=False)
+    assert res.evaluations == len(res.trace) == 3
+    assert [s.phase for s in res.trace] == ["full", "rank", "greedy"]
+    assert sum(r["evaluated"] for r in res.ranking) == 1
+    if not res.met:
+        assert "evaluation bound was reached" in res.message
+    with pytest.raises(ConfigError, match="max-evals"):
+        search(cands, fragile.data, fragile.contract, max_evals=0, progress=False)
+
+
+def test_onnx_search_calibrates_once_and_repairs(fragile, fragile_onnx, tmp_path, monkeypatch):
+    from edgeport.export import onnx as onnx_mod
+
+    calls = []
+    reader = onnx_mod._calibration_reader
+    monkeypatch.setattr(onnx_mod, "_calibration_reader", lambda *a, **k: calls.append(1) or reader(*a, **k))
+    cands = OnnxCandidates(fragile_onnx, fragile.calib, tmp_path / "ort", "minmax", fragile.layers, progress=False)
+    sel, rep = split_selection(fragile.data.labels, 0.5, seed=0)
+    res = search(cands, fragile.data.take(sel), fragile.contract, Budget(max_drop=1.0, min_agreement=97.0),
+                 max_evals=20, rank_images=16, latency_runs=2, workdir=tmp_path / "work", progress=False)
+    assert len(calls) == 1 and cands.ranges.is_file()  # one calibration pass for every candidate
+    assert not res.full_int8.met and res.met
+    assert {"spread", "decide"} <= set(res.float_set["layers"])
+    report = evaluate(res.model_path, fragile.data.take(rep), fragile.contract, latency_runs=0)
+    assert report["agreement"] >= 97.0
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_onnx_calibration_methods(fragile, fragile_onnx, tmp_path, method):
+    from edgeport.export.onnx import graph_summary, quantize_int8
+
+    path = quantize_int8(fragile_onnx, tmp_path / f"{method}.onnx", fragile.calib, progress=False,
+                         calibration_method=method)
+    assert graph_summary(path)["ops"].get("QuantizeLinear", 0) >= 1
+    fig = evaluate(path, fragile.data, fragile.contract, latency_runs=0)
+    assert fig["samples"] == len(fragile.data) and fig["mean_prob_sum"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_unknown_calibration_method_is_a_config_error(fragile, fragile_onnx, tmp_path):
+    from edgeport.export.onnx import quantize_int8
+
+    with pytest.raises(ConfigError, match="calibration-method"):
+        quantize_int8(fragile_onnx, tmp_path / "x.onnx", fragile.calib, progress=False, calibration_method="kl")
+
+
+def test_split_selection_is_disjoint_stratified_and_seeded():
+    labels = np.repeat(np.arange(5), [127, 180, 129, 140, 160])
+    sel, rep = split_selection(labels, 0.5, seed=0)
+    assert len(np.intersect1d(sel, rep)) == 0 and len(sel) + len(rep) == len(labels)
+    for k in range(5):
+        assert abs((labels[sel] == k).sum() - (labels[rep] == k).sum()) <= 1
+    assert np.array_equal(sel, split_selection(labels, 0.5, seed=0)[0])
+    assert not np.array_equal(sel, split_selection(labels, 0.5, seed=1)[0])
+    with pytest.raises(ConfigError):
+        split_selection(labels, 1.0)
+
+
+def test_budget():
+    b = Budget(max_drop=1.0, min_agreement=97.0)
+    assert b.met({"agreement": 97.0, "delta_top1": -1.0})
+    assert b.shortfall({"agreement": 95.5, "delta_top1": -2.0}) == pytest.approx(2.5)
+    assert Budget(max_drop=None, min_agreement=None).met({"agreement": 0.0, "delta_top1": -50.0})
+    with pytest.raises(ConfigError, match="max-drop"):
+        Budget(max_drop=-1)
+    with pytest.raises(ConfigError, match="min-agreement"):
+        Budget(min_agreement=101)
+
+
+def test_graph_units_and_keras_names(fragile):
+    cands = TFLiteCandidates(fragile.calibrated, "uint8", fragile.layers)
+    assert [op.type for op in cands.ops] == ["MUL", "MEAN", "FULLY_CONNECTED", "FULLY_CONNECTED", "SOFTMAX"]
+    assert [seg for seg in segments(cands.ops)] == [[0], [1], [2], [3], [4]]  # a chain: one op per unit
+    fc = [op for op in cands.ops if op.type == "FULLY_CONNECTED"]
+    assert [op.layers for op in fc] == [("spread",), ("decide",)] and [op.macs for op in fc] == [3 * 2, 2 * 5]
+    assert layers_in("m_1/backbone_1/conv2_block1_out_1/Add;m_1/backbone_1/conv2_block1_preact_bn_1/mul",
+                     {"m", "backbone", "conv2_block1_out", "conv2_block1_preact_bn"}) == \
+        ("conv2_block1_out", "conv2_block1_preact_bn")
+
+
+def test_residual_blocks_are_one_unit(keras, tmp_path):
+    from edgeport.export.tflite import calibrate, export_saved_model
+
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, padding="same", name="stem")(inp)
+    for b in (1, 2):
+        y = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name=f"block{b}_conv_a")(x)
+        y = keras.layers.Conv2D(4, 3, padding="same", name=f"block{b}_conv_b")(y)
+        x = keras.layers.Add(name=f"block{b}_add")([x, y])
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inp, keras.layers.Dense(5, activation="softmax", name="pred")(x))
+    calib = np.random.default_rng(0).integers(0, 256, (4, SIZE, SIZE, 3)).astype(np.uint8)
+    cal = calibrate(export_saved_model(model, tmp_path / "sm"), calib, progress=False)
+    groups = block_groups(TFLiteCandidates(cal, "uint8", keras_layer_names(model)).ops)
+    names = [g.name for g in groups]
+    assert names[:3] == ["stem", "block1", "block2"] and len(groups[1].ops) == 3  # conv, conv, add
+    merged = block_groups(TFLiteCandidates(cal, "uint8", keras_layer_names(model)).ops, max_groups=2)
+    assert len(merged) == 2 and sorted(i for g in merged for i in g.ops) == sorted(i for g in groups for i in g.ops)
+
+
+def _step(i, met, macs, p50, shortfall=0.0):
+    from edgeport.export.search import Step
+
+    return Step(step=i, phase="greedy", action="", float_groups=[], float_ops=int(100 * macs), float_macs_share=macs,
+                images=10, agreement=97.0, delta_top1=0.0, margin_agreement=None, mean_kl=0.0, p50_ms=p50,
+                met=met, shortfall=shortfall)
+
+
+def test_choice_prefers_fewest_float_macs_then_the_smallest_shortfall():
+    from edgeport.export.search import _choose
+
+    steps = [_step(0, False, 0.0, 5.0, 3.0), _step(1, True, 0.4, 4.0), _step(2, True, 0.1, 9.0), _step(3, False, 0.05, 5.0, 0.5)]
+    assert _choose(steps).step == 2  # a noisy faster p50 does not beat keeping fewer MACs float
+    assert _choose([s for s in steps if not s.met]).step == 3
+
+
+def test_selection_margin_is_one_standard_error():
+    from edgeport.export.search import selection_margin, tightened
+
+    assert selection_margin(Budget(min_agreement=97.0), 368) == pytest.approx(0.889, abs=1e-3)
+    assert selection_margin(Budget(min_agreement=97.0), 100) > selection_margin(Budget(min_agreement=97.0), 1000)
+    t = tightened(Budget(max_drop=1.0, min_agreement=99.5), 1.0)
+    assert t.max_drop == 0.0 and t.min_agreement == 100.0
