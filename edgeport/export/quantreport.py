@@ -241,11 +241,11 @@ def plot_report(layers: Sequence[dict], search: dict | None, path: str | Path, t
             continue
         if g.get("kind") == "type":
             types.append(f"{r['group'][4:] if r['group'].startswith('all ') else r['group']} "
-                         f"{100.0 - float(r['agreement']):.1f}")
+                         f"{100.0 - float(r['agreement_pct']):.1f}")
             continue
         depths = [x["depth"] for x in layers if x.get("op_index", -1) in set(g.get("ops", ()))]
         if depths:
-            spans.append((min(depths) - 0.45, max(depths) + 0.45, 100.0 - float(r["agreement"])))
+            spans.append((min(depths) - 0.45, max(depths) + 0.45, 100.0 - float(r["agreement_pct"])))
     if types:
         ax.text(0.99, 0.98, "agreement lost, op type quantized alone (%):\n" + ", ".join(types[:8]),
                 transform=ax.transAxes, ha="right", va="top", fontsize=7, color="#d62728", wrap=True)
@@ -266,13 +266,13 @@ def plot_report(layers: Sequence[dict], search: dict | None, path: str | Path, t
         colors = {"full": "#d62728", "greedy": "#1f77b4", "prune": "#2ca02c"}
         chosen = search.get("chosen") or {}
         for s in steps:
-            ax.scatter(s["p50_ms"], s["agreement"], color=colors.get(s["phase"], "gray"), s=28, zorder=3,
+            ax.scatter(s["p50_ms"], s["agreement_pct"], color=colors.get(s["phase"], "gray"), s=28, zorder=3,
                        marker="o" if s["met"] else "x")
             if s["phase"] in ("full", "greedy") or s["step"] == chosen.get("step"):
-                ax.annotate(f"{s['step']}: {s['float_ops']} float", (s["p50_ms"], s["agreement"]),
+                ax.annotate(f"{s['step']}: {s['float_ops']} float", (s["p50_ms"], s["agreement_pct"]),
                             textcoords="offset points", xytext=(4, 3), fontsize=6)
         if chosen and chosen.get("p50_ms") is not None:
-            ax.scatter(chosen["p50_ms"], chosen["agreement"], s=160, facecolors="none", edgecolors="black",
+            ax.scatter(chosen["p50_ms"], chosen["agreement_pct"], s=160, facecolors="none", edgecolors="black",
                        zorder=4, label="chosen")
         budget = search.get("budget") or {}
         if budget.get("min_agreement") is not None:

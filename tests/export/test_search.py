@@ -93,14 +93,14 @@ def test_full_int8_of_the_fragile_model_misses_and_the_search_repairs_it(fragile
     budget = Budget(max_drop=1.0, min_agreement=97.0)
     res = search(cands, fragile.data.take(sel), fragile.contract, budget, max_evals=20, rank_images=16,
                  latency_runs=3, out=tmp_path / "int8.tflite", workdir=tmp_path / "work", progress=False)
-    assert res.full_int8.agreement <= 40.0 and not res.full_int8.met  # one class for (nearly) every image
+    assert res.full_int8.agreement_pct <= 40.0 and not res.full_int8.met  # one class for (nearly) every image
     assert res.met and res.model_path == tmp_path / "int8.tflite" and res.model_path.is_file()
     assert set(res.float_set["layers"]) == {"spread", "decide"}
     assert res.float_set["op_types"] == {"FULLY_CONNECTED": 2} and 0 < res.float_set["macs_share"] < 1
     assert res.summary.startswith("int8, 2 ops float")
     # the held-aside images agree too, and the rest of the model is still int8 (uint8 in and out)
     report = evaluate(res.model_path, fragile.data.take(rep), fragile.contract, latency_runs=0)
-    assert report["agreement"] >= 97.0 and report["delta_top1"] >= -1.0
+    assert report["agreement_pct"] >= 97.0 and report["delta_top1_pts"] >= -1.0
     from edgeport.export.tflite import graph_summary
 
     summary = graph_summary(res.model_path.read_bytes())
@@ -109,7 +109,7 @@ def test_full_int8_of_the_fragile_model_misses_and_the_search_repairs_it(fragile
     phases = [s.phase for s in res.trace]
     assert phases[0] == "full" and phases.count("rank") == len(res.groups) and "greedy" in phases
     assert res.evaluations == len(res.trace) <= 20 and res.trace[res.chosen.step] == res.chosen
-    lost = {r["group"]: 100.0 - r["agreement"] for r in res.ranking}
+    lost = {r["group"]: 100.0 - r["agreement_pct"] for r in res.ranking}
     assert lost["spread"] >= 60 and lost["decide"] >= 60 and lost["all FULLY_CONNECTED"] >= 60
     assert lost["scale"] <= 10 and lost["gap"] <= 10  # units that do not touch the fragile tensor
     assert res.to_dict()["float_set"]["layers"] == res.float_set["layers"]
@@ -122,7 +122,7 @@ def test_keeping_one_of_the_two_dense_layers_float_is_not_enough(fragile, tmp_pa
     for keep in (["spread"], ["decide"], ["spread", "decide"]):
         path = cands.write({by_layer[k] for k in keep}, tmp_path / f"{'_'.join(keep)}.tflite")
         fig = evaluate(path, fragile.data, fragile.contract, latency_runs=0)
-        assert (fig["agreement"] == 100.0) == (len(keep) == 2), (keep, fig["agreement"])
+        assert (fig["agreement_pct"] == 100.0) == (len(keep) == 2), (keep, fig["agreement_pct"])
 
 
 def test_budget_not_met_returns_the_best_reached_and_says_why(keras, tmp_path_factory, tmp_path):
@@ -167,7 +167,7 @@ def test_onnx_search_calibrates_once_and_repairs(fragile, fragile_onnx, tmp_path
     assert not res.full_int8.met and res.met
     assert {"spread", "decide"} <= set(res.float_set["layers"])
     report = evaluate(res.model_path, fragile.data.take(rep), fragile.contract, latency_runs=0)
-    assert report["agreement"] >= 97.0
+    assert report["agreement_pct"] >= 97.0
 
 
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
@@ -178,7 +178,7 @@ def test_onnx_calibration_methods(fragile, fragile_onnx, tmp_path, method):
                          calibration_method=method)
     assert graph_summary(path)["ops"].get("QuantizeLinear", 0) >= 1
     fig = evaluate(path, fragile.data, fragile.contract, latency_runs=0)
-    assert fig["samples"] == len(fragile.data) and fig["mean_prob_sum"] == pytest.approx(1.0, abs=0.05)
+    assert fig["images"] == len(fragile.data) and fig["mean_prob_sum"] == pytest.approx(1.0, abs=0.05)
 
 
 def test_unknown_calibration_method_is_a_config_error(fragile, fragile_onnx, tmp_path):
@@ -202,13 +202,19 @@ def test_split_selection_is_disjoint_stratified_and_seeded():
 
 def test_budget():
     b = Budget(max_drop=1.0, min_agreement=97.0)
-    assert b.met({"agreement": 97.0, "delta_top1": -1.0})
-    assert b.shortfall({"agreement": 95.5, "delta_top1": -2.0}) == pytest.approx(2.5)
-    assert Budget(max_drop=None, min_agreement=None).met({"agreement": 0.0, "delta_top1": -50.0})
+    assert b.met({"agreement_pct": 97.0, "delta_top1_pts": -1.0})
+    assert b.shortfall({"agreement_pct": 95.5, "delta_top1_pts": -2.0}) == pytest.approx(2.5)
+    assert Budget(max_drop=None, min_agreement=None).met({"agreement_pct": 0.0, "delta_top1_pts": -50.0})
+    decided = Budget(max_drop=None, min_agreement=None, min_decided_agreement=98.0)
+    assert decided.shortfall({"agreement_pct": 80.0, "delta_top1_pts": -5.0, "decided_agreement_pct": 96.5}) == 1.5
+    assert decided.met({"agreement_pct": 80.0, "delta_top1_pts": -5.0, "decided_agreement_pct": None})  # none decided
+    assert "decided >= 98 %" in decided.describe()
     with pytest.raises(ConfigError, match="max-drop"):
         Budget(max_drop=-1)
     with pytest.raises(ConfigError, match="min-agreement"):
         Budget(min_agreement=101)
+    with pytest.raises(ConfigError, match="min-decided-agreement"):
+        Budget(min_decided_agreement=-1)
 
 
 def test_graph_units_and_keras_names(fragile):
@@ -246,8 +252,8 @@ def _step(i, met, macs, p50, shortfall=0.0):
     from edgeport.export.search import Step
 
     return Step(step=i, phase="greedy", action="", float_groups=[], float_ops=int(100 * macs), float_macs_share=macs,
-                images=10, agreement=97.0, delta_top1=0.0, margin_agreement=None, mean_kl=0.0, p50_ms=p50,
-                met=met, shortfall=shortfall)
+                images=10, agreement_pct=97.0, delta_top1_pts=0.0, decided_agreement_pct=None, mean_kl=0.0,
+                p50_ms=p50, met=met, shortfall=shortfall)
 
 
 def test_choice_prefers_fewest_float_macs_then_the_smallest_shortfall():
@@ -261,7 +267,7 @@ def test_choice_prefers_fewest_float_macs_then_the_smallest_shortfall():
 def test_selection_margin_is_one_standard_error():
     from edgeport.export.search import selection_margin, tightened
 
-    assert selection_margin(Budget(min_agreement=97.0), 368) == pytest.approx(0.889, abs=1e-3)
-    assert selection_margin(Budget(min_agreement=97.0), 100) > selection_margin(Budget(min_agreement=97.0), 1000)
-    t = tightened(Budget(max_drop=1.0, min_agreement=99.5), 1.0)
-    assert t.max_drop == 0.0 and t.min_agreement == 100.0
+    assert selection_margin(97.0, 368) == pytest.approx(0.889, abs=1e-3)
+    assert selection_margin(97.0, 100) > selection_margin(97.0, 1000)
+    t = tightened(Budget(max_drop=1.0, min_agreement=99.5, min_decided_agreement=98.0), 1.0, 0.5)
+    assert t.max_drop == 1.0 and t.min_agreement == 100.0 and t.min_decided_agreement == 98.5
