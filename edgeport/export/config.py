@@ -11,6 +11,9 @@ from edgeport.schemes import ALL_SCHEMES, parse_schemes
 #: Input/output tensor types accepted for the full-integer int8 TFLite model.
 IO_DTYPES = ("uint8", "int8", "float32")
 
+#: onnxruntime calibrators selectable for onnx-int8 (``--calibration-method``)
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
 
 @dataclass(frozen=True)
 class ExportConfig:
@@ -29,10 +32,17 @@ class ExportConfig:
     calibration_samples: int = 200
     calibration_data: str | None = None
     seed: int = 0
-    verify_samples: int = 200
+    verify_samples: int = 400  #: half choose int8 fallbacks, half report (when a calibrated scheme is exported)
     golden_images: int = 32  #: images of the golden set written into the export (0: none)
     int16x8_verify_samples: int = 20
-    max_drop: float | None = None
+    max_drop: float | None = None  #: the budget: top-1 points below Keras (all lossy schemes)
+    min_agreement: float | None = None  #: the budget: % top-1 agreement with Keras
+    min_decided_agreement: float | None = None  #: the budget: % agreement where Keras is decided
+    search: bool = True  #: int8/onnx-int8 missing the budget: search for the cheapest float fallback
+    max_evals: int = 32  #: candidate evaluations per searched scheme
+    selection_fraction: float = 0.5  #: validation images that choose (the rest report)
+    calibration_method: str = "minmax"  #: onnx-int8: minmax, entropy or percentile
+    diagnose: bool = False  #: write EXPORT/quantization/ (sensitivity ranking, per-layer table) in any case
     tolerance: float = 1e-4
     threads: int | None = None
     progress: bool = True
@@ -51,6 +61,17 @@ class ExportConfig:
             raise ConfigError(f"expected --golden-images >= 0, received {self.golden_images}")
         if self.max_drop is not None and self.max_drop < 0:
             raise ConfigError(f"expected --max-drop >= 0 top-1 points, received {self.max_drop}")
+        for name in ("min_agreement", "min_decided_agreement"):
+            v = getattr(self, name)
+            if v is not None and not 0 <= v <= 100:
+                raise ConfigError(f"expected --{name.replace('_', '-')} between 0 and 100 %, received {v}")
+        if int(self.max_evals) < 1:
+            raise ConfigError(f"expected --max-evals >= 1 candidate evaluations, received {self.max_evals}")
+        if not 0 < self.selection_fraction < 1:
+            raise ConfigError(f"expected selection_fraction between 0 and 1, received {self.selection_fraction}")
+        if self.calibration_method not in CALIBRATION_METHODS:
+            raise ConfigError(f"expected --calibration-method one of {', '.join(CALIBRATION_METHODS)}, "
+                              f"received '{self.calibration_method}'")
         if self.tolerance <= 0:
             raise ConfigError(f"expected a positive tolerance, received {self.tolerance}")
 

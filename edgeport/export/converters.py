@@ -31,11 +31,13 @@ class ConversionContext:
     io_dtype: str = "uint8"
     opset: int = 17
     progress: bool = True
+    calibration_method: str = "minmax"  #: onnx-int8's calibrator
     shared_seconds: dict[str, float] = field(default_factory=dict)
     graphs: dict[str, dict] = field(default_factory=dict)
     _saved_model: Path | None = None
     _onnx_base: Path | None = None
     _calibrated: bytes | BaseException | None = None
+    _candidates: dict = field(default_factory=dict)
 
     def saved_model(self) -> Path:
         """The model as a SavedModel (exported on first call)."""
@@ -65,6 +67,32 @@ class ConversionContext:
         if isinstance(self._calibrated, BaseException):
             raise self._calibrated
         return self._calibrated
+
+    def layer_names(self) -> list[str]:
+        """Every Keras layer name of the model (nested ones too): what converter op names are mapped back to."""
+        from edgeport.export.fallback import keras_layer_names
+
+        return keras_layer_names(self.model)
+
+    def tflite_candidates(self):
+        """int8 TFLite models with any ops kept float, from the one calibration (made on first call)."""
+        if "int8" not in self._candidates:
+            from edgeport.export.fallback import TFLiteCandidates
+
+            self._candidates["int8"] = TFLiteCandidates(self.calibrated_tflite(), self.io_dtype, self.layer_names())
+        return self._candidates["int8"]
+
+    def onnx_candidates(self):
+        """QDQ int8 ONNX models with any nodes kept float; calibrates once on first use."""
+        if "onnx-int8" not in self._candidates:
+            from edgeport.export.fallback import OnnxCandidates
+
+            t0 = time.perf_counter()
+            self._candidates["onnx-int8"] = OnnxCandidates(
+                self.onnx_base(), self.calibration, self.workdir / "onnx-int8", self.calibration_method,
+                self.layer_names(), progress=self.progress)
+            self.shared_seconds["onnx_preprocess"] = time.perf_counter() - t0
+        return self._candidates["onnx-int8"]
 
     def onnx_base(self) -> Path:
         """The float32 ONNX model without metadata (converted on first call)."""
@@ -108,9 +136,7 @@ def _onnx_fp16(ctx: ConversionContext, path: Path) -> None:
 
 
 def _onnx_int8(ctx: ConversionContext, path: Path) -> None:
-    from edgeport.export.onnx import quantize_int8
-
-    quantize_int8(ctx.onnx_base(), path, ctx.calibration, ctx.progress)  # type: ignore[arg-type]
+    ctx.onnx_candidates().write((), path)  # full int8; its calibrated ranges serve the float-fallback search too
 
 
 #: scheme name -> converter(ctx, path); every catalogue scheme has one (tested)

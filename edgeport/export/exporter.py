@@ -27,6 +27,8 @@ from edgeport.export.calibration import load_images, per_class_counts, stratifie
 from edgeport.export.config import ExportConfig
 from edgeport.export.converters import CONVERTERS, ConversionContext
 from edgeport.export.rundir import RunInfo, read_run
+from edgeport.export.quantization import DEFAULT_BUDGET, REPORT_DIR, SEARCHABLE, Improved, budget_of, improve
+from edgeport.export.search import EvalSet, evaluate, latency_p50, split_selection
 from edgeport.export.verify import open_engine, predict, verify_artifact
 from edgeport.files import replace_dir, scratch_dir, sha256_file
 from edgeport.golden import GOLDEN_DIR, write_golden
@@ -62,6 +64,7 @@ class ArtifactResult:
     conversion_cpu_seconds: float | None = None
     graph: dict = field(default_factory=dict)
     golden: dict = field(default_factory=dict)  #: figures on the golden set (edgeport check compares with them)
+    quantization: dict = field(default_factory=dict)  #: int8 budget search: float fallback, trace, report files
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -178,18 +181,37 @@ def _calibration_set(cfg: ExportConfig, run: RunInfo, contract: InputContract) -
         pool, names, source = run.samples("train"), run.labels, "train split of data_split.csv"
     picked = stratified_pick(pool, cfg.calibration_samples, cfg.seed)
     images, _, kept = load_images(picked, contract, "loading calibration images", cfg.progress)
+    per_class = per_class_counts(kept, names)
     info = {"source": source, "images": len(kept), "requested": cfg.calibration_samples,
-            "seed": cfg.seed, "per_class": per_class_counts(kept, names), "input_range": [0, 255],
-            "augmentation": False}
-    log.info("calibration: %d images from %s, per class %s", len(kept), source, info["per_class"])
+            "seed": cfg.seed, "per_class": per_class, "input_range": [0, 255], "augmentation": False,
+            "tflite_method": "minmax", "onnx_method": cfg.calibration_method}
+    log.info("calibration: %d images from %s, per class %s", len(kept), source, per_class)
+    warnings = []
+    if len(kept) < MIN_CALIBRATION_IMAGES:
+        warnings.append(f"only {len(kept)} calibration images (fewer than {MIN_CALIBRATION_IMAGES}): int8 ranges "
+                        "may not cover what the device sees; raise --calibration-samples or pass --calibration-data")
+    few = {c: n for c, n in per_class.items() if n < MIN_CALIBRATION_PER_CLASS}
+    missing = [c for c in names if c not in per_class]
+    if few or missing:
+        warnings.append("classes with fewer than {} calibration images: {}".format(
+            MIN_CALIBRATION_PER_CLASS, ", ".join([f"{c} ({n})" for c, n in few.items()] + [f"{c} (0)" for c in missing])))
+    for w in warnings:
+        log.warning("calibration: %s", w)
+    if warnings:
+        info["warnings"] = warnings
     return images, info
+
+
+#: a calibration set below these sizes gets a warning (manifest and log)
+MIN_CALIBRATION_IMAGES = 100
+MIN_CALIBRATION_PER_CLASS = 5
 
 
 @dataclass(frozen=True)
 class VerifySet:
     """Validation images with their labels and the Keras model's probabilities on them."""
 
-    split: str
+    split_name: str
     images: np.ndarray
     labels: np.ndarray
     reference: np.ndarray
@@ -199,6 +221,17 @@ class VerifySet:
         """(images, labels, reference) of all, or of a stratified seeded ``n`` of them."""
         idx = np.arange(len(self.labels)) if n >= len(self.labels) else _subset(self.labels, n, seed)
         return self.images[idx], self.labels[idx], self.reference[idx]
+
+    def split(self, fraction: float, seed: int, classes: tuple[str, ...]) -> tuple[EvalSet, "VerifySet"]:
+        """(selection images for the float-fallback search, the disjoint rest as the set every artifact is
+        verified and reported on): nothing reported was used to choose."""
+        sel, rep = split_selection(self.labels, fraction, seed)
+        selection = EvalSet(self.images[sel], self.labels[sel], self.reference[sel], classes)
+        labels, reference = self.labels[rep], self.reference[rep]
+        info = {**self.info, "images": int(len(rep)), "selection_images": int(len(sel)),
+                "keras_top1_pct": round(100.0 * float((reference.argmax(1) == labels).mean()), 4) if len(rep) else None,
+                "int16x8_images": min(self.info["int16x8_images"], int(len(rep)))}
+        return selection, VerifySet(self.split_name, self.images[rep], labels, reference, info)
 
 
 def _verification_set(cfg: ExportConfig, run: RunInfo, contract: InputContract, model) -> VerifySet | None:
@@ -261,22 +294,61 @@ def _golden_figures(engine, contract: InputContract, golden: GoldenImages, label
 
 
 def _gate(a: ArtifactResult, cfg: ExportConfig, reference: bool) -> None:
+    """A float32 reference must match Keras to the tolerance; every other scheme must meet the budget
+    (:func:`~edgeport.export.quantization.budget_of`) on the report images."""
     v = a.verification
     if not v.get("images"):
-        if cfg.max_drop is not None:
-            a.fail("--max-drop needs validation images, but the run's data_split.csv has no val/test split")
+        if cfg.max_drop is not None or cfg.min_agreement is not None or cfg.min_decided_agreement is not None:
+            a.fail("the budget (--max-drop/--min-agreement) needs validation images, but the run's data_split.csv "
+                   "has no val/test split")
         return
-    if reference and v["max_abs_prob_diff"] > cfg.tolerance:
-        a.fail(f"float32 artifact differs from Keras by {v['max_abs_prob_diff']:.3g} in probability "
-               f"(tolerance {cfg.tolerance:g}; agreement {v['agreement_pct']:.2f} %)")
-    if cfg.max_drop is not None and -v["delta_top1_pts"] > cfg.max_drop:
-        a.fail(f"top-1 dropped {-v['delta_top1_pts']:.2f} points vs Keras (budget --max-drop {cfg.max_drop:g})")
+    if reference:
+        if v["max_abs_prob_diff"] > cfg.tolerance:
+            a.fail(f"float32 artifact differs from Keras by {v['max_abs_prob_diff']:.3g} in probability "
+                   f"(tolerance {cfg.tolerance:g}; agreement {v['agreement_pct']:.2f} %)")
+        return
+    budget = budget_of(cfg)
+    if not budget.met(v):
+        decided = v.get("decided_agreement_pct")
+        a.fail(f"misses the budget ({budget.describe()}) on {v['images']} held-aside images: agreement "
+               f"{v['agreement_pct']:.2f} %, Δtop-1 {v['delta_top1_pts']:+.2f} points"
+               + (f", agreement where Keras is decided {decided:.2f} %" if decided is not None else ""))
+
+
+#: timed invokes of one image for each artifact's p50 (int16x8 runs on slow reference kernels)
+LATENCY_RUNS = {"int16x8": 5}
+DEFAULT_LATENCY_RUNS = 20
+
+
+def _improve(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig, selection: EvalSet,
+             contract: InputContract, path: Path, out: Path, a: ArtifactResult) -> Improved | None:
+    """The float-fallback search on the selection images (the file at ``path`` is replaced by what it
+    chooses); a failing search leaves the full-integer model, with a note."""
+    try:
+        improved = improve(scheme.name, ctx, cfg, selection, contract, path, out / REPORT_DIR)
+    except Exception as exc:  # noqa: BLE001 - the search is an improvement: never lose the converted model
+        log.warning("%s: the float-fallback search failed (%s); keeping full int8", scheme.name, _short(exc, 300))
+        a.notes.append(f"the float-fallback search failed ({_short(exc, 300)}); this is the full-integer model")
+        return None
+    applied = cfg.search and improved.result.float_ops > 0
+    a.precision = improved.label if applied else scheme.label
+    a.quantization = {**improved.entry, "applied": applied}
+    if applied:
+        a.notes.append(f"{improved.result.message}; the verification figures are on images the search did not use")
+        if scheme.format == "tflite":
+            from edgeport.export.tflite import graph_summary
+
+            ctx.graphs[scheme.name] = graph_summary(path.read_bytes())
+    elif not improved.result.met:
+        a.notes.append(improved.result.message)
+    return improved
 
 
 def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig, run: RunInfo,
                    contract: InputContract, verify: VerifySet | None, out: Path,
-                   golden: GoldenImages | None = None) -> ArtifactResult:
-    """Convert into ``out``, embed metadata, describe, verify and gate one scheme (never raises for it)."""
+                   golden: GoldenImages | None = None, selection: EvalSet | None = None) -> ArtifactResult:
+    """Convert into ``out``, improve (int8 budget search), embed metadata, describe, verify and gate one
+    scheme (never raises for it)."""
     a = ArtifactResult(scheme=scheme.name, file=scheme.file, format=scheme.format, description=scheme.description,
                        precision=scheme.label)
     path = out / scheme.file
@@ -285,23 +357,29 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
         a.fail("no calibration images (the run has no training split; pass --calibration-data DIR)")
         return a
     t0, c0 = time.perf_counter(), time.process_time()
+    improved = None
     try:
         CONVERTERS.get(scheme.name)(ctx, path)
+        a.conversion_seconds = round(time.perf_counter() - t0, 3)
+        a.conversion_cpu_seconds = round(time.process_time() - c0, 3)  # all threads: load-independent
+        if scheme.name in SEARCHABLE and selection is not None and (cfg.search or cfg.diagnose):
+            improved = _improve(scheme, ctx, cfg, selection, contract, path, out, a)
         extra = {"io_dtype": cfg.io_dtype} if scheme.name == "int8" else {}
+        if a.precision != scheme.label:
+            extra["precision"] = a.precision
         _embed(path, scheme.format, _model_info(run, contract, scheme.name, scheme.format, scheme.file, extra))
     except Exception as exc:  # noqa: BLE001 - converters raise anything; isolate the scheme
         log.warning("%s: conversion failed: %s", scheme.name, _short(exc, 300))
         a.fail(f"conversion failed: {_short(exc)}")
         path.unlink(missing_ok=True)
         return a
-    a.conversion_seconds = round(time.perf_counter() - t0, 3)
-    a.conversion_cpu_seconds = round(time.process_time() - c0, 3)  # all threads: load-independent
     a.graph = ctx.graphs.get(scheme.name) or _onnx_graph(path, scheme.format)
     if scheme.name == "dynamic" and a.graph and not a.graph["weight_dtypes"].get("int8"):
         a.notes.append("no weight tensor was large enough to quantize (TFLite skips < 1024 "
                        "elements): this model is effectively float32")
     a.bytes = path.stat().st_size
     a.sha256 = sha256_file(path)
+    runs = LATENCY_RUNS.get(scheme.name, DEFAULT_LATENCY_RUNS)
     try:
         with open_engine(path, cfg.threads) as engine:
             a.input, a.output = engine.input.to_dict(), engine.output.to_dict()
@@ -310,10 +388,13 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
                 images, labels, reference = verify.subset(n, cfg.seed)
                 a.verification = verify_artifact(engine, contract, images, labels, reference, run.labels,
                                                  cfg.progress, f"{scheme.name} verification")
+                a.verification.update(latency_p50(engine, images[0], contract, runs))
                 if n < len(verify.labels):
                     a.verification["note"] = f"{n} of {len(verify.labels)} images (slow reference kernels)"
             if golden is not None:
                 a.golden = _golden_figures(engine, contract, golden, run.labels)
+        if improved is not None and verify is not None and a.quantization.get("applied"):
+            a.quantization["full_int8"] = _full_int8_figures(improved, verify, contract, cfg, run.labels)
     except Exception as exc:  # noqa: BLE001 - an engine rejecting the file fails this scheme only
         log.warning("%s: verification failed: %s", scheme.name, _short(exc, 300))
         a.fail(f"verification failed: {_short(exc)}")
@@ -322,6 +403,16 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
     _settle(a, out)
     log.info("%s: %s %s", scheme.name, a.status, a.reason)
     return a
+
+
+def _full_int8_figures(improved: Improved, verify: VerifySet, contract: InputContract, cfg: ExportConfig,
+                       classes: tuple[str, ...]) -> dict:
+    """The full-integer model on the same report images, measured in the same run: the table's side-by-side row."""
+    data = EvalSet(verify.images, verify.labels, verify.reference, classes)
+    fig = evaluate(improved.result.full_int8_path, data, contract, cfg.threads, DEFAULT_LATENCY_RUNS)
+    keep = ("images", "agreement_pct", "decided_agreement_pct", "decided_images", "top1_pct", "delta_top1_pts",
+            "max_abs_prob_diff", "p50_ms", "cpu_p50_ms")
+    return {k: fig.get(k) for k in keep}
 
 
 def _settle(a: ArtifactResult, out: Path) -> None:
@@ -408,12 +499,21 @@ def export(cfg: ExportConfig) -> ExportResult:
     calib, calib_info = (_calibration_set(cfg, run, contract) if need_calib else (None, {}))
     calib_seconds = time.perf_counter() - t0
     verify = _verification_set(cfg, run, contract, model)
+    selection = None
+    if verify is not None and any(s.name in SEARCHABLE for s in schemes) and (cfg.search or cfg.diagnose):
+        if len(verify.labels) >= 4:
+            selection, verify = verify.split(cfg.selection_fraction, cfg.seed, run.labels)
+            log.info("int8 budget %s: %d validation images choose a float fallback when needed, %d others "
+                     "verify and report", budget_of(cfg).describe(), len(selection), len(verify.labels))
+        else:
+            log.warning("too few validation images (%d) to keep a selection half apart: no float-fallback search",
+                        len(verify.labels))
     golden = _golden_set(cfg, run, contract, model)
 
     with replace_dir(out) as new, scratch_dir("edgeport-export-") as tmp:
         ctx = ConversionContext(model=model, workdir=tmp, calibration=calib, io_dtype=cfg.io_dtype,
-                                opset=cfg.opset, progress=cfg.progress)
-        results = [_export_scheme(s, ctx, cfg, run, contract, verify, new, golden) for s in schemes]
+                                opset=cfg.opset, progress=cfg.progress, calibration_method=cfg.calibration_method)
+        results = [_export_scheme(s, ctx, cfg, run, contract, verify, new, golden, selection) for s in schemes]
         results += _carry_over(previous, out, new, run, {s.name for s in schemes})
         results.sort(key=lambda a: ALL_SCHEMES.index(a.scheme))
         shutil.copyfile(run.run_dir / "labels.txt", new / "labels.txt")
@@ -435,6 +535,8 @@ def export(cfg: ExportConfig) -> ExportResult:
             "config": to_dict(replace(cfg, schemes=cfg.scheme_list)),
             "calibration": {**calib_info, "load_seconds": round(calib_seconds, 3)} if calib_info else {},
             "verification": verify.info if verify else {},
+            "budget": {**budget_of(cfg).to_dict(), "default": budget_of(cfg) is DEFAULT_BUDGET,
+                       "search": cfg.search, "selection_images": len(selection) if selection is not None else 0},
             "golden": {"dir": GOLDEN_DIR, "images": len(golden.targets)} if golden is not None else {},
             "tolerance": cfg.tolerance,
             "max_drop": cfg.max_drop,

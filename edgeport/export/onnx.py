@@ -24,6 +24,7 @@ import numpy as np
 from edgeport._lazy import require
 from edgeport.contract import METADATA_KEY
 from edgeport.errors import ConfigError, MissingDependencyError, ModelError
+from edgeport.export.config import CALIBRATION_METHODS
 from edgeport.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,6 @@ def _calibration_reader(images: np.ndarray, name: str, progress: bool):
     return Reader()
 
 
-#: onnxruntime calibrators selectable for onnx-int8 (``--calibration-method``)
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
 def check_calibration_method(method: str) -> str:

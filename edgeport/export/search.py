@@ -404,6 +404,7 @@ def search(
     workdir: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
+    rank_always: bool = False,
 ) -> SearchResult:
     """Find the cheapest float fallback of ``cands`` that meets ``budget`` on ``selection``.
 
@@ -413,7 +414,8 @@ def search(
     which candidates must beat the agreement limits on the selection images (None:
     one standard error, :func:`selection_margin`, on all images for ``min_agreement``
     and on the decided ones for ``min_decided_agreement``; 0: the budget as it is;
-    the Δtop-1 limit is never raised, see :func:`tightened`); ``out``: where the
+    the Δtop-1 limit is never raised, see :func:`tightened`); ``rank_always``: rank
+    the groups even when full int8 meets the budget (``--diagnose``); ``out``: where the
     chosen model is copied; ``workdir``: where candidates are written (by
     default a new temporary folder, which the caller removes); the full int8
     model stays there as ``full_int8.<suffix>``, and the chosen one too when
@@ -445,7 +447,9 @@ def search(
         full_path = workdir / f"full_int8{cands.suffix}"
         shutil.copyfile(r.kept[full.step], full_path)
         ranking: list[dict] = []
-        if not full.met and r.left > 1 and groups:
+        if rank_always and full.met and r.left > 1 and groups:  # a diagnosis: the ranking, nothing kept float
+            ranking = _rank(r, groups, all_ops)
+        elif not full.met and r.left > 1 and groups:
             ranking = _rank(r, groups, all_ops)
             order = _order(groups, ranking)
             added = _greedy(r, order)

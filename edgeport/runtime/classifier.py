@@ -25,7 +25,7 @@ from edgeport.imaging import resize
 from edgeport.manifest import Artifact, read_manifest, verify_sha256
 from edgeport.manifest import list_artifacts as manifest_artifacts
 from edgeport.metadata import read_model_info
-from edgeport.schemes import precision_of, rank_of
+from edgeport.schemes import precision_label, precision_of, rank_of
 from edgeport.runtime.engines import (
     AUTO_ORDER,
     ENGINES,
@@ -222,6 +222,15 @@ class Classifier:
                 f"expected {len(self.labels)} outputs (one per label) from {engine.model_path.name}, "
                 f"received {n_out}; the labels do not belong to this model"
             )
+
+    @property
+    def precision(self) -> str:
+        """What the model really computes in: export's own words (e.g. 'int8, 39 ops float (0.4 % of MACs)',
+        embedded in the file), else the scheme catalogue's label."""
+        said = self.info.extra.get("precision") if isinstance(self.info.extra, dict) else None
+        if isinstance(said, str) and said:
+            return said
+        return precision_label(self.info.scheme, "onnx" if self.engine.model_path.suffix == ".onnx" else "tflite")
 
     @classmethod
     def open(

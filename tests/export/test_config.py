@@ -16,7 +16,8 @@ def test_defaults(tmp_path):
     cfg = ExportConfig(run_dir=str(tmp_path))
     assert cfg.out_dir == tmp_path / "export"
     assert cfg.scheme_list == ALL_SCHEMES
-    assert (cfg.io_dtype, cfg.calibration_samples, cfg.verify_samples) == ("uint8", 200, 200)
+    assert (cfg.io_dtype, cfg.calibration_samples, cfg.verify_samples) == ("uint8", 200, 400)
+    assert cfg.search and (cfg.max_drop, cfg.min_agreement, cfg.min_decided_agreement) == (None, None, None)
     assert cfg.int16x8_verify_samples < cfg.verify_samples
 
 

@@ -121,19 +121,27 @@ def test_gate_rules(tmp_path):
     def art(**v):
         return ArtifactResult("int8", "model_int8.tflite", "tflite", verification=v)
 
-    figures = {"images": 10, "agreement_pct": 90.0, "delta_top1_pts": -2.0, "max_abs_prob_diff": 0.01}
+    figures = {"images": 10, "agreement_pct": 90.0, "decided_agreement_pct": 100.0, "delta_top1_pts": -2.0,
+               "max_abs_prob_diff": 0.01}
     cfg = ExportConfig(run_dir=str(tmp_path))
     a = art(**figures)
-    _gate(a, cfg, reference=False)
+    _gate(a, cfg, reference=False)  # the default budget: Keras' decided answers kept (100 %)
     assert a.ok
+    a = art(**{**figures, "decided_agreement_pct": 95.0})
+    _gate(a, cfg, reference=False)
+    assert "misses the budget (agreement where Keras is decided >= 98 %)" in a.reason
+    a = art(**figures)
     _gate(a, cfg, reference=True)  # a float32 reference must match Keras to 1e-4
     assert not a.ok and "differs from Keras by 0.01" in a.reason
     a = art(**figures)
     _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=1.5), reference=False)
-    assert "dropped 2.00 points" in a.reason
-    a = art(**figures)
-    _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=2.5), reference=False)
+    assert "misses the budget (Δtop-1 >= -1.5 points)" in a.reason and "Δtop-1 -2.00" in a.reason
+    a = art(**figures)  # a user's limit replaces the default one (decided agreement is not checked)
+    _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=2.5, min_agreement=90), reference=False)
     assert a.ok
+    a = art(**figures)
+    _gate(a, ExportConfig(run_dir=str(tmp_path), min_agreement=97), reference=False)
+    assert "agreement 90.00 %" in a.reason
     a = art()
     _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=2.5), reference=False)
     assert "needs validation images" in a.reason
