@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from edgeport.export.config import IO_DTYPES
-from edgeport.schemes import ALL_SCHEMES
+from edgeport.export.config import IO_DTYPES, ExportConfig
+from edgeport.flags import Flag, add_config_flags, add_shared, one_value
+
+#: ExportConfig fields that are no flag: RUN_DIR is the positional argument; tolerance is a config key
+SKIP = ("run_dir", "tolerance")
+
+
+#: Help of every ExportConfig flag (also used by ``edgeport pipeline``/``demo``). For a shared flag
+#: (edgeport.flags.SHARED) this is what it does here, after the shared meaning.
+HELP: dict[str, str | Flag] = {
+    "out": Flag("the export directory", default="RUN_DIR/export"),
+    "schemes": Flag("the schemes to convert", default="all"),
+    "io_dtype": Flag("input/output tensor type of the int8 TFLite model (uint8: camera pixels as-is)",
+                     choices=IO_DTYPES),
+    "opset": "ONNX opset",
+    "calibration_samples": "images for int8/int16x8/onnx-int8 calibration, stratified over classes",
+    "calibration_data": Flag("a folder/CSV of images to calibrate with", default="the run's training split"),
+    "seed": "of the calibration and verification picks",
+    "verify_samples": Flag("validation images each artifact is checked on (all when fewer)"),
+    "golden_images": "stratified validation images written into EXPORT/golden with the Keras model's "
+                     "probabilities, for `edgeport check` on a device (0: none)",
+    "int16x8_verify_samples": "validation images for int16x8, which runs on slow reference kernels",
+    "max_drop": Flag("against the Keras model's top-1 on the verification images", default="no limit"),
+    "threads": Flag("one value: the engine threads of the verification", default="all cores"),
+    "progress": "",
+}
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -20,29 +43,9 @@ def register(subparsers) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `edgeport build`")
-    p.add_argument("--schemes", default=None,
-                   help=f"comma-separated subset of: {','.join(ALL_SCHEMES)} (default: all)")
-    p.add_argument("--out", default=None, help="export directory (default: RUN_DIR/export)")
-    p.add_argument("--config", default=None, help="YAML/JSON file of export options (flags win)")
-    p.add_argument("--io-dtype", choices=IO_DTYPES, default=None,
-                   help="input/output tensor type of the int8 TFLite model (default: uint8, camera pixels as-is)")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 17)")
-    p.add_argument("--calibration-samples", type=int, default=None,
-                   help="images for int8/int16x8/onnx-int8 calibration, stratified over classes (default: 200)")
-    p.add_argument("--calibration-data", default=None,
-                   help="a folder/CSV of images to calibrate with instead of the run's training split")
-    p.add_argument("--seed", type=int, default=None, help="seed of the calibration/verification picks (default: 0)")
-    p.add_argument("--verify-samples", type=int, default=None,
-                   help="validation images each artifact is checked on (default: 200; all when fewer)")
-    p.add_argument("--golden-images", type=int, default=None,
-                   help="stratified validation images written into EXPORT/golden with the Keras model's "
-                        "probabilities, for `edgeport check` on a device (default: 32; 0: none)")
-    p.add_argument("--int16x8-verify-samples", type=int, default=None,
-                   help="validation images for int16x8, which runs on slow reference kernels (default: 20)")
-    p.add_argument("--max-drop", type=float, default=None,
-                   help="fail schemes whose top-1 accuracy is more than POINTS below the Keras model's")
-    p.add_argument("--threads", type=int, default=None, help="engine threads during verification (default: all cores)")
-    p.add_argument("--json", action="store_true", help="print the manifest as JSON instead of a table")
+    add_shared(p, "config", "any of the options below")
+    add_config_flags(p, ExportConfig, HELP, skip=SKIP)
+    add_shared(p, "json", "the manifest")
     p.set_defaults(func=run)
     return p
 
@@ -81,21 +84,18 @@ def format_table(result) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import dataclasses
     import json
 
     from edgeport.config import load_config
-    from edgeport.export.config import ExportConfig
     from edgeport.export.exporter import export
 
-    overrides = {
-        "run_dir": args.run_dir, "out": args.out, "schemes": args.schemes, "io_dtype": args.io_dtype,
-        "opset": args.opset, "calibration_samples": args.calibration_samples,
-        "calibration_data": args.calibration_data, "seed": args.seed, "verify_samples": args.verify_samples,
-        "golden_images": args.golden_images,
-        "int16x8_verify_samples": args.int16x8_verify_samples, "max_drop": args.max_drop, "threads": args.threads,
-        "progress": False if getattr(args, "quiet", False) else None,
-    }
+    overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(ExportConfig) if f.name not in SKIP}
+    overrides["run_dir"] = args.run_dir
+    overrides["threads"] = one_value(args.threads, "--threads", "export",
+                                     "verification runs each artifact with one thread count")
+    if overrides["progress"] is None and getattr(args, "quiet", False):
+        overrides["progress"] = "off"
     cfg = load_config(ExportConfig, args.config, overrides)
     result = export(cfg)
     from edgeport.contract import printable_lines

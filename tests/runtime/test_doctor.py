@@ -116,6 +116,7 @@ def test_advice_turns_findings_into_commands():
 def _fake_modules(root: Path) -> Path:
     """Engine-like packages that abort, raise or hang on import, as some broken wheels do."""
     for name, body in {"fake_abort": "import os\nos.abort()\n",
+                       "fake_segv": "import ctypes\nctypes.string_at(0)\n",  # reads address 0: SIGSEGV
                        "fake_raise": "raise ImportError('libfoo.so: cannot open shared object file')\n",
                        "fake_hang": "import time\ntime.sleep(120)\n",
                        "fake_fine": "VALUE = 1\n"}.items():
@@ -127,10 +128,12 @@ def _fake_modules(root: Path) -> Path:
 def test_engine_probes_name_crashes_errors_and_hangs(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(_fake_modules(tmp_path)))
     t0 = time.monotonic()
-    found = probe_engines({"a": "fake_abort", "r": "fake_raise", "h": "fake_hang", "f": "fake_fine"}, timeout=3)
+    found = probe_engines({"a": "fake_abort", "s": "fake_segv", "r": "fake_raise", "h": "fake_hang",
+                           "f": "fake_fine"}, timeout=3)
     assert time.monotonic() - t0 < 20  # in parallel, the hang cut at the timeout
     assert found["f"] == {"ok": True}
     assert found["a"]["ok"] is False and found["a"]["crashed"] == "SIGABRT" and "crashes" in found["a"]["problem"]
+    assert found["s"]["crashed"] == "SIGSEGV" and "segmentation fault" in found["s"]["problem"]
     assert found["r"]["ok"] is False and "libfoo.so: cannot open shared object file" in found["r"]["problem"]
     assert found["h"]["ok"] is False and "did not finish within 3 s" in found["h"]["problem"]
 
