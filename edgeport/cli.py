@@ -105,8 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    chatter = None
+    if not args.verbose:
+        # TensorFlow reads this once, when it is imported (in the command handlers, after this line); what
+        # ignores it (LiteRT, the MLIR quantizer, absl before InitializeLog) is dropped from fd 2 by the filter
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from edgeport.chatter import StderrFilter
+
+        chatter = StderrFilter()
+        chatter.start()  # (a no-op in-process under pytest's capture)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="edgeport: %(message)s", stream=sys.stderr)
+    for name in ("tensorflow", "absl", "tf2onnx", "h5py"):  # their Python-side notices, as for their C++ ones
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     from edgeport.contract import printable
 
     previous, pixels, env_pixels = None, None, None
@@ -131,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgeport {args.command}: terminated (SIGTERM); cleaned up", file=sys.stderr)
         return Terminated.exit_code
     finally:
+        if chatter is not None:
+            chatter.stop()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         if pixels is not None:  # main() called in-process (tests): leave the limit as it was

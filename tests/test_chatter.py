@@ -97,3 +97,27 @@ def test_a_crash_still_gets_its_last_words_through():
     assert res.returncode < 0  # SIGABRT
     assert "terminate called: the reason a process dies" in res.stderr, res.stderr
     assert "from C: kept" in res.stderr
+
+
+def test_export_log_is_short_and_quiet_unless_verbose(tiny_run_dir, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(ROOT)
+    cmd = [sys.executable, "-m", "edgeport", "export", str(tiny_run_dir), "--schemes", "fp32,int8",
+           "--calibration-samples", "20", "--verify-samples", "10"]
+    res = subprocess.run(cmd + ["--out", str(tmp_path / "a")], capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    assert not [ln for ln in lines if is_chatter(ln)], res.stderr
+    for word in ("I0000", "cuda", "XNNPACK", "fully_quantize", "absl"):
+        assert word not in res.stderr
+    # not a terminal: one line per task (its end and duration), no bars
+    assert "[#" not in res.stderr and "\r" not in res.stderr
+    tasks = [ln for ln in lines if " verification" in ln and not ln.startswith("edgeport:")]
+    assert len(tasks) == 2 and all(re.fullmatch(r"(fp32|int8) verification: 10/10 in \d+ ms", ln) for ln in tasks)
+    assert len(lines) <= 16, res.stderr
+    verbose = subprocess.run(cmd + ["--out", str(tmp_path / "b"), "-v", "--schemes", "int8"], capture_output=True,
+                             text=True, timeout=300, env=env)
+    assert verbose.returncode == 0 and "fully_quantize" in verbose.stderr  # -v shows them all
+    quiet = subprocess.run(cmd + ["--out", str(tmp_path / "c"), "-q", "--schemes", "fp32"], capture_output=True,
+                           text=True, timeout=300, env=env)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr  # -q: no progress, no info
