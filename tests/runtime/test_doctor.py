@@ -63,6 +63,9 @@ def test_doctor_cli():
     assert "recommendation" in json.loads(res.stdout)
     res = run_edgeport("doctor")
     assert res.returncode == 0 and "engines:" in res.stdout and "recommend" in res.stdout
+    for argv in (("doctor", "-q"), ("-q", "doctor")):  # -q after the command too
+        res = run_edgeport(*argv)
+        assert res.returncode == 0 and res.stdout.startswith("recommend ") and "engines:" not in res.stdout
 
 
 def test_board_named_from_the_device_tree(tmp_path):
@@ -151,6 +154,10 @@ def test_doctor_survives_an_engine_that_crashes_on_import(tmp_path):
     assert ort["installed"] and not ort["usable"] and ort["crashed"] == "SIGABRT"
     assert any(t.startswith("onnxruntime crashes on import here (SIGABRT)") for t in r["advice"])
     assert next(e for e in r["engines"] if e["name"] == "litert")["usable"] is True  # the others still probed
+    res = subprocess.run([sys.executable, "-m", "edgeport", "doctor", "-q"], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0 and res.stdout.startswith("recommend ") and "engines:" not in res.stdout
+    assert "onnxruntime crashes on import here" in res.stdout
 
 
 def test_gui_problem():
