@@ -27,6 +27,7 @@ import threading
 
 from edgeport import __version__
 from edgeport.errors import EdgeportError
+from edgeport.flags import EdgeportParser, help_text
 
 #: (module with register(subparsers)) in the order shown by --help.
 COMMAND_MODULES = (
@@ -59,18 +60,26 @@ def _pixels(text: str) -> int:
     return value
 
 
-_PIXELS_HELP = ("refuse (skip and count) images with more pixels than this, read from the file header before "
-                "decoding (default 50000000; env EDGEPORT_MAX_IMAGE_PIXELS)")
+_PIXELS_HELP = help_text("refuse (skip and count) images with more pixels than this, read from the file header "
+                         "before decoding", "50000000, or env EDGEPORT_MAX_IMAGE_PIXELS")
+#: -v/-q: accepted before the command and after it (edgeport doctor -q)
+_VERBOSITY = (
+    (("-v", "--verbose"), help_text("debug logging, and other libraries' log lines (TensorFlow's C++ logging, CUDA "
+                                    "probes, converter notices) that are hidden otherwise", "off")),
+    (("-q", "--quiet"), help_text("warnings, errors and results only; no progress output", "off")),
+)
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = EdgeportParser(
         prog="edgeport",
         description="Train an image classifier, export it for devices, run it on a camera, benchmark it.",
+        epilog="Every command takes -v/-q after its name too, and --config FILE where it has options.",
     )
-    parser.add_argument("--version", action="version", version=f"edgeport {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("--version", action="version", version=f"edgeport {__version__}",
+                        help="print the version and exit")
+    for flags, text in _VERBOSITY:
+        parser.add_argument(*flags, action="store_true", help=text)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -81,21 +90,34 @@ def make_parser() -> argparse.ArgumentParser:
             raise
         module.register(sub)
     parser.add_argument("--max-image-pixels", type=_pixels, metavar="N", help=_PIXELS_HELP)
-    for command in sub.choices.values():  # also after the command: edgeport build ... --max-image-pixels N
+    for command in sub.choices.values():  # also after the command: edgeport build ... --max-image-pixels N -q
         if "--max-image-pixels" not in command._option_string_actions:
             command.add_argument("--max-image-pixels", type=_pixels, metavar="N", default=argparse.SUPPRESS,
                                  help=_PIXELS_HELP)
+        for flags, text in _VERBOSITY:
+            command.add_argument(*flags, action="store_true", default=argparse.SUPPRESS, help=text)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="edgeport: %(message)s", stream=sys.stderr)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    chatter = None
+    if not args.verbose:
+        # TensorFlow reads this once, when it is imported (in the command handlers, after this line); what
+        # ignores it (LiteRT, the MLIR quantizer, absl before InitializeLog) is dropped from fd 2 by the filter
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from edgeport.chatter import StderrFilter
+
+        chatter = StderrFilter()
+        chatter.start()  # (a no-op in-process under pytest's capture)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="edgeport: %(message)s", stream=sys.stderr)
+    for name in ("tensorflow", "absl", "tf2onnx", "h5py"):  # their Python-side notices, as for their C++ ones
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     from edgeport.contract import printable
 
     previous, pixels, env_pixels = None, None, None
@@ -120,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgeport {args.command}: terminated (SIGTERM); cleaned up", file=sys.stderr)
         return Terminated.exit_code
     finally:
+        if chatter is not None:
+            chatter.stop()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         if pixels is not None:  # main() called in-process (tests): leave the limit as it was

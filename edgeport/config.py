@@ -119,6 +119,20 @@ def _check(value: Any, hint: Any) -> Any:
     return value
 
 
+def check_value(cls: type, key: str, value: Any, where: str = "config") -> Any:
+    """``value`` as the type of field ``key`` of the dataclass ``cls`` (see :func:`from_dict`); ConfigError else."""
+    hint = typing.get_type_hints(cls).get(key, Any)
+    try:
+        return _check(value, hint)
+    except _Mismatch:
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise ConfigError(
+            f"expected '{key}' in {where} to be {_type_name(hint)}, received {shown} "
+            f"({type(value).__name__}); fix the value"
+        ) from None
+
+
 def from_dict(cls: type[C], values: dict[str, Any], where: str = "config") -> C:
     """Build ``cls`` from a mapping, rejecting unknown keys and values of the wrong type.
 
@@ -133,19 +147,7 @@ def from_dict(cls: type[C], values: dict[str, Any], where: str = "config") -> C:
         raise ConfigError(
             f"unknown key(s) {', '.join(unknown)} in {where}; expected keys: {', '.join(sorted(fields))}"
         )
-    hints = typing.get_type_hints(cls)
-    checked = {}
-    for key, value in values.items():
-        hint = hints.get(key, Any)
-        try:
-            checked[key] = _check(value, hint)
-        except _Mismatch:
-            shown = repr(value)
-            shown = shown if len(shown) <= 80 else shown[:77] + "..."
-            raise ConfigError(
-                f"expected '{key}' in {where} to be {_type_name(hint)}, received {shown} "
-                f"({type(value).__name__}); fix the value"
-            ) from None
+    checked = {key: check_value(cls, key, value, where) for key, value in values.items()}
     try:
         return cls(**checked)  # type: ignore[call-arg]
     except (TypeError, ValueError) as exc:

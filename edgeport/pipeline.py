@@ -53,6 +53,8 @@ class PipelineConfig:
     per_class: int = 200  #: synthetic images per class
     seed: int = 0
     replace: bool = False  #: remove a previous result in OUT first (the demo does)
+    #: more options of the stages: {"build": {...}, "export": {...}, "bench": {...}} (BuildConfig etc. fields)
+    stage_options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.video_images < 1 or self.frames_per_image < 1:
@@ -155,6 +157,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         data=data, out=str(out / "run"), backbone=cfg.backbone, weights=cfg.weights, head=cfg.head,
         image_size=cfg.image_size, epochs=cfg.epochs, fine_tune_epochs=cfg.fine_tune_epochs,
         unfreeze=unfreeze, batch_size=cfg.batch_size, lr=cfg.lr, fine_tune_lr=cfg.fine_tune_lr, seed=cfg.seed,
+        **cfg.stage_options.get("build", {}),
     ))
     times["build"] = time.perf_counter() - t
 
@@ -163,6 +166,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     exp = export(ExportConfig(
         run_dir=str(run.run_dir), out=str(out / "export"), schemes=cfg.schemes,
         calibration_samples=cfg.calibration_samples, verify_samples=cfg.verify_samples, seed=cfg.seed,
+        **cfg.stage_options.get("export", {}),
     ))
     times["export"] = time.perf_counter() - t
 
@@ -170,7 +174,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     log.info("stage 3/4 bench: latency, size, memory and accuracy of each artifact")
     report = bench(BenchConfig(
         export_dir=str(exp.out_dir), threads=tuple(cfg.threads), runs=cfg.bench_runs, limit=cfg.bench_limit,
-        out=str(out / "bench"),
+        out=str(out / "bench"), **cfg.stage_options.get("bench", {}),
     ))
     times["bench"] = time.perf_counter() - t
 
@@ -256,51 +260,136 @@ def format_summary(summary: dict, report: dict | None = None) -> str:
 # ---------------------------------------------------------------- CLI
 
 
+#: Help of PipelineConfig's own options (the ones it shares with a stage take that stage's help).
+HELP: dict[str, Any] = {
+    "data": "the images to build, export, bench and run on",
+    "out": "the folder of everything: OUT/run, OUT/export, OUT/bench, OUT/video, OUT/summary.md",
+    "unfreeze": "backbone stages to fine-tune, counted from the top",
+    "threads": "bench measures each; the camera loop uses the largest",
+    "bench_runs": "timed runs per benchmarked variant",
+    "bench_limit": "benchmark accuracy on at most N images",
+    "video_images": "held-out images in the camera loop's video",
+    "frames_per_image": "video frames showing each image",
+    "per_class": "generated images per class (without --data)",
+}
+#: stage config fields that are no pipeline option: the pipeline sets them (where to read/write), or they
+#: are PipelineConfig options under another name (bench_runs, bench_limit), or config-file keys only
+_NOT_STAGE_OPTIONS = frozenset({"data", "out", "run_dir", "export_dir", "resume", "tolerance", "latency_images",
+                                "runs", "limit"})
+
+
+def _stages() -> list[tuple[str, type, dict]]:
+    """(stage, its config class, its flags' help) for every stage the pipeline runs, in order."""
+    from edgeport.benchmarks.cli import HELP as BENCH_HELP
+    from edgeport.benchmarks.config import BenchConfig
+    from edgeport.build.cli import HELP as BUILD_HELP
+    from edgeport.build.config import BuildConfig
+    from edgeport.export.cli import HELP as EXPORT_HELP
+    from edgeport.export.config import ExportConfig
+
+    return [("build", BuildConfig, BUILD_HELP), ("export", ExportConfig, EXPORT_HELP),
+            ("bench", BenchConfig, BENCH_HELP)]
+
+
+def stage_options() -> dict[str, list[str]]:
+    """{option: the stages it goes to} for every stage option that is no PipelineConfig field."""
+    own = {f.name for f in dataclasses.fields(PipelineConfig)}
+    found: dict[str, list[str]] = {}
+    for stage, cls, _ in _stages():
+        for f in dataclasses.fields(cls):
+            if f.name not in own and f.name not in _NOT_STAGE_OPTIONS:
+                found.setdefault(f.name, []).append(stage)
+    return found
+
+
 def _add_common(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
+    """Every option of PipelineConfig and of the stages, generated from their config dataclasses."""
+    from edgeport.build.config import CHOICES
+    from edgeport.flags import Flag, add_config_flags, add_shared
+
+    stages = _stages()
+    helps: dict[str, Any] = {}
+    for _, _, stage_help in reversed(stages):  # the first stage that has an option gives its help
+        helps.update(stage_help)
+    helps.update(HELP)
     d = {f.name: f.default for f in dataclasses.fields(PipelineConfig)}
     d.update(defaults)
-    p.add_argument("--out", default=d.get("out"), required="out" not in defaults, help="directory to write")
-    p.add_argument("--backbone", default=d["backbone"], help=f"(default {d['backbone']})")
-    p.add_argument("--weights", default=d["weights"], help=f"imagenet, none or PATH (default {d['weights']})")
-    p.add_argument("--head", default=d["head"], help=f"(default {d['head']})")
-    p.add_argument("--unfreeze", type=int, default=d["unfreeze"],
-                   help=f"backbone stages to fine-tune (default {d['unfreeze'] or 'all'})")
-    for name in ("image_size", "epochs", "fine_tune_epochs", "batch_size", "calibration_samples",
-                 "verify_samples", "bench_runs", "video_images", "frames_per_image", "per_class", "seed"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=d[name], help=f"(default {d[name]})")
-    p.add_argument("--lr", type=float, default=d["lr"], help=f"(default {d['lr']})")
-    p.add_argument("--fine-tune-lr", type=float, default=d["fine_tune_lr"],
-                   help=f"(default {d['fine_tune_lr'] or 'lr / 10'})")
-    p.add_argument("--bench-limit", type=int, default=d["bench_limit"],
-                   help=f"benchmark accuracy on at most N images (default {d['bench_limit']})")
-    p.add_argument("--schemes", default=None, help="comma list of export schemes (default all)")
-    p.add_argument("--threads", default="1", help="comma list of thread counts to benchmark (default 1)")
+    shown = {**d, "unfreeze": "all" if d["unfreeze"] is None else d["unfreeze"],
+             "fine_tune_lr": "--lr / 10" if d["fine_tune_lr"] is None else d["fine_tune_lr"],
+             "schemes": "all" if d["schemes"] is None else d["schemes"],
+             "bench_limit": "all" if d["bench_limit"] is None else d["bench_limit"]}
+    if "out" in defaults:
+        helps["out"] = Flag(HELP["out"], default=str(defaults["out"]))
+    else:
+        helps["out"] = Flag(HELP["out"], default="none, required")
+    add_shared(p, "config", "PipelineConfig keys and any stage option below")
+    own = [f.name for f in dataclasses.fields(PipelineConfig) if f.name not in ("data", "replace", "stage_options")]
+    add_config_flags(p, PipelineConfig, helps, only=own, defaults=shown)
+    extra = stage_options()
+    group = p.add_argument_group("stage options", "passed to the stage that takes them (build, export, bench)")
+    for stage, cls, _ in stages:
+        names = [n for n, owners in extra.items() if owners[0] == stage]
+        add_config_flags(group, cls, helps, only=names, choices=CHOICES)
 
 
 def register(subparsers: Any) -> None:
+    from edgeport.flags import Flag, add_config_flags
+
     demo = subparsers.add_parser(
         "demo", help="the whole toolkit on generated data, in minutes, offline",
         description="Draw a small labelled image set, then build, export every scheme, benchmark and run the "
                     "camera loop on a video of held-out images; prints a summary.",
     )
+    add_config_flags(demo, PipelineConfig, {"data": Flag("use a real image set instead of the generated one "
+                                                         "(as `edgeport build --data`)", default="generated shapes")},
+                     only=["data"])
     _add_common(demo, {**DEMO_DEFAULTS, "out": "demo-out"})
-    demo.add_argument("--data", default=None, help="use a real image set instead of the generated one")
-    demo.set_defaults(func=main, replace=True)
+    demo.set_defaults(func=main, replace=True, base=DEMO_DEFAULTS, default_out="demo-out")
     pipe = subparsers.add_parser(
         "pipeline", help="build, export, bench and run on your data, into one directory",
         description="The four stages on --data, writing OUT/run, OUT/export, OUT/bench and OUT/video.",
     )
-    pipe.add_argument("--data", required=True, help="image folder, CSV or tfds:NAME (as edgeport build)")
+    add_config_flags(pipe, PipelineConfig, {"data": Flag(HELP["data"], default="none, required")}, only=["data"])
     _add_common(pipe, {})
-    pipe.set_defaults(func=main, replace=False)
+    pipe.set_defaults(func=main, replace=False, base={}, default_out=None)
+
+
+def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    """PipelineConfig from defaults < the demo's defaults < --config file < flags; stage options split off."""
+    from edgeport.config import check_value, from_dict, read_config_file
+
+    extra = stage_options()
+    own = {f.name for f in dataclasses.fields(PipelineConfig)} - {"replace", "stage_options"}
+    values: dict[str, Any] = dict(args.base)
+    where = "flags"
+    if args.config:
+        where = str(args.config)
+        values.update(read_config_file(args.config))
+        unknown = sorted(set(values) - own - set(extra))
+        if unknown:
+            raise ConfigError(f"unknown key(s) {', '.join(unknown)} in {where}; expected keys: "
+                              f"{', '.join(sorted(own | set(extra)))}")
+    values.update({k: getattr(args, k) for k in own | set(extra) if getattr(args, k, None) is not None})
+    if "progress" not in values and getattr(args, "quiet", False):
+        values["progress"] = "off"
+    if values.get("out") is None and args.default_out:
+        values["out"] = args.default_out
+    if values.get("out") is None:
+        raise ConfigError("expected --out (the folder to write everything into), received nothing")
+    if not args.base and not values.get("data"):
+        raise ConfigError("expected --data (a folder, a CSV or tfds:NAME) for `edgeport pipeline`, received "
+                          "nothing; `edgeport demo` runs on generated data")
+    stages: dict[str, dict[str, Any]] = {}
+    classes = {stage: cls for stage, cls, _ in _stages()}
+    for key in sorted(set(values) & set(extra)):
+        for stage in extra[key]:
+            stages.setdefault(stage, {})[key] = check_value(classes[stage], key, values[key], where)
+    mine = {k: v for k, v in values.items() if k in own}
+    return from_dict(PipelineConfig, {**mine, "replace": args.replace, "stage_options": stages}, where)
 
 
 def main(args: argparse.Namespace) -> int:
-    names = {f.name for f in dataclasses.fields(PipelineConfig)}
-    values = {k: v for k, v in vars(args).items() if k in names}
-    values["threads"] = tuple(int(t) for t in str(args.threads).split(",") if t.strip())
-    values["schemes"] = tuple(s.strip() for s in args.schemes.split(",")) if args.schemes else None
-    cfg = PipelineConfig(**values)
+    cfg = pipeline_config(args)
     summary = run_pipeline(cfg)
     print((Path(cfg.out) / "summary.md").read_text())
     failed = [a["file"] for a in summary["artifacts"] if a["status"] != "ok"]

@@ -157,7 +157,7 @@ def _all_damaged(c: Ctx) -> list[str]:
     e = c.export_copy()
     for f in list(e.glob("*.tflite")) + list(e.glob("*.onnx")):
         f.write_bytes(f.read_bytes()[:-100] + b"\0" * 100)
-    return ["bench", str(e), "--data", str(c.data), "--limit", "4", "--runs", "2", "--warmup", "0", "--no-progress",
+    return ["bench", str(e), "--data", str(c.data), "--limit", "4", "--runs", "2", "--warmup", "0", "--progress", "off",
             "--out", str(c.tmp / "bench")]
 
 
@@ -286,7 +286,7 @@ CASES: dict[str, Case] = {
         r"expected --calibration-samples >= 1, received 0", lambda c: [c.tmp / "e"]),
     "export negative max-drop": Case(
         lambda c: ["export", str(c.run_dir), "--out", str(c.tmp / "e"), "--max-drop", "-1"], 2,
-        r"expected --max-drop >= 0 top-1 points", lambda c: [c.tmp / "e"]),
+        r"--max-drop: expected top-1 points >= 0", lambda c: [c.tmp / "e"]),
     # --- run ----------------------------------------------------------------------------------------
     "run model missing": Case(
         lambda c: ["run", str(c.tmp / "nope.tflite"), "--source", str(c.images())], 2,
@@ -371,7 +371,7 @@ CASES: dict[str, Case] = {
         r"expected an edgeport bench report in .*x.json"),
     "bench image over the pixel limit is skipped and counted": Case(
         lambda c: ["bench", str(c.export), "--data", str(_data_with_huge_png(c)), "--split", "all",
-                   "--schemes", "int8", "--no-accuracy", "--runs", "2", "--warmup", "0", "--no-progress",
+                   "--schemes", "int8", "--no-accuracy", "--runs", "2", "--warmup", "0", "--progress", "off",
                    "--out", str(c.tmp / "bench")], 0, r"wrote .*bench.json", check=_skipped_one),
 }
 

@@ -18,7 +18,8 @@ def test_demo_smallest_settings_end_to_end(tmp_path):
     cmd = [sys.executable, "-m", "edgeport", "demo", "--out", str(out), "--backbone", "tiny", "--image-size", "32",
            "--per-class", "12", "--epochs", "2", "--fine-tune-epochs", "1", "--bench-runs", "5", "--bench-limit", "10",
            "--verify-samples", "10", "--calibration-samples", "8", "--video-images", "5", "--frames-per-image", "2",
-           "--schemes", "fp32,int8,onnx"]
+           "--schemes", "fp32,int8,onnx",
+           "--resize", "bilinear", "--golden-images", "5", "--progress", "line"]  # stage options, passed on
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -26,6 +27,11 @@ def test_demo_smallest_settings_end_to_end(tmp_path):
     assert all(a["status"] == "ok" for a in summary["artifacts"])
     for name in ("model_fp32.tflite", "model_int8.tflite", "model.onnx", "manifest.json"):
         assert (out / "export" / name).is_file()
+    from edgeport.golden import read_golden
+
+    assert json.loads((out / "export" / "manifest.json").read_text())["input"]["resize"] == "bilinear"  # build's
+    assert len(read_golden(out / "export").files) == 5  # export's
+    assert "[#" not in proc.stderr  # every stage's progress as lines
     for name in ("bench.json", "bench.csv", "bench.md", "bench.png"):
         assert (out / "bench" / name).is_file()
     frames = [json.loads(line) for line in (out / "video" / "frames.jsonl").read_text().splitlines()]

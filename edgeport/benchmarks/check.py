@@ -12,39 +12,18 @@ colour order), another engine build, a file from another export.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgeport.contract import printable
-from edgeport.errors import ConfigError, DataError, EdgeportError
+from edgeport.benchmarks.config import CheckConfig  # noqa: F401  (its home is light: the CLI reads it)
+from edgeport.errors import DataError, EdgeportError
 from edgeport.golden import GOLDEN_DIR, GoldenSet, read_golden
 from edgeport.metrics import compare
+from edgeport.progress import Progress
 
 PASS, FAIL, NOT_AVAILABLE = "pass", "FAIL", "n/a"
-
-
-@dataclass(frozen=True)
-class CheckConfig:
-    """What ``edgeport check`` runs and how strict it is."""
-
-    export_dir: str
-    golden: str | None = None  #: a golden set folder (default: EXPORT/golden)
-    engines: str = "auto"  #: auto | all | a comma-separated list (as in bench)
-    schemes: tuple[str, ...] = ()
-    threads: int | None = None
-    #: agreement with Keras may be at most this many points below what export measured (32 images: 1 image = 3.1)
-    tolerance_pts: float = 5.0
-    #: the largest probability difference may exceed export's by at most this much
-    prob_tolerance: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.tolerance_pts < 0 or self.prob_tolerance < 0:
-            raise ConfigError(f"expected tolerances >= 0, received --tolerance-pts {self.tolerance_pts} "
-                              f"and --prob-tolerance {self.prob_tolerance}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"expected --threads >= 1, received {self.threads}")
 
 
 def _aligned(probs: np.ndarray, labels: tuple[str, ...], golden: GoldenSet) -> np.ndarray:
@@ -110,18 +89,19 @@ def run_check(cfg: CheckConfig) -> dict:
                         "or pass --golden DIR")
     artifacts, _ = find_artifacts(cfg.export_dir, cfg.schemes)
     rows = []
-    for art in artifacts:
-        base = {"artifact": art.file, "scheme": art.scheme}
-        if not art.ok:
-            continue  # not deployable: export already said why; nothing to check on a device
-        for engine, available, reason in plan_engines(art, cfg.engines):
-            if not available:
-                rows.append({**base, "engine": engine, "status": NOT_AVAILABLE, "reason": reason})
-                continue
-            try:
-                rows.append(check_artifact(art.path, engine, golden, cfg))
-            except EdgeportError as exc:
-                rows.append({**base, "engine": engine, "status": FAIL, "reason": str(exc)})
+    plans = [(art, plan_engines(art, cfg.engines)) for art in artifacts if art.ok]  # failed ones: export said why
+    with Progress(sum(ok for _, plan in plans for _, ok, _ in plan), "checking artifacts", cfg.progress) as bar:
+        for art, plan in plans:
+            base = {"artifact": art.file, "scheme": art.scheme}
+            for engine, available, reason in plan:
+                if not available:
+                    rows.append({**base, "engine": engine, "status": NOT_AVAILABLE, "reason": reason})
+                    continue
+                try:
+                    rows.append(check_artifact(art.path, engine, golden, cfg))
+                except EdgeportError as exc:
+                    rows.append({**base, "engine": engine, "status": FAIL, "reason": str(exc)})
+                bar.update(note=f"{art.file} {engine}")
     return {"golden": str(golden_dir), "images": len(golden.files), "labels": list(golden.labels),
             "tolerance_pts": cfg.tolerance_pts, "prob_tolerance": cfg.prob_tolerance, "rows": rows,
             "ok": bool(rows) and all(r["status"] != FAIL for r in rows) and any(r["status"] == PASS for r in rows)}

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from typing import Any
+
+from edgeport.benchmarks.config import SPLITS
+from edgeport.flags import Flag, add_config_flags, add_shared, help_text, name_list, one_value
 
 DESCRIPTION = """\
 Benchmark every artifact of an export on this device: latency (warm-up, then timed
@@ -15,47 +20,58 @@ file size, peak memory, and accuracy on labelled images vs the fp32 artifact.
 """
 
 
-def _threads(text: str) -> tuple[int, ...]:
-    try:
-        vals = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,2,4, received '{text}'") from None
-    if not vals or min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive thread counts like 1,2,4, received '{text}'")
-    return vals
+#: Help of every BenchConfig flag (also used by ``edgeport pipeline``/``demo``). For a shared flag
+#: (edgeport.flags.SHARED) this is what it does here, after the shared meaning.
+HELP: dict[str, str | Flag] = {
+    "data": Flag("the images whose accuracy is scored",
+                 default="the training run's data_split.csv; random images with --no-accuracy"),
+    "split": Flag("which split of --data to score", choices=SPLITS),
+    "limit": Flag("use at most N images (a seeded random subset) for a quick pass", metavar="N", default="all"),
+    "engines": "",
+    "threads": "each count is measured",
+    "warmup": "untimed runs before timing",
+    "runs": "timed runs per variant",
+    "max_seconds": "cap on each variant's timed loop; fewer runs are reported",
+    "accuracy_max_seconds": "cap on each artifact x engine's accuracy pass; a capped pass scores a random "
+                            "subset and says how many images",
+    "accuracy": "score accuracy on labelled images (--no-accuracy: latency and size only, no --data needed)",
+    "schemes": Flag("only these (manifest names; a plain int8 also matches onnx-int8 when nothing is named "
+                    "exactly that)", default="all"),
+    "out": Flag("write bench.json/.csv/.md/.png (compare.* for compare) into this folder", default="none: print only"),
+    "timeout": "seconds before a variant's worker is stopped",
+    "device_name": Flag("name of this device in reports and compare (the hostname is never recorded)",
+                        default="the board, else the CPU model"),
+    "progress": "",
+}
+#: BenchConfig fields that are no flag: the positional EXPORT_DIR, and a key for config files only
+BENCH_SKIP = ("export_dir", "latency_images")
+
+#: Help of every CheckConfig flag.
+CHECK_HELP: dict[str, str | Flag] = {
+    "golden": Flag("another golden set to check against", metavar="DIR", default="EXPORT_DIR/golden"),
+    "engines": "",
+    "schemes": Flag("only these", default="every deployable artifact"),
+    "threads": Flag("one value", default="the engine's own"),
+    "tolerance_pts": "agreement with Keras may be this many points below export's (5: 1 image of 32)",
+    "prob_tolerance": "max |Δp| may exceed export's by this much",
+    "progress": "",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from edgeport.benchmarks.config import BenchConfig, CheckConfig
+
     p = subparsers.add_parser("bench", help="benchmark latency, size, memory and accuracy of each scheme",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
                               usage="edgeport bench EXPORT_DIR [--data DATA] [options]\n"
                                     "       edgeport bench compare REPORT.json [REPORT.json ...] [--out DIR] [--max-drop POINTS]")
     p.add_argument("target", nargs="+", metavar="EXPORT_DIR",
                    help="an export directory (or folder of .tflite/.onnx), or 'compare' then bench.json files")
-    p.add_argument("--data", help="labelled images (class folders, split folders or CSV); "
-                                  "default: the training run's data_split.csv")
-    p.add_argument("--split", choices=("val", "test", "train", "all"), help="which split to score (default val)")
-    p.add_argument("--limit", type=int, help="use at most N images (a seeded random subset) for a quick pass")
-    p.add_argument("--engines", help="auto (default: best installed engine per artifact), all, or e.g. litert,onnxruntime")
-    p.add_argument("--threads", type=_threads, help="thread counts to measure, e.g. 1,2,4 (default 1)")
-    p.add_argument("--schemes", type=lambda s: tuple(v.strip() for v in s.split(",") if v.strip()),
-                   help="only these schemes (manifest names, e.g. fp32,int8,onnx-int8; "
-                        "a plain int8 also matches onnx-int8 when nothing is named exactly that)")
-    p.add_argument("--warmup", type=int, help="untimed runs before timing (default 10)")
-    p.add_argument("--runs", type=int, help="timed runs per variant (default 100)")
-    p.add_argument("--max-seconds", type=float, help="cap on each variant's timed loop; fewer runs are reported (default 20)")
-    p.add_argument("--accuracy-max-seconds", type=float,
-                   help="cap on each artifact x engine's accuracy pass; a capped pass scores a random subset "
-                        "and says how many images (default 300)")
-    p.add_argument("--no-accuracy", dest="accuracy", action="store_false", default=None, help="latency and size only")
-    p.add_argument("--timeout", type=float, help="seconds before a variant's worker is stopped (default 1800)")
-    p.add_argument("--device-name", help="name of this device in reports and compare (default: the board, else the CPU model; the hostname is never recorded)")
-    p.add_argument("--names", type=lambda s: [v.strip() for v in s.split(",")], help="compare: device names, one per report")
-    p.add_argument("--out", help="write bench.json/.csv/.md/.png (compare.* for compare) into this folder")
-    p.add_argument("--config", help="a YAML/JSON file of BenchConfig keys (flags override it)")
-    p.add_argument("--max-drop", type=float, metavar="POINTS",
-                   help="exit 1 when any scheme's top-1 is more than POINTS below fp32 (a CI gate)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+    add_shared(p, "config", "BenchConfig keys")
+    add_config_flags(p, BenchConfig, HELP, skip=BENCH_SKIP)
+    p.add_argument("--names", type=name_list, metavar="NAMES",
+                   help=help_text("compare: device names, one per report", "each report's device"))
+    add_shared(p, "max_drop", "against fp32 (a CI gate; also for compare)", shown_default="no limit")
     p.set_defaults(func=handle)
 
     c = subparsers.add_parser(
@@ -65,52 +81,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "preprocessing, and compare agreement and max |Δp| with what export measured on the same "
                     "images. Exit 1 when any artifact does worse than that by more than the tolerance.")
     c.add_argument("export_dir", metavar="EXPORT_DIR", help="an export directory from `edgeport export`")
-    c.add_argument("--golden", metavar="DIR", help="another golden set to check against (default EXPORT_DIR/golden)")
-    c.add_argument("--engines", default="auto", help="auto (default: best installed engine per artifact), all, "
-                                                     "or e.g. litert,tflite-runtime")
-    c.add_argument("--schemes", type=lambda s: tuple(v.strip() for v in s.split(",") if v.strip()), default=(),
-                   help="only these schemes (default: every deployable artifact)")
-    c.add_argument("--threads", type=int, default=None, help="engine threads (default: the engine's own)")
-    c.add_argument("--tolerance-pts", type=float, default=5.0,
-                   help="agreement with Keras may be this many points below export's (default 5: 1 image of 32)")
-    c.add_argument("--prob-tolerance", type=float, default=0.1,
-                   help="max |Δp| may exceed export's by this much (default 0.1)")
-    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_shared(c, "config", "CheckConfig keys")
+    add_config_flags(c, CheckConfig, CHECK_HELP, skip=("export_dir",))
+    add_shared(c, "json", "the report")
     c.set_defaults(func=check_command)
+
+
+def _overrides(args: argparse.Namespace, cls: type, skip: tuple[str, ...]) -> dict[str, Any]:
+    values = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(cls) if f.name not in skip}
+    if values.get("progress") is None and getattr(args, "quiet", False):
+        values["progress"] = "off"
+    return values
 
 
 def check_command(args: argparse.Namespace) -> int:
     import json
 
     from edgeport.benchmarks.check import CheckConfig, format_check, run_check
+    from edgeport.config import load_config
 
-    report = run_check(CheckConfig(export_dir=args.export_dir, golden=args.golden, engines=args.engines,
-                                   schemes=args.schemes, threads=args.threads, tolerance_pts=args.tolerance_pts,
-                                   prob_tolerance=args.prob_tolerance))
+    overrides = _overrides(args, CheckConfig, ("export_dir",))
+    overrides["export_dir"] = args.export_dir
+    overrides["threads"] = one_value(args.threads, "--threads", "check", "check runs each artifact with one "
+                                     "thread count (`edgeport bench` measures several)")
+    report = run_check(load_config(CheckConfig, args.config, overrides))
     print(json.dumps(report, indent=1) if args.json else format_check(report))
     return 0 if report["ok"] else 1
 
 
 def handle(args: argparse.Namespace) -> int:
-    if args.max_drop is not None and args.max_drop < 0:
-        from edgeport.errors import ConfigError
-
-        raise ConfigError(f"expected --max-drop >= 0 top-1 points, received {args.max_drop:g}")
     if args.target[0] == "compare":
         return _compare(args)
     if len(args.target) != 1:
         print(f"edgeport bench: error: expected one EXPORT_DIR (or 'compare' and reports), received "
               f"{' '.join(args.target)}", file=sys.stderr)
         return 2
-    from edgeport.benchmarks.bench import gate, run
+    from edgeport.benchmarks.bench import run
     from edgeport.benchmarks.config import BenchConfig
     from edgeport.benchmarks.report import environment_lines, format_table, precision_legend
     from edgeport.config import load_config
     from edgeport.contract import printable_lines
 
-    overrides = {k: getattr(args, k) for k in ("data", "split", "limit", "engines", "threads", "schemes", "warmup",
-                                               "runs", "max_seconds", "accuracy_max_seconds", "accuracy", "timeout", "device_name", "out",
-                                               "progress")}
+    overrides = _overrides(args, BenchConfig, BENCH_SKIP)
     overrides["export_dir"] = args.target[0]
     cfg = load_config(BenchConfig, args.config, overrides)
     report = run(cfg)

@@ -1,10 +1,11 @@
-"""The one config of the benchmarks stage."""
+"""The configs of the benchmarks stage: `edgeport bench` (BenchConfig) and `edgeport check` (CheckConfig)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from edgeport.errors import ConfigError
+from edgeport.progress import as_mode
 
 SPLITS = ("val", "test", "train", "all")
 
@@ -41,9 +42,10 @@ class BenchConfig:
     out: str | None = None
     timeout: float = 1800.0
     device_name: str | None = None
-    progress: bool = True
+    progress: bool | str = "auto"  #: auto | bar | line | off (True: auto, False: off)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "progress", as_mode(self.progress))
         if self.split not in SPLITS:
             raise ConfigError(f"expected --split one of {', '.join(SPLITS)}, received '{self.split}'")
         if self.limit is not None and self.limit < 1:
@@ -62,3 +64,27 @@ class BenchConfig:
             raise ConfigError(f"expected latency_images >= 1, received {self.latency_images}")
         if self.timeout <= 0:
             raise ConfigError(f"expected --timeout > 0 seconds, received {self.timeout}")
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """What ``edgeport check`` runs and how strict it is."""
+
+    export_dir: str
+    golden: str | None = None  #: a golden set folder (default: EXPORT/golden)
+    engines: str = "auto"  #: auto | all | a comma-separated list (as in bench)
+    schemes: tuple[str, ...] = ()
+    threads: int | None = None
+    #: agreement with Keras may be at most this many points below what export measured (32 images: 1 image = 3.1)
+    tolerance_pts: float = 5.0
+    #: the largest probability difference may exceed export's by at most this much
+    prob_tolerance: float = 0.1
+    progress: bool | str = "auto"  #: auto | bar | line | off (True: auto, False: off)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "progress", as_mode(self.progress))
+        if self.tolerance_pts < 0 or self.prob_tolerance < 0:
+            raise ConfigError(f"expected tolerances >= 0, received --tolerance-pts {self.tolerance_pts} "
+                              f"and --prob-tolerance {self.prob_tolerance}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"expected --threads >= 1, received {self.threads}")

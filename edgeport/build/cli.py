@@ -3,57 +3,45 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 from edgeport.build.config import CHOICES, BuildConfig
+from edgeport.flags import Flag, add_config_flags, add_shared
 
-_HELP = {
-    "data": "image folder (class folders or train/val split folders), a CSV (path,label[,split]) or tfds:NAME",
-    "out": "run directory to write",
-    "backbone": "resnet50v2 (default), mobilenet_v2, mobilenet_v3_small, mobilenet_v3_large, efficientnet_b0, tiny",
+#: Help of every BuildConfig field (also used by ``edgeport pipeline``/``demo`` for the same options).
+#: For a shared flag (edgeport.flags.SHARED) this is what it does here, after the shared meaning.
+HELP: dict[str, str | Flag] = {
+    "data": "the images to train on",
+    "out": Flag("the run directory to write", default="none, required"),
+    "backbone": "resnet50v2, mobilenet_v2, mobilenet_v3_small, mobilenet_v3_large, efficientnet_b0 or tiny "
+                "(- or _ alike)",
     "weights": "imagenet (Keras download/cache), none, or the PATH of a local weights file",
-    "head": "conv, conv-pool, conv-bn-dropout (default), gap",
+    "head": "conv, conv-pool, conv-bn-dropout or gap",
     "image_size": "square input size in pixels",
     "resize": "how images are resized to --image-size (recorded in the export, so devices do the same)",
     "epochs": "phase 1 epochs (backbone frozen)",
     "fine_tune_epochs": "phase 2 epochs (top --unfreeze stages trained; 0 skips)",
     "unfreeze": "backbone stages to fine-tune, counted from the top",
-    "fine_tune_lr": "phase 2 learning rate (default --lr / 10)",
+    "batch_size": "images per training step",
+    "lr": "phase 1 learning rate (cosine decay)",
+    "fine_tune_lr": Flag("phase 2 learning rate", default="--lr / 10"),
+    "optimizer": "optimizer of both phases",
+    "label_smoothing": "label smoothing of the cross-entropy loss",
+    "augment": "random flip, rotation, zoom and contrast of the training images",
     "class_weights": "'balanced' weights classes by inverse frequency",
     "val_fraction": "validation share when the data has no split",
-    "num_filters": "filters of the head's first conv",
-    "dense_units": "units of the conv-bn-dropout head's dense layer",
-    "dropout": "head dropout rate",
-    "cache_features": "train phase 1 on backbone features computed once (auto = on)",
-    "cache_memory_mb": "RAM budget of the image/feature caches; larger caches go to disk",
+    "seed": "of the split, initialisation, augmentation and shuffling",
+    "num_filters": Flag("filters of the head's first conv", default="per head"),
+    "dense_units": Flag("units of the conv-bn-dropout head's dense layer", default="256"),
+    "dropout": Flag("head dropout rate", default="per head"),
+    "cache_features": "train phase 1 on backbone features computed once (auto: on)",
+    "cache_memory_mb": "RAM budget of the image/feature caches in MB; larger caches go to disk",
     "mixed_precision": "float16 compute (auto: on for GPUs that support it)",
     "jit": "XLA-compile the training step",
     "devices": "split the CPU into N logical devices (exercises the multi-device path)",
     "resume": "continue an interrupted run in --out from its last completed epoch",
-    "progress": "auto (bar on a terminal, a line per epoch otherwise), bar, line, off",
+    "progress": "in training, line is Keras' one line per epoch",
 }
-
-
-def _add_field(p: argparse.ArgumentParser, f: dataclasses.Field) -> None:
-    flag = "--" + f.name.replace("_", "-")
-    help_ = _HELP.get(f.name, "")
-    default = f.default
-    if f.name in CHOICES:
-        p.add_argument(flag, choices=CHOICES[f.name], default=None, help=f"{help_} (default {default})")
-    elif isinstance(default, bool):
-        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                       help=f"{help_} (default {'on' if default else 'off'})")
-    else:
-        kind: Any = str
-        if isinstance(default, bool):
-            kind = str
-        elif isinstance(default, int) or f.name in ("num_filters", "dense_units"):
-            kind = int
-        elif isinstance(default, float) or f.name in ("fine_tune_lr", "dropout"):
-            kind = float
-        p.add_argument(flag, type=kind, default=None, metavar=f.name.upper(),
-                       help=f"{help_} (default {default})" if default not in ("", None) else help_)
 
 
 def register(subparsers: Any) -> None:
@@ -62,17 +50,20 @@ def register(subparsers: Any) -> None:
         description="Train backbone + head in two phases (frozen backbone on cached features, then "
                     "fine-tuning) and write model.keras, labels.txt, metrics.json, plots and checkpoints.",
     )
-    p.add_argument("--config", metavar="FILE", help="YAML/JSON file with any of these options (flags override it)")
-    for f in dataclasses.fields(BuildConfig):
-        _add_field(p, f)
+    add_shared(p, "config", "any of the options below")
+    add_config_flags(p, BuildConfig, HELP, choices=CHOICES)
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from edgeport.build import train
     from edgeport.config import load_config
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(BuildConfig)}
+    if overrides["progress"] is None and getattr(args, "quiet", False):
+        overrides["progress"] = "off"
     cfg = load_config(BuildConfig, args.config, overrides)
     result = train(cfg)
     m = result.metrics

@@ -8,6 +8,7 @@ from typing import Any
 
 from edgeport.contract import DEFAULT_RESIZE, RESIZE_METHODS
 from edgeport.errors import ConfigError
+from edgeport.progress import PROGRESS_MODES
 
 CHOICES = {
     "resize": RESIZE_METHODS,
@@ -15,7 +16,7 @@ CHOICES = {
     "cache_features": ("auto", "on", "off"),
     "mixed_precision": ("auto", "on", "off"),
     "class_weights": ("none", "balanced"),
-    "progress": ("auto", "bar", "line", "off"),
+    "progress": PROGRESS_MODES,
 }
 
 

@@ -3,10 +3,47 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from edgeport.export.config import CALIBRATION_METHODS, IO_DTYPES
-from edgeport.schemes import ALL_SCHEMES, get_scheme
+from edgeport.export.config import CALIBRATION_METHODS, IO_DTYPES, ExportConfig
+from edgeport.flags import Flag, add_config_flags, add_shared, one_value
+from edgeport.schemes import get_scheme
+
+#: ExportConfig fields that are no flag: RUN_DIR is the positional argument; tolerance is a config key
+SKIP = ("run_dir", "tolerance")
+
+
+#: Help of every ExportConfig flag (also used by ``edgeport pipeline``/``demo``). For a shared flag
+#: (edgeport.flags.SHARED) this is what it does here, after the shared meaning.
+HELP: dict[str, str | Flag] = {
+    "out": Flag("the export directory", default="RUN_DIR/export"),
+    "schemes": Flag("the schemes to convert", default="all"),
+    "io_dtype": Flag("input/output tensor type of the int8 TFLite model (uint8: camera pixels as-is)",
+                     choices=IO_DTYPES),
+    "opset": "ONNX opset",
+    "calibration_samples": "images for int8/int16x8/onnx-int8 calibration, stratified over classes",
+    "calibration_data": Flag("a folder/CSV of images to calibrate with", default="the run's training split"),
+    "seed": "of the calibration and verification picks",
+    "verify_samples": Flag("validation images each artifact is checked on (all when fewer)"),
+    "golden_images": "stratified validation images written into EXPORT/golden with the Keras model's "
+                     "probabilities, for `edgeport check` on a device (0: none)",
+    "int16x8_verify_samples": "validation images for int16x8, which runs on slow reference kernels",
+    "max_drop": Flag("against the Keras model's top-1 on the held-aside verification images: part of the budget "
+                     "every lossy scheme must meet", default="the default budget"),
+    "min_agreement": Flag("fail schemes whose top-1 agrees with the Keras model's on fewer than this % of the "
+                          "held-aside images (part of the budget)", default="the default budget"),
+    "min_decided_agreement": Flag("the same, counted on the images where the Keras model is decided (its top-2 "
+                                  "margin > 0.1); with no budget limit given, the budget is this at 98",
+                                  default="98 when no limit is given"),
+    "search": "int8/onnx-int8 that miss the budget: search for the cheapest ops to keep float (--no-search: "
+              "fail them instead)",
+    "max_evals": "candidate models the float-fallback search may evaluate per scheme",
+    "selection_fraction": "share of the validation images that choose a float fallback (the rest report)",
+    "calibration_method": Flag("onnx-int8 calibrator", choices=CALIBRATION_METHODS),
+    "diagnose": "write EXPORT/quantization/ (model-level sensitivity, per-layer SQNR, PNG) even when full int8 "
+                "meets the budget",
+    "threads": Flag("one value: the engine threads of the verification", default="all cores"),
+    "progress": "",
+}
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -20,44 +57,9 @@ def register(subparsers) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `edgeport build`")
-    p.add_argument("--schemes", default=None,
-                   help=f"comma-separated subset of: {','.join(ALL_SCHEMES)} (default: all)")
-    p.add_argument("--out", default=None, help="export directory (default: RUN_DIR/export)")
-    p.add_argument("--config", default=None, help="YAML/JSON file of export options (flags win)")
-    p.add_argument("--io-dtype", choices=IO_DTYPES, default=None,
-                   help="input/output tensor type of the int8 TFLite model (default: uint8, camera pixels as-is)")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 17)")
-    p.add_argument("--calibration-samples", type=int, default=None,
-                   help="images for int8/int16x8/onnx-int8 calibration, stratified over classes (default: 200)")
-    p.add_argument("--calibration-data", default=None,
-                   help="a folder/CSV of images to calibrate with instead of the run's training split")
-    p.add_argument("--seed", type=int, default=None, help="seed of the calibration/verification picks (default: 0)")
-    p.add_argument("--verify-samples", type=int, default=None,
-                   help="validation images each artifact is checked on (default: 200; all when fewer)")
-    p.add_argument("--golden-images", type=int, default=None,
-                   help="stratified validation images written into EXPORT/golden with the Keras model's "
-                        "probabilities, for `edgeport check` on a device (default: 32; 0: none)")
-    p.add_argument("--int16x8-verify-samples", type=int, default=None,
-                   help="validation images for int16x8, which runs on slow reference kernels (default: 20)")
-    p.add_argument("--max-drop", type=float, default=None,
-                   help="fail schemes whose top-1 accuracy is more than POINTS below the Keras model's")
-    p.add_argument("--min-agreement", type=float, default=None, metavar="PCT",
-                   help="fail schemes whose top-1 agrees with the Keras model on fewer than PCT %% of images")
-    p.add_argument("--min-decided-agreement", type=float, default=None, metavar="PCT",
-                   help="the same, counted where the Keras model is decided (top-2 margin > 0.1). With none of "
-                        "--max-drop/--min-agreement/--min-decided-agreement the budget is this at 98 %%")
-    p.add_argument("--no-search", dest="search", action="store_false", default=None,
-                   help="int8/onnx-int8 that miss the budget fail instead of searching for the cheapest ops to "
-                        "keep in float (default: search)")
-    p.add_argument("--max-evals", type=int, default=None,
-                   help="candidate models the float-fallback search may evaluate per scheme (default: 32)")
-    p.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default=None,
-                   help="onnx-int8 calibrator: minmax (default), entropy or percentile")
-    p.add_argument("--diagnose", action="store_true", default=None,
-                   help="write EXPORT/quantization/ (model-level sensitivity, per-layer SQNR, PNG) even when "
-                        "full int8 meets the budget")
-    p.add_argument("--threads", type=int, default=None, help="engine threads during verification (default: all cores)")
-    p.add_argument("--json", action="store_true", help="print the manifest as JSON instead of a table")
+    add_shared(p, "config", "any of the options below")
+    add_config_flags(p, ExportConfig, HELP, skip=SKIP)
+    add_shared(p, "json", "the manifest")
     p.set_defaults(func=run)
     return p
 
@@ -121,24 +123,18 @@ def format_table(result) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import dataclasses
     import json
 
     from edgeport.config import load_config
-    from edgeport.export.config import ExportConfig
     from edgeport.export.exporter import export
 
-    overrides = {
-        "run_dir": args.run_dir, "out": args.out, "schemes": args.schemes, "io_dtype": args.io_dtype,
-        "opset": args.opset, "calibration_samples": args.calibration_samples,
-        "calibration_data": args.calibration_data, "seed": args.seed, "verify_samples": args.verify_samples,
-        "golden_images": args.golden_images,
-        "int16x8_verify_samples": args.int16x8_verify_samples, "max_drop": args.max_drop, "threads": args.threads,
-        "min_agreement": args.min_agreement, "min_decided_agreement": args.min_decided_agreement,
-        "search": args.search, "max_evals": args.max_evals, "calibration_method": args.calibration_method,
-        "diagnose": args.diagnose,
-        "progress": False if getattr(args, "quiet", False) else None,
-    }
+    overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(ExportConfig) if f.name not in SKIP}
+    overrides["run_dir"] = args.run_dir
+    overrides["threads"] = one_value(args.threads, "--threads", "export",
+                                     "verification runs each artifact with one thread count")
+    if overrides["progress"] is None and getattr(args, "quiet", False):
+        overrides["progress"] = "off"
     cfg = load_config(ExportConfig, args.config, overrides)
     result = export(cfg)
     from edgeport.contract import printable_lines

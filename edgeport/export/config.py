@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeport.errors import ConfigError
+from edgeport.progress import as_mode
 from edgeport.schemes import ALL_SCHEMES, parse_schemes
 
 #: Input/output tensor types accepted for the full-integer int8 TFLite model.
@@ -45,9 +46,12 @@ class ExportConfig:
     diagnose: bool = False  #: write EXPORT/quantization/ (sensitivity ranking, per-layer table) in any case
     tolerance: float = 1e-4
     threads: int | None = None
-    progress: bool = True
+    progress: bool | str = "auto"  #: auto | bar | line | off (True: auto, False: off)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "progress", as_mode(self.progress))
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"expected --threads >= 1, received {self.threads}")
         if self.schemes is not None:
             object.__setattr__(self, "schemes", parse_schemes(self.schemes))
         if self.io_dtype not in IO_DTYPES:

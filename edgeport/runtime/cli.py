@@ -13,8 +13,38 @@ import sys
 import threading
 from contextlib import ExitStack
 
+from edgeport.flags import Flag, help_text
+
+
+#: Help of every LoopConfig flag. For a shared flag (edgeport.flags.SHARED) this is what it does here.
+HELP: dict[str, str | Flag] = {
+    "source": "camera index or /dev/videoN, video file, image folder or glob, rtsp://... or http://... URL, "
+              "GStreamer pipeline (contains '!'), or picamera2[:N]",
+    "engine": Flag("litert, tflite-runtime, onnxruntime or tensorflow", default="the best installed for the model"),
+    "scheme": Flag("with an export directory: fp32, fp16, dynamic, int8, int16x8, onnx, onnx-fp16, onnx-int8 "
+                   "(a bare int8/fp16 also matches ONNX with --engine onnxruntime)",
+                   default="the best for this device"),
+    "threads": Flag("one value: num_threads / intra_op_num_threads", default="the engine's own"),
+    "providers": Flag("onnxruntime providers, e.g. tensorrt,cuda,cpu", default="the best available"),
+    "top_k": "labels per frame",
+    "show": "show a window with labels, FPS and latency (needs a GUI OpenCV and a display: see `edgeport doctor`)",
+    "headless": "one JSON line per frame on stdout; the summary goes to stderr",
+    "save": Flag("write the annotated video to this file (.mp4)", metavar="OUT.mp4"),
+    "max_frames": Flag("stop after N frames", metavar="N", default="until the source ends"),
+    "realtime": "pace a video file at its FPS and drop frames like a camera",
+    "pipeline": "files/image folders: preprocess in the reader thread, overlapping the engine "
+                "(pays when a core is free, e.g. --threads cores-1)",
+    "width": Flag("requested camera width", default="the camera's"),
+    "height": Flag("requested camera height", default="the camera's"),
+    "retries": "reconnects of a live source that dies",
+    "json_summary": Flag("also write the timing summary as JSON to this file", metavar="FILE"),
+}
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from edgeport.flags import add_config_flags, add_shared
+    from edgeport.runtime.config import LoopConfig
+
     run = subparsers.add_parser(
         "run",
         help="classify frames from a camera, video, image folder or stream with an exported model",
@@ -22,40 +52,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Without --show/--headless one line per frame is printed; a timing summary ends the run.",
     )
     run.add_argument("model", help="a .tflite/.onnx artifact or an export directory (best artifact picked)")
-    run.add_argument("--source", default="0",
-                     help="camera index or /dev/videoN, video file, image folder or glob, rtsp://... or "
-                     "http://... URL, GStreamer pipeline (contains '!'), or picamera2[:N] (default 0)")
-    run.add_argument("--engine", help="litert, tflite-runtime, onnxruntime or tensorflow (default: best installed)")
-    run.add_argument("--scheme", help="with an export directory: fp32, fp16, dynamic, int8, int16x8, "
-                     "onnx, onnx-fp16, onnx-int8 (a bare int8/fp16 also matches ONNX with --engine onnxruntime)")
-    run.add_argument("--threads", type=int, help="engine threads (num_threads / intra_op_num_threads)")
-    run.add_argument("--providers", help="onnxruntime providers, e.g. tensorrt,cuda,cpu (default: best available)")
-    run.add_argument("--top-k", type=int, default=3, help="labels per frame (default 3)")
-    mode = run.add_mutually_exclusive_group()
-    mode.add_argument("--show", action="store_true", help="show a window with labels, FPS and latency")
-    mode.add_argument("--headless", action="store_true",
-                      help="one JSON line per frame on stdout; the summary goes to stderr")
-    run.add_argument("--save", metavar="OUT.mp4", help="write the annotated video")
-    run.add_argument("--max-frames", type=int, help="stop after N frames")
-    run.add_argument("--realtime", action="store_true",
-                     help="pace a video file at its FPS and drop frames like a camera")
-    run.add_argument("--pipeline", action="store_true",
-                     help="files/image folders: preprocess in the reader thread, overlapping the engine "
-                     "(pays when a core is free, e.g. --threads cores-1)")
-    run.add_argument("--width", type=int, help="requested camera width")
-    run.add_argument("--height", type=int, help="requested camera height")
-    run.add_argument("--retries", type=int, default=5, help="reconnects of a live source that dies (default 5)")
-    run.add_argument("--json-summary", metavar="FILE", help="also write the timing summary as JSON")
+    add_shared(run, "config", "any of the options below")
+    add_config_flags(run, LoopConfig, HELP, skip=("model",))
     run.epilog = ("exit status: 0 done; 1 no frame was classified, or a video file ended before the frame "
                   "count in its header (truncated); 2 bad input or a source that died. Ctrl-C or SIGTERM "
                   "ends the loop normally (summary, exit 0)")
     run.set_defaults(func=run_command)
 
     doc = subparsers.add_parser(
-        "doctor", help="check this device: Python, numpy ABI, engines, CPU, OpenCV backends, cameras",
-        description="Report what this machine can run and recommend an engine and scheme.",
+        "doctor", help="check this device: Python, numpy ABI, engines, CPU, OpenCV, cameras; advice",
+        description="Report what this machine can run (each engine is imported in a child process, so one "
+                    "that crashes is named instead of stopping the report) and what to do about what is "
+                    "missing. -q prints only the advice.",
     )
-    doc.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_shared(doc, "json", "the report")
+    doc.add_argument("--probe-timeout", type=float, default=30.0, metavar="SECONDS",
+                     help=help_text("seconds each engine's import may take in its child process", 30))
     doc.set_defaults(func=doctor_command)
 
 
@@ -79,20 +91,22 @@ def _run(args: argparse.Namespace) -> int:
     from edgeport.contract import printable
     from edgeport.files import write_json
     from edgeport.runtime.classifier import Classifier
-    from edgeport.runtime.loop import LoopConfig, VideoSaver, Window, run_loop
+    from edgeport.runtime.loop import VideoSaver, Window, run_loop
     from edgeport.runtime.overlay import draw_overlay
     from edgeport.runtime.sources import open_source
     from edgeport.runtime.stats import format_summary
 
-    cfg = LoopConfig(
-        model=args.model, source=args.source, engine=args.engine, scheme=args.scheme, threads=args.threads,
-        providers=args.providers, top_k=args.top_k, show=args.show, headless=args.headless, save=args.save,
-        max_frames=args.max_frames, realtime=args.realtime, pipeline=args.pipeline,
-        width=args.width, height=args.height,
-        retries=args.retries,
-    )
-    if args.json_summary:  # checked now, not after the whole run
-        _check_output_file(args.json_summary, "--json-summary")
+    cfg = loop_config(args)
+    if cfg.json_summary:  # checked now, not after the whole run
+        _check_output_file(cfg.json_summary, "--json-summary")
+    if cfg.show:  # before a camera is opened
+        from edgeport.runtime.doctor import gui_problem
+
+        problem = gui_problem()
+        if problem:
+            from edgeport.errors import ConfigError
+
+            raise ConfigError(problem)
     out = sys.stdout
     info = sys.stderr if cfg.headless else sys.stdout
     stop = threading.Event()
@@ -148,8 +162,8 @@ def _run(args: argparse.Namespace) -> int:
     summary.update(engine=clf.engine.name, model=str(clf.engine.model_path), scheme=clf.info.scheme)
     print(format_summary({k: v for k, v in summary.items() if k not in ("engine", "model", "scheme")}),
           file=info, flush=True)
-    if args.json_summary:
-        write_json(args.json_summary, summary, indent=1)  # atomic; NaN (no frames) becomes null
+    if cfg.json_summary:
+        write_json(cfg.json_summary, summary, indent=1)  # atomic; NaN (no frames) becomes null
     if summary.get("source_error"):
         print(f"edgeport run: error: {printable(summary['source_error'], 1000)}", file=sys.stderr)
         return 2
@@ -162,6 +176,20 @@ def _run(args: argparse.Namespace) -> int:
               "check the source", file=sys.stderr)
         return 1
     return 0
+
+
+def loop_config(args: argparse.Namespace):
+    """LoopConfig from defaults < --config file < the flags given."""
+    import dataclasses
+
+    from edgeport.config import load_config
+    from edgeport.flags import one_value
+    from edgeport.runtime.config import LoopConfig
+
+    overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(LoopConfig)}
+    overrides["threads"] = one_value(args.threads, "--threads", "run", "the camera loop runs the engine with one "
+                                     "thread count (`edgeport bench` measures several)")
+    return load_config(LoopConfig, args.config, overrides)
 
 
 def _check_output_file(path: str, flag: str) -> None:
@@ -181,11 +209,20 @@ def _check_output_file(path: str, flag: str) -> None:
 
 
 def doctor_command(args: argparse.Namespace) -> int:
-    from edgeport.runtime.doctor import doctor, format_report
-
     from edgeport.contract import printable_lines
+    from edgeport.runtime.doctor import doctor, format_advice, format_report
 
-    report = doctor()
+    if not args.probe_timeout > 0:
+        from edgeport.errors import ConfigError
+
+        raise ConfigError(f"expected --probe-timeout > 0 seconds, received {args.probe_timeout:g}")
+    report = doctor(probe_timeout=args.probe_timeout)
     # JSON escapes control characters itself; the text report strips them (CPU and camera names come from the system)
-    print(json.dumps(report, indent=1) if args.json else printable_lines(format_report(report)))
+    if args.json:
+        print(json.dumps(report, indent=1))
+    elif getattr(args, "quiet", False):  # -q: only what to do
+        text = f"recommend    {report['recommendation']}\n{format_advice(report)}".rstrip()
+        print(printable_lines(text))
+    else:
+        print(printable_lines(format_report(report)))
     return 0

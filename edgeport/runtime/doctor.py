@@ -1,24 +1,51 @@
 """`edgeport doctor`: what this device can run, and what to use.
 
 Collects Python and numpy versions, each engine's presence/version and numpy
-ABI compatibility, onnxruntime providers, the CPU (model, cores, SIMD flags),
-OpenCV's version and video backends, the cameras present, then recommends an
-engine and a quantisation scheme. Never imports TensorFlow.
+ABI compatibility, onnxruntime providers, the board and CPU (model, cores, SIMD
+flags), OpenCV's version, GUI and video backends, the cameras present, then
+recommends an engine and a quantisation scheme and turns what is missing into
+advice (the exact install line, or the flag to use instead).
+
+Each engine is imported in a child process with a timeout (:func:`probe_engines`):
+an engine build that crashes on import (reported for some onnxruntime aarch64
+wheels) or hangs is named in the report instead of taking doctor down. Never
+imports TensorFlow or an engine in its own process.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import platform
 import re
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 #: SIMD flags worth reporting, as named in /proc/cpuinfo
 SIMD_FLAGS = ("neon", "asimd", "asimdhp", "asimddp", "sve", "sse4_1", "sse4_2", "avx", "avx2", "fma",
               "avx512f", "avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8")
+
+
+#: where Linux names the board (Raspberry Pi, Jetson); arm64 /proc/cpuinfo has no "model name" line
+DEVICE_TREE_MODEL = "/proc/device-tree/model"
+#: the installed OpenCV distributions edgeport can work with (each provides ``cv2``)
+OPENCV_DISTRIBUTIONS = ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless",
+                        "opencv-contrib-python")
+#: how to get a window for --show (pip cannot hold both OpenCV builds: remove the headless one first)
+GUI_OPENCV_FIX = "pip uninstall -y opencv-python-headless && pip install opencv-python"
+
+
+def board_model(path: str | os.PathLike[str] = DEVICE_TREE_MODEL) -> str:
+    """The board's name from the device tree ("Raspberry Pi 5 Model B Rev 1.0"), or '' elsewhere."""
+    try:
+        return Path(path).read_text(errors="replace").strip("\x00\n ")
+    except OSError:
+        return ""
 
 
 def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
@@ -63,18 +90,104 @@ def opencv_info() -> dict[str, Any]:
     backends = {name.lower(): opencv_has(name) for name in ("V4L2", "GSTREAMER", "FFMPEG")}
     gui = re.search(r"^\s*GUI:\s*(\S+)", build, re.M)
     return {"installed": True, "version": cv2.__version__, "video_backends": backends,
-            "gui": (gui.group(1) if gui else "unknown")}
+            "gui": (gui.group(1) if gui else "unknown"), "distribution": opencv_distribution()}
 
 
-#: what doctor imports to prove an engine loads with this numpy (never TensorFlow: too heavy)
+def opencv_distribution() -> str:
+    """Which pip distribution provides cv2 here ('' when none is known, e.g. the distro's python3-opencv)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in OPENCV_DISTRIBUTIONS:
+        try:
+            version(name)
+            return name
+        except PackageNotFoundError:
+            continue
+    return ""
+
+
+def _gui_check(cv: dict[str, Any], env: Any) -> tuple[str, str, str] | None:
+    """(what --show expected, what it found, what to do), or None when a window can open."""
+    without = "run without a window: --save out.mp4 writes the annotated video, --headless prints JSON lines"
+    if not cv.get("installed"):
+        return "OpenCV", f"none ({cv.get('error')})", "install the GUI build: pip install opencv-python"
+    if str(cv.get("gui", "")).upper() in ("NONE", "UNKNOWN", ""):
+        dist = cv.get("distribution") or "this OpenCV"
+        return ("an OpenCV with a GUI", f"{dist} {cv.get('version', '')} without one",
+                f"install the GUI build ({GUI_OPENCV_FIX}; the two cannot be installed together) or {without}")
+    if sys.platform.startswith("linux") and not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+        return ("a display", "none (DISPLAY and WAYLAND_DISPLAY are unset: a console or ssh session)",
+                f"run it on the device's desktop or with ssh -X, or {without}")
+    return None
+
+
+def gui_problem(opencv: dict[str, Any] | None = None, environ: Any = None) -> str | None:
+    """Why ``--show`` cannot open a window here, with what to do (an error message), or None when it can."""
+    found = _gui_check(opencv if opencv is not None else opencv_info(), os.environ if environ is None else environ)
+    return None if found is None else f"expected {found[0]} for --show, received {found[1]}; {found[2]}"
+
+
+#: what doctor imports (in a child process) to prove an engine loads with this numpy (never TensorFlow: too heavy)
 _PROBE = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter",
           "onnxruntime": "onnxruntime"}
+#: the exact install line of each engine
+INSTALL = {"litert": "pip install ai-edge-litert", "tflite-runtime": "pip install 'numpy<2' tflite-runtime",
+           "onnxruntime": "pip install onnxruntime", "tensorflow": "pip install tensorflow"}
+_PROBE_CODE = """
+import importlib, json, sys
+module = importlib.import_module(sys.argv[1])
+out = {"ok": True}
+if sys.argv[1] == "onnxruntime":
+    out["providers"] = list(module.get_available_providers())
+sys.stdout.write("\\nedgeport-probe " + json.dumps(out) + "\\n")
+"""
+_SIGNAL_HINTS = {"SIGILL": "an illegal instruction: a build for a newer CPU than this one",
+                 "SIGSEGV": "a segmentation fault", "SIGABRT": "an abort", "SIGBUS": "a bus error"}
 
 
-def engines_info() -> list[dict[str, Any]]:
-    """Each registered engine: installed, usable, version, numpy ABI check; onnxruntime providers."""
-    import importlib
+def probe_engines(modules: dict[str, str], timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+    """Import each engine module in its own child process (all at once), within ``timeout`` seconds.
 
+    Returns {name: {"ok": bool, "problem": str (when not ok), "providers": [...] (onnxruntime)}}.
+    A child that dies on a signal, exits with an error or hangs is a problem named in words.
+    """
+    procs = {}
+    for name, module in modules.items():
+        procs[name] = subprocess.Popen([sys.executable, "-c", _PROBE_CODE, module], stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                       errors="replace")
+    deadline = time.monotonic() + timeout
+    results: dict[str, dict[str, Any]] = {}
+    for name, proc in procs.items():
+        try:
+            out, err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            results[name] = {"ok": False, "problem": f"importing {modules[name]} did not finish within {timeout:g} s "
+                                                     "(hung); run `python -c 'import "
+                                                     f"{modules[name]}'` to see where"}
+            continue
+        line = next((ln for ln in reversed(out.splitlines()) if ln.startswith("edgeport-probe ")), None)
+        if proc.returncode == 0 and line:
+            results[name] = json.loads(line[len("edgeport-probe "):])
+        elif proc.returncode < 0:
+            sig = signal.Signals(-proc.returncode).name if -proc.returncode in signal.valid_signals() \
+                else f"signal {-proc.returncode}"
+            results[name] = {"ok": False, "crashed": sig,
+                             "problem": f"installed, but importing {modules[name]} crashes the process "
+                                        f"({sig}: {_SIGNAL_HINTS.get(sig, 'killed')})"}
+        else:
+            last = next((ln.strip() for ln in reversed(err.splitlines()) if ln.strip()), f"exit {proc.returncode}")
+            results[name] = {"ok": False, "problem": f"installed, but importing {modules[name]} fails: {last[-300:]}"}
+    return results
+
+
+def engines_info(probe_timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Each registered engine: installed, usable, version, numpy ABI check; onnxruntime providers.
+
+    Installation is checked without importing; usability by importing in a child process.
+    """
     import numpy as np
 
     from edgeport.runtime.engines import ENGINES, _installed, tflite_runtime_problem
@@ -91,17 +204,24 @@ def engines_info() -> list[dict[str, Any]]:
                 row["problem"] = problem
         if name == "tensorflow":
             row["note"] = "used only with --engine tensorflow"
-        if row["usable"] and name in _PROBE:
-            try:
-                module = importlib.import_module(_PROBE[name])
-                row["numpy_compatible"] = True
-            except ImportError as exc:  # e.g. built against another numpy ABI
-                row.update(usable=False, numpy_compatible=False,
-                           problem=f"installed but cannot be imported with numpy {np.__version__}: {exc}")
-                module = None
-            if name == "onnxruntime" and module is not None:
-                row["providers"] = list(module.get_available_providers())
         rows.append(row)
+    probes = probe_engines({r["name"]: _PROBE[r["name"]] for r in rows if r["usable"] and r["name"] in _PROBE},
+                           probe_timeout)
+    for row in rows:
+        found = probes.get(row["name"])
+        if found is None:
+            continue
+        if found["ok"]:
+            row["numpy_compatible"] = True
+            if "providers" in found:
+                row["providers"] = found["providers"]
+        else:
+            row.update(usable=False, problem=found["problem"])
+            if found.get("crashed"):
+                row["crashed"] = found["crashed"]
+            elif "numpy" in found["problem"] or "_ARRAY_API" in found["problem"]:
+                row["numpy_compatible"] = False
+                row["problem"] += f" (numpy {np.__version__} here)"
     return rows
 
 
@@ -130,8 +250,8 @@ def recommend(report: dict[str, Any]) -> str:
     return "no engine is usable: pip install ai-edge-litert (or onnxruntime)" + fix
 
 
-def doctor() -> dict[str, Any]:
-    """The full report as a dict (JSON-serialisable)."""
+def doctor(board_path: str | os.PathLike[str] = DEVICE_TREE_MODEL, probe_timeout: float = 30.0) -> dict[str, Any]:
+    """The full report as a dict (JSON-serialisable); ``board_path``: where the board's name is read."""
     try:
         import numpy as np
 
@@ -146,7 +266,8 @@ def doctor() -> dict[str, Any]:
         "python_executable": sys.executable,
         "platform": platform.platform(),
         "numpy": numpy_version,
-        "engines": engines_info(),
+        "engines": engines_info(probe_timeout),
+        "board": board_model(board_path),
         "cpu": cpu_info(),
         "opencv": opencv_info(),
         "cameras": sorted(glob.glob("/dev/video*"), key=lambda p: (len(p), p)),
@@ -154,7 +275,48 @@ def doctor() -> dict[str, Any]:
         "tensorflow_imported": "tensorflow" in sys.modules and sys.modules["tensorflow"] is not None,
     }
     report["recommendation"] = recommend(report)
+    report["advice"] = advise(report)
     return report
+
+
+def advise(report: dict[str, Any], environ: dict[str, str] | None = None) -> list[str]:
+    """What to do about what the report found missing or broken: one line each, with the exact command."""
+    tips: list[str] = []
+    engines = {e["name"]: e for e in report["engines"]}
+    for e in report["engines"]:
+        if e.get("crashed"):
+            tips.append(f"{e['name']} crashes on import here ({e['crashed']}): reinstall a build made for this "
+                        f"board (pip install --force-reinstall --no-cache-dir {INSTALL[e['name']].split()[-1]}) "
+                        "or use another engine with --engine")
+        elif e["installed"] and not e["usable"] and e.get("problem") and e["name"] != "tflite-runtime":
+            tips.append(f"{e['name']} is installed but does not load: {e['problem']}")
+    tflite = [n for n in ("litert", "tflite-runtime") if engines.get(n, {}).get("usable")]
+    if not tflite:
+        tfl = engines.get("tflite-runtime", {})
+        why = f" ({tfl['problem']})" if tfl.get("installed") and tfl.get("problem") else ""
+        tips.append(f"no TFLite engine can run the .tflite artifacts{why}: {INSTALL['litert']}")
+    if not engines.get("onnxruntime", {}).get("usable"):
+        tips.append(f"no ONNX engine for the .onnx artifacts (optional; on a Jetson use NVIDIA's onnxruntime-gpu "
+                    f"wheel): {INSTALL['onnxruntime']}")
+    cv = report.get("opencv") or {}
+    if not cv.get("installed"):
+        tips.append("OpenCV is missing (edgeport run needs it): pip install opencv-python-headless")
+    else:
+        found = _gui_check(cv, os.environ if environ is None else environ)
+        if found:
+            tips.append(f"no window for --show (it needs {found[0]}, found {found[1]}): {found[2]}")
+    board = report.get("board") or ""
+    on_pi = board.startswith("Raspberry Pi")
+    if on_pi and not report.get("picamera2"):
+        tips.append("for a Pi CSI camera (libcamera) install Picamera2 (sudo apt install python3-picamera2) into a "
+                    "venv made with --system-site-packages, then --source picamera2")
+    elif not report.get("cameras") and not report.get("picamera2"):
+        tips.append("no camera found (/dev/video*): connect a USB camera, or on a Pi a CSI camera with Picamera2 "
+                    "(sudo apt install python3-picamera2, then --source picamera2); a video file or image folder "
+                    "also works: --source video.mp4")
+    elif report.get("picamera2") and on_pi:
+        tips.append("Pi CSI camera: --source picamera2")
+    return tips
 
 
 def _has_module(name: str) -> bool:
@@ -187,15 +349,24 @@ def format_report(report: dict[str, Any]) -> str:
         if e.get("problem"):
             lines.append(f"    -> {e['problem']}")
     cpu = report["cpu"]
+    if report.get("board"):
+        lines.append(f"board        {report['board']}")
     lines.append(f"cpu          {cpu['model']} ({cpu['machine']}), {cpu['cores']} cores "
                  f"({cpu['usable_cores']} usable), SIMD: {', '.join(cpu['simd']) or 'none found'}")
     cv = report["opencv"]
     if cv.get("installed"):
         b = ", ".join(f"{k} {ok[v]}" for k, v in cv["video_backends"].items())
-        lines.append(f"opencv       {cv['version']}: {b}; GUI {cv['gui']}")
+        dist = f" ({cv['distribution']})" if cv.get("distribution") else ""
+        lines.append(f"opencv       {cv['version']}{dist}: {b}; GUI {cv['gui']}")
     else:
         lines.append(f"opencv       not installed ({cv.get('error')})")
     lines.append(f"cameras      {', '.join(report['cameras']) or 'none found (/dev/video*)'}"
                  f"{'; picamera2 present' if report['picamera2'] else ''}")
     lines.append(f"recommend    {report['recommendation']}")
+    lines += format_advice(report).splitlines()
     return "\n".join(lines)
+
+
+def format_advice(report: dict[str, Any]) -> str:
+    """The advice lines alone (what ``edgeport doctor -q`` prints), '' when there is none."""
+    return "\n".join(["advice:"] + [f"  - {tip}" for tip in report.get("advice", [])]) if report.get("advice") else ""

@@ -28,34 +28,7 @@ from edgeport.runtime.stats import summarize
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class LoopConfig:
-    """Everything `edgeport run` takes."""
-
-    model: str
-    source: str = "0"
-    engine: str | None = None
-    scheme: str | None = None
-    threads: int | None = None
-    providers: str | None = None
-    top_k: int = 3
-    show: bool = False
-    headless: bool = False
-    save: str | None = None
-    max_frames: int | None = None
-    realtime: bool = False
-    pipeline: bool = False
-    width: int | None = None
-    height: int | None = None
-    retries: int = 5
-
-    def __post_init__(self) -> None:
-        if self.top_k < 1:
-            raise ConfigError(f"expected --top-k >= 1, received {self.top_k}")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise ConfigError(f"expected --max-frames >= 1, received {self.max_frames}")
-        if self.show and self.headless:
-            raise ConfigError("expected at most one of --show and --headless, received both")
+from edgeport.runtime.config import LoopConfig  # noqa: E402,F401  (its home is light: the CLI reads its fields)
 
 
 @dataclass(frozen=True)

@@ -185,12 +185,14 @@ def test_default_data_is_the_runs_validation_split(tiny_export_dir):
 
 def test_cli_writes_files_and_gates(tiny_export_dir, tiny_data_dir, tmp_path, capsys):
     args = ["bench", str(tiny_export_dir), "--data", str(tiny_data_dir), "--limit", "6", "--runs", "5",
-            "--warmup", "1", "--schemes", "fp32,int8", "--out", str(tmp_path), "--no-progress"]
+            "--warmup", "1", "--schemes", "fp32,int8", "--out", str(tmp_path), "--progress", "off"]
     assert main(args + ["--max-drop", "100"]) == 0
     out = capsys.readouterr().out
     assert "model_fp32.tflite" in out and "max-drop gate passed" in out and "wrote" in out
     assert (tmp_path / "bench.csv").is_file()
-    assert main(args + ["--max-drop", "-1"]) == 2  # negative limit: a clean error
+    with pytest.raises(SystemExit) as exc:  # negative limit: a usage error, before anything runs
+        main(args + ["--max-drop", "-1"])
+    assert exc.value.code == 2 and "expected top-1 points >= 0" in capsys.readouterr().err
 
 
 def test_no_tensorflow_anywhere(tiny_export_dir, tiny_data_dir, tmp_path):

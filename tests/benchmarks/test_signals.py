@@ -58,7 +58,7 @@ def test_signal_during_a_worker_leaves_no_worker_and_no_temp_folder(tiny_export_
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgeport", "bench", str(tiny_export_dir), "--data", str(tiny_data_dir),
          "--schemes", "fp32", "--no-accuracy", "--warmup", "0", "--runs", "1000000", "--max-seconds", "60",
-         "--limit", "4", "--no-progress"],
+         "--limit", "4", "--progress", "off"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
     try:
         worker, deadline = None, time.monotonic() + 90

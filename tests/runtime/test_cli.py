@@ -133,4 +133,8 @@ def test_show_without_gui_says_what_to_do(model, shapes_video):
     if "GUI: NONE" not in " ".join(cv2.getBuildInformation().split()):
         pytest.skip("this OpenCV has a GUI")
     res = run_edgeport("run", str(model), "--show", "--source", str(shapes_video), "--max-frames", "2")
-    assert res.returncode == 2 and "--headless or --save" in res.stderr
+    assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+    assert "expected an OpenCV with a GUI for --show" in res.stderr
+    # what to do: the GUI build (after removing the headless one: pip cannot hold both), or no window
+    assert "pip uninstall -y opencv-python-headless && pip install opencv-python" in res.stderr
+    assert "--save out.mp4" in res.stderr and "--headless" in res.stderr

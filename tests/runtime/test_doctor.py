@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from edgeport.runtime.doctor import cpu_info, doctor, format_report, recommend
+from edgeport.runtime.doctor import (GUI_OPENCV_FIX, advise, board_model, cpu_info, doctor, format_report, gui_problem,
+                                     probe_engines, recommend)
 
-from .helpers import run_edgeport
+from .helpers import ROOT, run_edgeport
 
 PI4 = """processor\t: 0
 BogoMIPS\t: 108.00
@@ -57,3 +63,107 @@ def test_doctor_cli():
     assert "recommendation" in json.loads(res.stdout)
     res = run_edgeport("doctor")
     assert res.returncode == 0 and "engines:" in res.stdout and "recommend" in res.stdout
+    for argv in (("doctor", "-q"), ("-q", "doctor")):  # -q after the command too
+        res = run_edgeport(*argv)
+        assert res.returncode == 0 and res.stdout.startswith("recommend ") and "engines:" not in res.stdout
+
+
+def test_board_named_from_the_device_tree(tmp_path):
+    model = tmp_path / "model"
+    model.write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\x00")  # as the kernel writes it: NUL-terminated
+    assert board_model(model) == "Raspberry Pi 5 Model B Rev 1.0"
+    assert board_model(tmp_path / "absent") == ""
+    r = doctor(board_path=model)
+    assert r["board"] == "Raspberry Pi 5 Model B Rev 1.0"
+    assert "board        Raspberry Pi 5 Model B Rev 1.0" in format_report(r)
+    if not r["picamera2"]:  # on a Pi, the CSI camera needs Picamera2
+        assert any("sudo apt install python3-picamera2" in tip for tip in r["advice"])
+
+
+def _report(**over) -> dict:
+    ok_cv = {"installed": True, "version": "4.10.0", "gui": "GTK3", "distribution": "opencv-python",
+             "video_backends": {"v4l2": True}}
+    engines = [{"name": "litert", "installed": True, "usable": True},
+               {"name": "onnxruntime", "installed": True, "usable": True},
+               {"name": "tflite-runtime", "installed": False, "usable": False}]
+    base = {"engines": engines, "opencv": ok_cv, "cameras": ["/dev/video0"], "picamera2": False, "board": ""}
+    return {**base, **over}
+
+
+def test_advice_turns_findings_into_commands():
+    display = {"DISPLAY": ":0"}
+    assert advise(_report(), display) == []  # nothing missing: no advice
+    headless = {"installed": True, "version": "4.10.0", "gui": "NONE", "distribution": "opencv-python-headless"}
+    tips = advise(_report(opencv=headless), display)
+    assert len(tips) == 1 and GUI_OPENCV_FIX in tips[0] and "--save" in tips[0] and "--headless" in tips[0]
+    tips = advise(_report(), {})  # a GUI OpenCV but no display (ssh, console)
+    assert len(tips) == 1 and "DISPLAY" in tips[0] and "--save" in tips[0]
+    tips = advise(_report(cameras=[]), display)
+    assert len(tips) == 1 and "picamera2" in tips[0] and "--source video.mp4" in tips[0]
+    tips = advise(_report(board="Raspberry Pi 4 Model B Rev 1.4"), display)
+    assert len(tips) == 1 and "sudo apt install python3-picamera2" in tips[0] and "--system-site-packages" in tips[0]
+    assert advise(_report(board="Raspberry Pi 4 Model B Rev 1.4", picamera2=True), display) == \
+        ["Pi CSI camera: --source picamera2"]
+    no_engines = [{"name": n, "installed": False, "usable": False} for n in ("litert", "onnxruntime", "tflite-runtime")]
+    tips = advise(_report(engines=no_engines), display)
+    assert any(t.endswith(": pip install ai-edge-litert") for t in tips)
+    assert any(t.endswith(": pip install onnxruntime") for t in tips)
+    crashed = [{"name": "litert", "installed": True, "usable": True},
+               {"name": "onnxruntime", "installed": True, "usable": False, "crashed": "SIGILL",
+                "problem": "installed, but importing onnxruntime crashes the process (SIGILL: ...)"}]
+    tips = advise(_report(engines=crashed), display)
+    assert len(tips) == 2 and tips[0].startswith("onnxruntime crashes on import here (SIGILL)")
+    assert "pip install --force-reinstall --no-cache-dir onnxruntime" in tips[0]
+
+
+def _fake_modules(root: Path) -> Path:
+    """Engine-like packages that abort, raise or hang on import, as some broken wheels do."""
+    for name, body in {"fake_abort": "import os\nos.abort()\n",
+                       "fake_segv": "import ctypes\nctypes.string_at(0)\n",  # reads address 0: SIGSEGV
+                       "fake_raise": "raise ImportError('libfoo.so: cannot open shared object file')\n",
+                       "fake_hang": "import time\ntime.sleep(120)\n",
+                       "fake_fine": "VALUE = 1\n"}.items():
+        (root / name).mkdir()
+        (root / name / "__init__.py").write_text(body)
+    return root
+
+
+def test_engine_probes_name_crashes_errors_and_hangs(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(_fake_modules(tmp_path)))
+    t0 = time.monotonic()
+    found = probe_engines({"a": "fake_abort", "s": "fake_segv", "r": "fake_raise", "h": "fake_hang",
+                           "f": "fake_fine"}, timeout=3)
+    assert time.monotonic() - t0 < 20  # in parallel, the hang cut at the timeout
+    assert found["f"] == {"ok": True}
+    assert found["a"]["ok"] is False and found["a"]["crashed"] == "SIGABRT" and "crashes" in found["a"]["problem"]
+    assert found["s"]["crashed"] == "SIGSEGV" and "segmentation fault" in found["s"]["problem"]
+    assert found["r"]["ok"] is False and "libfoo.so: cannot open shared object file" in found["r"]["problem"]
+    assert found["h"]["ok"] is False and "did not finish within 3 s" in found["h"]["problem"]
+
+
+def test_doctor_survives_an_engine_that_crashes_on_import(tmp_path):
+    """A fake onnxruntime that aborts on import, first on PYTHONPATH: doctor names it and still reports."""
+    (tmp_path / "onnxruntime").mkdir()
+    (tmp_path / "onnxruntime" / "__init__.py").write_text("import os\nos.abort()\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    res = subprocess.run([sys.executable, "-m", "edgeport", "doctor", "--json"], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    ort = next(e for e in r["engines"] if e["name"] == "onnxruntime")
+    assert ort["installed"] and not ort["usable"] and ort["crashed"] == "SIGABRT"
+    assert any(t.startswith("onnxruntime crashes on import here (SIGABRT)") for t in r["advice"])
+    assert next(e for e in r["engines"] if e["name"] == "litert")["usable"] is True  # the others still probed
+    res = subprocess.run([sys.executable, "-m", "edgeport", "doctor", "-q"], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0 and res.stdout.startswith("recommend ") and "engines:" not in res.stdout
+    assert "onnxruntime crashes on import here" in res.stdout
+
+
+def test_gui_problem():
+    gui = {"installed": True, "version": "4.10.0", "gui": "QT5", "distribution": "opencv-python"}
+    assert gui_problem(gui, {"WAYLAND_DISPLAY": "wayland-0"}) is None
+    assert "expected a display for --show" in (gui_problem(gui, {}) or "")
+    headless = {**gui, "gui": "NONE", "distribution": "opencv-python-headless"}
+    assert (gui_problem(headless, {"DISPLAY": ":0"}) or "").startswith(
+        "expected an OpenCV with a GUI for --show, received opencv-python-headless 4.10.0 without one")
