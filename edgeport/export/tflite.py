@@ -26,6 +26,18 @@ log = logging.getLogger(__name__)
 TFLITE_SCHEMES = ("fp32", "fp16", "dynamic", "int8", "int16x8")
 
 
+class UnsupportedOpsError(ModelError):
+    """A scheme cannot represent some ops of this model and has no float fallback (e.g. full-integer int8)."""
+
+    def __init__(self, scheme: str, ops: list[str]) -> None:
+        self.scheme, self.ops = scheme, list(ops)
+        super().__init__(
+            f"{scheme} is not supported for this model: {', '.join(self.ops)} has no {scheme} kernel in TFLite "
+            f"and a full-integer model cannot keep it float; use int16x8 (which keeps such ops float), "
+            f"dynamic or fp16 for this model, or replace that layer"
+        )
+
+
 def export_saved_model(model, path: str | Path) -> Path:
     """Write ``model`` (a Keras 3 model) as a SavedModel with a float32 NHWC signature."""
     tf = require("tensorflow", "exporting a SavedModel")
@@ -97,7 +109,10 @@ def convert_saved_model(
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             conv.inference_input_type = conv.inference_output_type = _io_type(tf, io_dtype)
         else:
-            conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            # the builtin float kernels beside the 16x8 set: an op without a 16x8 kernel (MobileNetV3's
+            # HARD_SWISH) stays float instead of failing the conversion
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                                              tf.lite.OpsSet.TFLITE_BUILTINS]
             # int16 activations always go through the older calibrate-and-quantize path; with the
             # MLIR quantizer on, TF first runs a calibration pass whose result it then discards.
             conv.experimental_new_quantizer = False
@@ -136,8 +151,10 @@ def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8")
 
     int8 goes through the MLIR quantizer with ``io_dtype`` input/output; int16x8
     through the older quantizer (the only one TF uses for 16-bit activations)
-    on the min/max already in the model. Both give the same tensors as a full
-    ``TFLiteConverter`` run with the same images (tested).
+    on the min/max already in the model, with ``allow_float`` so that an op
+    without a 16x8 kernel stays float (as the converter does when
+    ``TFLITE_BUILTINS`` is allowed beside the 16x8 op set). Both give the same
+    tensors as a full ``TFLiteConverter`` run with the same images (tested).
     """
     tf = require("tensorflow", "TFLite quantization")
     if scheme == "int8":
@@ -150,8 +167,10 @@ def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8")
         from tensorflow.lite.python.optimize import calibrator
 
         f32, i16, i64 = (np.dtype(t).num for t in (np.float32, np.int16, np.int64))
+        # (input_type, output_type, allow_float, activations_type, bias_type, disable_per_channel,
+        #  disable_per_channel_for_dense)
         model = calibrator.Calibrator(calibrated)._calibrator.QuantizeModel(  # noqa: SLF001
-            f32, f32, False, i16, i64, False, False)
+            f32, f32, True, i16, i64, False, False)
         return _set_optimization_mode(bytes(model), conversion.ModelOptimizationMode.PTQ_INT16)
     raise ModelError(f"expected a calibrated TFLite scheme (int8, int16x8), received '{scheme}'")
 
@@ -228,15 +247,22 @@ def graph_summary(model: bytes) -> dict:
     return {"ops": dict(sorted(ops.items())), "float_ops": sorted(float_ops), "weight_dtypes": weights}
 
 
+#: integer schemes whose converter keeps an op without an integer kernel float (see quantize_calibrated)
+FLOAT_FALLBACK = ("int16x8",)
+
+
 def check_integer(model: bytes, scheme: str) -> dict:
-    """:func:`graph_summary`, raising ModelError when an integer scheme kept float ops."""
+    """:func:`graph_summary` of an integer scheme's model.
+
+    Ops that stayed float are listed under ``float_fallback`` for a scheme
+    with a float fallback (int16x8); for full-integer int8 they make the
+    scheme unsupported for this model (:class:`UnsupportedOpsError`).
+    """
     summary = graph_summary(model)
     if summary["float_ops"]:
-        raise ModelError(
-            f"expected every op of the {scheme} model to run on integer kernels, but "
-            f"{', '.join(summary['float_ops'])} stayed float32 (no {scheme} kernel for it); "
-            "use the dynamic/fp16 schemes for this model or replace that layer"
-        )
+        if scheme not in FLOAT_FALLBACK:
+            raise UnsupportedOpsError(scheme, summary["float_ops"])
+        summary["float_fallback"] = list(summary["float_ops"])
     return summary
 
 
