@@ -154,7 +154,10 @@ def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8")
     on the min/max already in the model, with ``allow_float`` so that an op
     without a 16x8 kernel stays float (as the converter does when
     ``TFLITE_BUILTINS`` is allowed beside the 16x8 op set). Both give the same
-    tensors as a full ``TFLiteConverter`` run with the same images (tested).
+    tensors as a full ``TFLiteConverter`` run with the same images (tested),
+    except that int16x8 first widens activation ranges below
+    :data:`INT16_MIN_RANGE` (:func:`widen_tiny_ranges`), with which the
+    converter's own model would not load.
     """
     tf = require("tensorflow", "TFLite quantization")
     if scheme == "int8":
@@ -167,12 +170,51 @@ def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8")
         from tensorflow.lite.python.optimize import calibrator
 
         f32, i16, i64 = (np.dtype(t).num for t in (np.float32, np.int16, np.int64))
+        calibrated, widened = widen_tiny_ranges(calibrated, INT16_MIN_RANGE)
+        if widened:
+            log.info("int16x8: %d activation range(s) below %g widened to it (a RELU6 output scale that small "
+                     "overflows LiteRT's int32 bound): %s", len(widened), INT16_MIN_RANGE, ", ".join(widened[:5]))
         # (input_type, output_type, allow_float, activations_type, bias_type, disable_per_channel,
         #  disable_per_channel_for_dense)
         model = calibrator.Calibrator(calibrated)._calibrator.QuantizeModel(  # noqa: SLF001
             f32, f32, True, i16, i64, False, False)
         return _set_optimization_mode(bytes(model), conversion.ModelOptimizationMode.PTQ_INT16)
     raise ModelError(f"expected a calibrated TFLite scheme (int8, int16x8), received '{scheme}'")
+
+
+#: the smallest calibrated |range| an int16 activation gets (scale = range / 32767). LiteRT computes a fused
+#: RELU6's upper bound as round(6 / scale) in int32 and refuses the model ("no_integer_overflow_from_
+#: quantization") when range < 6 * 32767 / 2**31 = 9.2e-5: the lower blocks of a MobileNetV2 trained from
+#: scratch with --unfreeze 1 keep their random weights and initial BatchNorm statistics, whose activations
+#: shrink to ~1e-5. Widened to 2e-4, such a tensor still has a step of 6e-9.
+INT16_MIN_RANGE = 2e-4
+
+
+def widen_tiny_ranges(calibrated: bytes, min_range: float) -> tuple[bytes, list[str]]:
+    """``calibrated`` with every recorded activation range whose largest |value| is below ``min_range``
+    widened to ``[min, min_range]`` (symmetric int16 quantization uses the largest |value|), and the names
+    of those tensors."""
+    require("tensorflow", "TFLite quantization")
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    obj = fu.convert_bytearray_to_object(bytearray(calibrated))
+    widened: list[str] = []
+    for g in obj.subgraphs:
+        for t in g.tensors:
+            q = t.quantization
+            if q is None or q.min is None or q.max is None or len(q.min) != 1 or len(q.max) != 1:
+                continue
+            buf = obj.buffers[t.buffer] if t.buffer < len(obj.buffers) else None
+            if buf is not None and buf.data is not None and len(buf.data):
+                continue  # a constant: quantized from its values, not from a recorded range
+            lo, hi = float(q.min[0]), float(q.max[0])
+            if max(abs(lo), abs(hi)) < min_range:
+                q.max = np.array([min_range], np.float32)
+                q.min = np.array([min(lo, 0.0)], np.float32)
+                widened.append(_name(t.name))
+    if not widened:
+        return calibrated, widened
+    return bytes(fu.convert_object_to_bytearray(obj)), widened
 
 
 def _set_optimization_mode(model: bytes, mode: int) -> bytes:

@@ -105,6 +105,8 @@ def test_two_devices_under_mixed_precision_export(tmp_path, class_folders):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rt = json.loads((out / "metrics.json").read_text())["runtime"]
     assert rt["replicas"] == 2 and rt["strategy"] == "MirroredStrategy" and rt["mixed_precision"] is True
+    with open(out / "history.csv", newline="") as f:
+        assert [(r["phase"], r["epoch"]) for r in csv.DictReader(f)] == [("1", "1"), ("2", "1")]
     exp = [sys.executable, "-m", "edgeport", "-q", "export", str(out), "--out", str(tmp_path / "export"),
            "--calibration-samples", "8", "--verify-samples", "8", "--int16x8-verify-samples", "4"]
     proc = subprocess.run(exp, env=_env(), capture_output=True, text=True, timeout=300)
