@@ -79,3 +79,28 @@ def test_run_saved_with_mixed_layers_exports_every_scheme(keras, images, tiny_da
     assert training["dtype_policy"] == "mixed_float16" and training["rebuilt_float32"] is True
     assert training["keras_file_layer_policies"].get("mixed_float16", 0) >= 6
     assert training["exported_dtype_policy"] == "float32"
+
+
+@pytest.mark.parametrize("backbone", ["resnet50v2", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+                                      "efficientnet_b0", "tiny"])
+def test_every_backbone_rebuilds_in_float32(keras, backbone):
+    """The full model of each backbone, built under mixed_float16 as a GPU run builds it, rebuilds with every
+    layer float32 and computes what the same model built in float32 computes with those weights."""
+    from edgeport.build.config import BuildConfig
+    from edgeport.build.model import build_models
+
+    cfg = BuildConfig(data="-", out="-", backbone=backbone, weights="none", head="conv", image_size=32)
+    keras.utils.set_random_seed(0)
+    with global_policy("mixed_float16"):
+        mixed = build_models(cfg, 5).plain
+    twin = as_float32(mixed)
+    assert set(layer_policies(twin)) == {"float32"}
+    keras.utils.set_random_seed(0)
+    reference = build_models(cfg, 5).plain
+    reference.set_weights(mixed.get_weights())
+    for layer in reference._flatten_layers():
+        if hasattr(layer, "finalize_state"):
+            layer.finalize_state()
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(twin(x, training=False)), np.asarray(reference(x, training=False)),
+                               rtol=0, atol=1e-6)
