@@ -27,6 +27,7 @@ from edgeport.build.backbones import BACKBONES
 from edgeport.build.config import BuildConfig, RunResult
 from edgeport.build.heads import HEADS
 from edgeport.build.model import Models, build_models, freeze_backbone, unfreeze_top
+from edgeport.build.precision import DEPLOY_POLICY, as_float32
 from edgeport.build.rundir import STATE_FILE, check_out_dir, read_state
 from edgeport.build.report import plot_confusion, plot_history, write_history_csv
 from edgeport.files import atomic_write_text, write_json
@@ -215,11 +216,18 @@ def _verbose(cfg: BuildConfig) -> int:
     return {"bar": 1, "line": 2, "off": 0}[cfg.progress]
 
 
-def _write_inputs(out: Path, cfg: BuildConfig, src: inputs.TrainingData) -> None:
+def _write_inputs(out: Path, cfg: BuildConfig, src: inputs.TrainingData, mixed: bool) -> None:
+    import dataclasses
+
     import yaml
 
+    # resolved like fine_tune_lr: 'auto' is stored as what it meant on this machine
+    resolved = dataclasses.replace(cfg, mixed_precision="on" if mixed else "off")
+    policy = "mixed_float16" if mixed else "float32"
+    head = (f"# trained under the Keras dtype policy {policy}; model.keras computes in {DEPLOY_POLICY} "
+            f"(every layer)\n")
     atomic_write_text(out / "labels.txt", "".join(f"{c}\n" for c in src.classes))
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    atomic_write_text(out / "config.yaml", head + yaml.safe_dump(to_dict(resolved), sort_keys=False))
     if src.dataset is not None:
         epdata.write_split_csv(src.dataset, out / "data_split.csv")
     else:
@@ -269,7 +277,7 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.TrainingData, mixed: bool, c
     state = read_state(ckdir) if cfg.resume else None
     if cfg.resume and state is None:
         log.info("nothing to resume in %s; starting a new run", out)
-    _write_inputs(out, cfg, src)
+    _write_inputs(out, cfg, src, mixed)
 
     k = len(src.classes)
     n_train = src.count("train")
@@ -310,7 +318,8 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.TrainingData, mixed: bool, c
         if use_cache:
             t0 = time.perf_counter()
             plain = dict(shuffle=False, seed=cfg.seed, cache_bytes=0)
-            feat_bytes = (n_train + src.count("val")) * int(np.prod(models.feature_shape)) * 4
+            itemsize = np.dtype(keras.backend.standardize_dtype(models.features.output.dtype)).itemsize
+            feat_bytes = (n_train + src.count("val")) * int(np.prod(models.feature_shape)) * itemsize
             disk = feat_bytes > cache_bytes
             cache_dir = out / "cache"
             tr_f = extract_features(models, inputs.image_dataset(src, "train", cfg.image_size, bs, **plain),
@@ -320,7 +329,7 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.TrainingData, mixed: bool, c
             extra = time.perf_counter() - t0
             timing["feature_cache_seconds"] = round(extra, 3)
             timing["feature_cache"] = {"where": "disk" if disk else "ram", "bytes": int(tr_f.nbytes + va_f.nbytes),
-                                       "shape": list(models.feature_shape)}
+                                       "shape": list(models.feature_shape), "dtype": str(tr_f.dtype)}
             log.info("feature cache: %d+%d images through the frozen backbone in %.1f s (%s, %.1f MB)",
                      n_train, src.count("val"), extra, "disk" if disk else "RAM", (tr_f.nbytes + va_f.nbytes) / 2**20)
             train_ds = inputs.feature_dataset(tr_f, src.labels("train"), k, bs, shuffle=True, seed=cfg.seed)
@@ -370,15 +379,20 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.TrainingData, mixed: bool, c
 
 def _finish(cfg: BuildConfig, out: Path, src: inputs.TrainingData, models: Models, history: list[dict[str, Any]],
             val_images: Any, timing: dict[str, Any], mixed: bool, strategy: Any, t_start: float) -> dict[str, Any]:
-    models.plain.save(str(out / "model.keras"))  # never compiled: no optimizer state inside
-    probs = models.full.predict(val_images, verbose=0)
+    # what ships: float32 in every layer whatever the training policy (export converts it as is),
+    # never compiled (no optimizer state inside); the metrics below are this model's
+    deploy = as_float32(models.plain)
+    tmp = out / ".model.tmp.keras"  # written whole, then renamed: a kill never leaves half a model.keras
+    deploy.save(str(tmp))
+    os.replace(tmp, out / "model.keras")
+    probs = deploy.predict(val_images, verbose=0)
     val = accuracy(np.asarray(probs, np.float64), src.labels("val"), src.classes, confusion=True)
     metrics: dict[str, Any] = {
         "val_top1_pct": val["top1_pct"], "val_top5_pct": val["top5_pct"], "val": val,
     }
     if src.count("test"):
         test_ds = inputs.image_dataset(src, "test", cfg.image_size, cfg.batch_size, shuffle=False, seed=cfg.seed)
-        metrics["test"] = accuracy(np.asarray(models.full.predict(test_ds, verbose=0), np.float64),
+        metrics["test"] = accuracy(np.asarray(deploy.predict(test_ds, verbose=0), np.float64),
                                    src.labels("test"), src.classes, confusion=True)
     for phase in (1, 2):
         rows = [r for r in history if r["phase"] == phase]
@@ -391,7 +405,8 @@ def _finish(cfg: BuildConfig, out: Path, src: inputs.TrainingData, models: Model
         "model": {"backbone": cfg.backbone, "head": cfg.head, "image_size": cfg.image_size,
                   "weights": cfg.weights, "params": int(models.full.count_params()),
                   "feature_shape": list(models.feature_shape)},
-        "runtime": {"mixed_precision": mixed, "replicas": int(strategy.num_replicas_in_sync),
+        "runtime": {"mixed_precision": mixed, "training_dtype_policy": "mixed_float16" if mixed else "float32",
+                    "model_dtype_policy": DEPLOY_POLICY, "replicas": int(strategy.num_replicas_in_sync),
                     "strategy": type(strategy).__name__, "jit": bool(cfg.jit),
                     "feature_cache": "feature_cache_seconds" in timing,
                     "tensorflow": tf.__version__, "keras": keras.__version__},

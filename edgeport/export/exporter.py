@@ -7,6 +7,7 @@ budget) marks that scheme failed with its reason; the others still export.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -29,12 +30,13 @@ from edgeport.export.converters import CONVERTERS, ConversionContext
 from edgeport.export.rundir import RunInfo, read_run
 from edgeport.export.quantization import DEFAULT_BUDGET, REPORT_DIR, SEARCHABLE, Improved, budget_of, improve
 from edgeport.export.search import EvalSet, evaluate, latency_p50, split_selection
+from edgeport.export.tflite import UnsupportedOpsError
 from edgeport.export.verify import open_engine, predict, verify_artifact
 from edgeport.files import replace_dir, scratch_dir, sha256_file
 from edgeport.golden import GOLDEN_DIR, write_golden
 from edgeport.metrics import compare
 from edgeport.manifest import (
-    FAILED, FAILED_DIR, MANIFEST_FILE, OK, SCHEMA_VERSION, read_manifest, verify_sha256, write_manifest,
+    FAILED, FAILED_DIR, MANIFEST_FILE, OK, SCHEMA_VERSION, UNSUPPORTED, read_manifest, verify_sha256, write_manifest,
 )
 from edgeport.schemes import ALL_SCHEMES, SCHEMES, SchemeSpec, get_scheme
 
@@ -75,6 +77,11 @@ class ArtifactResult:
         self.status = FAILED
         self.reason = f"{self.reason}; {reason}" if self.reason else reason
 
+    def unsupported(self, reason: str) -> None:
+        self.status = UNSUPPORTED
+        self.reason = reason
+        self.notes.append("no file was written: this scheme cannot represent this model")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -87,14 +94,21 @@ class ExportResult:
     manifest_path: Path
     manifest: dict
     artifacts: tuple[ArtifactResult, ...]
+    #: schemes asked for by name: one of them being unsupported for the model makes the export not ok
+    requested: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return all(a.ok for a in self.artifacts)
+        """No scheme failed, and none asked for by name is unsupported (a default export skips those)."""
+        return all(a.ok or (a.status == UNSUPPORTED and a.scheme not in self.requested) for a in self.artifacts)
 
     @property
     def failed(self) -> list[ArtifactResult]:
-        return [a for a in self.artifacts if not a.ok]
+        return [a for a in self.artifacts if not a.ok and a.status != UNSUPPORTED]
+
+    @property
+    def unsupported(self) -> list[ArtifactResult]:
+        return [a for a in self.artifacts if a.status == UNSUPPORTED]
 
     def artifact(self, scheme: str) -> ArtifactResult:
         for a in self.artifacts:
@@ -120,16 +134,48 @@ def _short(exc: BaseException, limit: int = 600) -> str:
     return f"{type(exc).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
 
 
-def load_keras_model(path: Path):
-    """Load ``model.keras`` in safe mode; anything unloadable is a ModelError."""
+def load_keras_model(path: Path, info: dict | None = None):
+    """Load ``model.keras`` in safe mode as a float32 model; anything unloadable is a ModelError.
+
+    A model saved with mixed-precision layers (a run built before edgeport
+    saved float32 models) is rebuilt with float32 layers and the same weights,
+    so every scheme converts as for a float32-trained model. ``info``, when
+    given, receives the file's layer policies and whether it was rebuilt.
+    """
+    from edgeport.build.precision import as_float32, global_policy, layer_policies
+
     keras = require("keras", "loading the run's Keras model")
     try:
-        return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+        with global_policy("float32"):
+            model = keras.saving.load_model(str(path), safe_mode=True, compile=False)
     except Exception as exc:  # noqa: BLE001 - keras raises many types for a bad file
         raise ModelError(
             f"expected a Keras 3 model file loadable with safe_mode=True at {path}, "
             f"but it could not be loaded ({_short(exc, 300)}); re-run `edgeport build` or check the file"
         ) from exc
+    policies = layer_policies(model)
+    deploy = as_float32(model)
+    if info is not None:
+        info.update(keras_file_layer_policies=policies, rebuilt_float32=deploy is not model)
+    return deploy
+
+
+def _training_info(run: RunInfo, loaded: dict) -> dict:
+    """The manifest's ``training`` entry: the policy the run trained under (metrics.json/config.yaml) and
+    what the export converted (always float32 layers)."""
+    runtime: dict = {}
+    try:
+        runtime = json.loads((run.run_dir / "metrics.json").read_text()).get("runtime") or {}
+    except (OSError, ValueError, AttributeError):
+        pass
+    policy = runtime.get("training_dtype_policy")
+    if policy is None and "mixed_precision" in runtime:
+        policy = "mixed_float16" if runtime["mixed_precision"] else "float32"
+    if policy is None and run.config.get("mixed_precision") in ("on", "off"):
+        policy = "mixed_float16" if run.config["mixed_precision"] == "on" else "float32"
+    if policy is None and "mixed_float16" in loaded.get("keras_file_layer_policies", {}):
+        policy = "mixed_float16"
+    return {"dtype_policy": policy or "unknown", "exported_dtype_policy": "float32", **loaded}
 
 
 def _contract(run: RunInfo, model) -> InputContract:
@@ -369,14 +415,21 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
             extra["precision"] = a.precision
         _embed(path, scheme.format, _model_info(run, contract, scheme.name, scheme.format, scheme.file, extra))
     except Exception as exc:  # noqa: BLE001 - converters raise anything; isolate the scheme
+        path.unlink(missing_ok=True)
+        if isinstance(exc, UnsupportedOpsError):
+            log.warning("%s: %s", scheme.name, exc)
+            a.unsupported(str(exc))
+            return a
         log.warning("%s: conversion failed: %s", scheme.name, _short(exc, 300))
         a.fail(f"conversion failed: {_short(exc)}")
-        path.unlink(missing_ok=True)
         return a
     a.graph = ctx.graphs.get(scheme.name) or _onnx_graph(path, scheme.format)
     if scheme.name == "dynamic" and a.graph and not a.graph["weight_dtypes"].get("int8"):
         a.notes.append("no weight tensor was large enough to quantize (TFLite skips < 1024 "
                        "elements): this model is effectively float32")
+    if a.graph.get("float_fallback"):
+        a.notes.append(f"{', '.join(a.graph['float_fallback'])} stayed float32 (no {scheme.name} kernel; the "
+                       "converter's float fallback): the rest is integer, see graph.float_fallback")
     a.bytes = path.stat().st_size
     a.sha256 = sha256_file(path)
     runs = LATENCY_RUNS.get(scheme.name, DEFAULT_LATENCY_RUNS)
@@ -491,7 +544,8 @@ def export(cfg: ExportConfig) -> ExportResult:
     out = cfg.out_dir
     previous = check_out_dir(out, run)
     schemes = [get_scheme(n) for n in cfg.scheme_list]
-    model = load_keras_model(run.model_path)
+    loaded: dict = {}
+    model = load_keras_model(run.model_path, loaded)
     contract = _contract(run, model)
 
     t0 = time.perf_counter()
@@ -528,6 +582,7 @@ def export(cfg: ExportConfig) -> ExportResult:
             # paths relative to the export directory: a manifest copied to a device names no local folders
             "source_model": os.path.relpath(run.model_path.resolve(), out.resolve()),
             "backbone": run.backbone,
+            "training": _training_info(run, loaded),
             "labels": list(run.labels),
             "input": contract.to_dict(),
             "run_dir": os.path.relpath(run.run_dir, out.resolve()),
@@ -544,7 +599,9 @@ def export(cfg: ExportConfig) -> ExportResult:
             "artifacts": [a.to_dict() for a in results],
         }
         write_manifest(new, manifest)
-    return ExportResult(out_dir=out, manifest_path=out / MANIFEST_FILE, manifest=manifest, artifacts=tuple(results))
+    requested = () if cfg.schemes is None or tuple(cfg.schemes) == ALL_SCHEMES else tuple(cfg.schemes)
+    return ExportResult(out_dir=out, manifest_path=out / MANIFEST_FILE, manifest=manifest, artifacts=tuple(results),
+                        requested=requested)
 
 
 def _subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:

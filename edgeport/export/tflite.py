@@ -26,6 +26,18 @@ log = logging.getLogger(__name__)
 TFLITE_SCHEMES = ("fp32", "fp16", "dynamic", "int8", "int16x8")
 
 
+class UnsupportedOpsError(ModelError):
+    """A scheme cannot represent some ops of this model and has no float fallback (e.g. full-integer int8)."""
+
+    def __init__(self, scheme: str, ops: list[str]) -> None:
+        self.scheme, self.ops = scheme, list(ops)
+        super().__init__(
+            f"{scheme} is not supported for this model: {', '.join(self.ops)} has no {scheme} kernel in TFLite "
+            f"and a full-integer model cannot keep it float; use int16x8 (which keeps such ops float), "
+            f"dynamic or fp16 for this model, or replace that layer"
+        )
+
+
 def export_saved_model(model, path: str | Path) -> Path:
     """Write ``model`` (a Keras 3 model) as a SavedModel with a float32 NHWC signature."""
     tf = require("tensorflow", "exporting a SavedModel")
@@ -97,7 +109,10 @@ def convert_saved_model(
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             conv.inference_input_type = conv.inference_output_type = _io_type(tf, io_dtype)
         else:
-            conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            # the builtin float kernels beside the 16x8 set: an op without a 16x8 kernel (MobileNetV3's
+            # HARD_SWISH) stays float instead of failing the conversion
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                                              tf.lite.OpsSet.TFLITE_BUILTINS]
             # int16 activations always go through the older calibrate-and-quantize path; with the
             # MLIR quantizer on, TF first runs a calibration pass whose result it then discards.
             conv.experimental_new_quantizer = False
@@ -137,8 +152,13 @@ def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8",
 
     int8 goes through the MLIR quantizer with ``io_dtype`` input/output; int16x8
     through the older quantizer (the only one TF uses for 16-bit activations)
-    on the min/max already in the model. Both give the same tensors as a full
-    ``TFLiteConverter`` run with the same images (tested).
+    on the min/max already in the model, with ``allow_float`` so that an op
+    without a 16x8 kernel stays float (as the converter does when
+    ``TFLITE_BUILTINS`` is allowed beside the 16x8 op set). Both give the same
+    tensors as a full ``TFLiteConverter`` run with the same images (tested),
+    except that int16x8 first widens activation ranges below
+    :data:`INT16_MIN_RANGE` (:func:`widen_tiny_ranges`), with which the
+    converter's own model would not load.
 
     ``float_nodes`` (int8 only): ops to keep in float, named by their output
     tensor in ``calibrated`` (``denylisted_nodes``); each runs on float
@@ -158,10 +178,51 @@ def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8",
         from tensorflow.lite.python.optimize import calibrator
 
         f32, i16, i64 = (np.dtype(t).num for t in (np.float32, np.int16, np.int64))
+        calibrated, widened = widen_tiny_ranges(calibrated, INT16_MIN_RANGE)
+        if widened:
+            log.info("int16x8: %d activation range(s) below %g widened to it (a RELU6 output scale that small "
+                     "overflows LiteRT's int32 bound): %s", len(widened), INT16_MIN_RANGE, ", ".join(widened[:5]))
+        # (input_type, output_type, allow_float, activations_type, bias_type, disable_per_channel,
+        #  disable_per_channel_for_dense)
         model = calibrator.Calibrator(calibrated)._calibrator.QuantizeModel(  # noqa: SLF001
-            f32, f32, False, i16, i64, False, False)
+            f32, f32, True, i16, i64, False, False)
         return _set_optimization_mode(bytes(model), conversion.ModelOptimizationMode.PTQ_INT16)
     raise ModelError(f"expected a calibrated TFLite scheme (int8, int16x8), received '{scheme}'")
+
+
+#: the smallest calibrated |range| an int16 activation gets (scale = range / 32767). LiteRT computes a fused
+#: RELU6's upper bound as round(6 / scale) in int32 and refuses the model ("no_integer_overflow_from_
+#: quantization") when range < 6 * 32767 / 2**31 = 9.2e-5: the lower blocks of a MobileNetV2 trained from
+#: scratch with --unfreeze 1 keep their random weights and initial BatchNorm statistics, whose activations
+#: shrink to ~1e-5. Widened to 2e-4, such a tensor still has a step of 6e-9.
+INT16_MIN_RANGE = 2e-4
+
+
+def widen_tiny_ranges(calibrated: bytes, min_range: float) -> tuple[bytes, list[str]]:
+    """``calibrated`` with every recorded activation range whose largest |value| is below ``min_range``
+    widened to ``[min, min_range]`` (symmetric int16 quantization uses the largest |value|), and the names
+    of those tensors."""
+    require("tensorflow", "TFLite quantization")
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    obj = fu.convert_bytearray_to_object(bytearray(calibrated))
+    widened: list[str] = []
+    for g in obj.subgraphs:
+        for t in g.tensors:
+            q = t.quantization
+            if q is None or q.min is None or q.max is None or len(q.min) != 1 or len(q.max) != 1:
+                continue
+            buf = obj.buffers[t.buffer] if t.buffer < len(obj.buffers) else None
+            if buf is not None and buf.data is not None and len(buf.data):
+                continue  # a constant: quantized from its values, not from a recorded range
+            lo, hi = float(q.min[0]), float(q.max[0])
+            if max(abs(lo), abs(hi)) < min_range:
+                q.max = np.array([min_range], np.float32)
+                q.min = np.array([min(lo, 0.0)], np.float32)
+                widened.append(_name(t.name))
+    if not widened:
+        return calibrated, widened
+    return bytes(fu.convert_object_to_bytearray(obj)), widened
 
 
 def _set_optimization_mode(model: bytes, mode: int) -> bytes:
@@ -236,15 +297,22 @@ def graph_summary(model: bytes) -> dict:
     return {"ops": dict(sorted(ops.items())), "float_ops": sorted(float_ops), "weight_dtypes": weights}
 
 
+#: integer schemes whose converter keeps an op without an integer kernel float (see quantize_calibrated)
+FLOAT_FALLBACK = ("int16x8",)
+
+
 def check_integer(model: bytes, scheme: str) -> dict:
-    """:func:`graph_summary`, raising ModelError when an integer scheme kept float ops."""
+    """:func:`graph_summary` of an integer scheme's model.
+
+    Ops that stayed float are listed under ``float_fallback`` for a scheme
+    with a float fallback (int16x8); for full-integer int8 they make the
+    scheme unsupported for this model (:class:`UnsupportedOpsError`).
+    """
     summary = graph_summary(model)
     if summary["float_ops"]:
-        raise ModelError(
-            f"expected every op of the {scheme} model to run on integer kernels, but "
-            f"{', '.join(summary['float_ops'])} stayed float32 (no {scheme} kernel for it); "
-            "use the dynamic/fp16 schemes for this model or replace that layer"
-        )
+        if scheme not in FLOAT_FALLBACK:
+            raise UnsupportedOpsError(scheme, summary["float_ops"])
+        summary["float_fallback"] = list(summary["float_ops"])
     return summary
 
 

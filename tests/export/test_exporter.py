@@ -72,16 +72,24 @@ def test_verification_figures(manifest):
     assert arts["int16x8"]["verification"]["images"] == manifest["verification"]["int16x8_images"]
 
 
-def test_op_without_integer_kernel_fails_only_that_scheme(sine_run_dir, tmp_path):
-    res = export(ExportConfig(run_dir=str(sine_run_dir), out=str(tmp_path / "x"), schemes=("fp32", "int8", "onnx"),
-                              calibration_samples=8, verify_samples=8, progress=False))
-    assert [a.status for a in res.artifacts] == ["ok", "failed", "ok"]
+def test_op_without_integer_kernel_makes_only_that_scheme_unsupported(sine_run_dir, tmp_path):
+    """SIN has no int8 kernel and full-integer int8 has no float fallback: int8 is 'unsupported' (op named);
+    int16x8 keeps SIN float (the converter's fallback) and says so."""
+    res = export(ExportConfig(run_dir=str(sine_run_dir), out=str(tmp_path / "x"),
+                              schemes=("fp32", "int8", "int16x8", "onnx"), calibration_samples=8, verify_samples=8,
+                              progress=False))
+    assert [a.status for a in res.artifacts] == ["ok", "unsupported", "ok", "ok"]
     reason = res.artifact("int8").reason
-    assert "SIN" in reason and "integer kernels" in reason
+    assert reason.startswith("int8 is not supported for this model: SIN has no int8 kernel")
     assert not (tmp_path / "x" / "model_int8.tflite").exists()
+    assert not (tmp_path / "x" / "failed" / "model_int8.tflite").exists()
+    int16 = res.artifact("int16x8")
+    assert int16.graph["float_fallback"] == ["SIN"] and any("SIN stayed float32" in n for n in int16.notes)
+    assert int16.graph["ops"]["SIN"] == 1 and int16.graph["weight_dtypes"].get("int8")
     saved = json.loads(res.manifest_path.read_text())
-    assert [a["status"] for a in saved["artifacts"]] == ["ok", "failed", "ok"]
-    assert not res.ok and [a.scheme for a in res.failed] == ["int8"]
+    assert [a["status"] for a in saved["artifacts"]] == ["ok", "unsupported", "ok", "ok"]
+    # int8 was asked for by name: the export is not ok; nothing failed outright
+    assert not res.ok and res.failed == [] and [a.scheme for a in res.unsupported] == ["int8"]
 
 
 def test_corrupt_model_file_is_a_model_error(tiny_run_dir, tmp_path):
