@@ -18,14 +18,16 @@ def images_to_video(
     out: str | os.PathLike[str],
     fps: float = 10.0,
     frames_per_image: int = 5,
-    size: tuple[int, int] = (320, 240),
+    size: tuple[int, int] = (640, 480),
 ) -> Path:
-    """Write ``images`` (each held for ``frames_per_image`` frames) as an mp4.
+    """Write ``images`` (each held for ``frames_per_image`` frames) as an mp4 of ``size`` (w, h).
 
     Returns the path. The frame order follows ``images``, so frame i shows
     ``images[i // frames_per_image]``. Each image is stretched to the frame
     (not letterboxed): the runtime squeezes the whole frame to the model's
     input as training squeezed whole images, so the proportions come back.
+    The default 640x480 is a common camera size, and large enough for the
+    overlay text of the annotated video to be read.
     """
     if not images:
         raise DataError("expected at least one image to make a video from, received none")
