@@ -66,9 +66,11 @@ class PipelineConfig:
 
 #: What ``edgeport demo`` uses unless told otherwise: a whole run in a few minutes on 2 CPU cores.
 #: MobileNetV2 from scratch: phase 1 (a head on frozen random features) teaches nothing, so every
-#: epoch trains the whole network; 3,000 images x 10 epochs is what it needs to learn the shapes.
+#: epoch trains the whole network. It stays near chance for 1-4 epochs (how long depends on the seed),
+#: then learns the shapes quickly. Measured val top-1 on 3,000 images (seeds 0-4, 2-core CPU):
+#: 12 epochs at lr 3e-3: 0.993-1.000; 10 epochs: 0.917-0.993; lr 5e-3: 0.64-0.995; 1e-2: 0.56.
 DEMO_DEFAULTS: dict[str, Any] = dict(
-    backbone="mobilenet_v2", weights="none", head="gap", image_size=64, epochs=0, fine_tune_epochs=10,
+    backbone="mobilenet_v2", weights="none", head="gap", image_size=64, epochs=0, fine_tune_epochs=12,
     unfreeze=None, batch_size=32, lr=3e-3, fine_tune_lr=3e-3, calibration_samples=100, verify_samples=200,
     bench_runs=50, bench_limit=200, per_class=600, video_images=30, frames_per_image=3,
 )

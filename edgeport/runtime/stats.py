@@ -7,7 +7,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 #: per-frame timings recorded by the loop, in milliseconds. ``read`` is the wait in
-#: ``source.read()``, ``output`` the ``on_result`` callback (drawing, saving, printing);
+#: ``source.read()``, ``output`` the ``on_result`` callback (drawing, saving, printing): both
+#: only in the summary, not in a :class:`~edgeport.runtime.loop.FrameResult`;
 #: ``total`` is preprocess + invoke + postprocess (the model's share of a frame).
 STAGES = ("capture_age", "read", "preprocess", "invoke", "postprocess", "output", "total")
 
