@@ -1,9 +1,18 @@
 """A procedurally drawn labelled image set: the demo's embedded default.
 
-Five shape classes (circle, square, triangle, star, cross) drawn with random
-colour, size, position, rotation, line thickness, background texture and
-noise, so that classes are learnable but not trivial. Pure numpy + OpenCV,
-deterministic for a seed; written as JPEG class folders.
+Five shape classes (circle, square, triangle, star, cross), each image one
+shape of random colour, size, position, rotation (circles: a random ellipse
+aspect) on a random two-colour gradient with sensor-like noise and sometimes
+blur. Colour, place and size say nothing about the class; only the outline
+does. Pure numpy + OpenCV, deterministic for a seed; written as JPEG class
+folders.
+
+The default style is what MobileNetV2 learns from scratch within the demo's
+few CPU minutes (val top-1 0.99-1.00 on 3,000 images in 12 epochs). The
+harder style of earlier versions (``lines=3, outline=0.3, noise=18,
+radius=(0.18, 0.38)``: distractor lines, hollow shapes, more noise, smaller
+shapes) needs far more training: 7 epochs on 3,000 images reached val top-1
+0.49 where the default style reached 0.96.
 """
 
 from __future__ import annotations
@@ -39,22 +48,31 @@ def _polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> np.ndar
     return np.stack([cx + rad * np.cos(t), cy + rad * np.sin(t)], axis=1).astype(np.int32)
 
 
-def draw(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One RGB uint8 image of ``kind`` (one of :data:`CLASSES`)."""
+def draw(kind: str, size: int, rng: np.random.Generator, *, lines: int = 0, outline: float = 0.0,
+         noise: float = 6.0, radius: tuple[float, float] = (0.25, 0.42), blur: float = 0.3,
+         contrast: float = 150.0) -> np.ndarray:
+    """One RGB uint8 image of ``kind`` (one of :data:`CLASSES`).
+
+    ``lines``: up to this many random distractor lines; ``outline``: probability
+    of a hollow shape; ``noise``: the largest Gaussian noise sigma (grey levels);
+    ``radius``: shape radius range as a fraction of ``size``; ``blur``:
+    probability of a 3x3 blur; ``contrast``: the least summed RGB distance
+    between the shape and the mean background colour.
+    """
     bg = rng.integers(0, 256, 3)
     bg2 = rng.integers(0, 256, 3)
     ramp = np.linspace(0, 1, size)[None, :, None] if rng.random() < 0.5 else np.linspace(0, 1, size)[:, None, None]
     img = (bg * (1 - ramp) + bg2 * ramp).astype(np.float32) * np.ones((size, size, 1), np.float32)
-    for _ in range(int(rng.integers(0, 4))):  # distractor lines
+    for _ in range(int(rng.integers(0, lines + 1))):  # distractor lines
         p1, p2 = rng.integers(0, size, 2), rng.integers(0, size, 2)
         cv2.line(img, tuple(int(v) for v in p1), tuple(int(v) for v in p2),
                  tuple(float(v) for v in rng.integers(0, 256, 3)), int(rng.integers(1, 3)))
     color = rng.integers(0, 256, 3)
-    while np.abs(color - (bg + bg2) / 2).sum() < 150:  # keep the shape visible
+    while np.abs(color - (bg + bg2) / 2).sum() < contrast:  # keep the shape visible
         color = rng.integers(0, 256, 3)
-    r = size * rng.uniform(0.18, 0.38)
+    r = size * rng.uniform(*radius)
     cx, cy = rng.uniform(r, size - r, 2)
-    filled = rng.random() < 0.7
+    filled = rng.random() >= outline
     thick = -1 if filled else max(1, int(size * rng.uniform(0.03, 0.07)))
     col = tuple(float(v) for v in color)
     if kind == "circle":
@@ -66,8 +84,8 @@ def draw(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
             cv2.fillPoly(img, [pts], col, cv2.LINE_AA)
         else:
             cv2.polylines(img, [pts], True, col, thick, cv2.LINE_AA)
-    img += rng.normal(0, rng.uniform(2, 18), img.shape).astype(np.float32)
-    if rng.random() < 0.3:
+    img += rng.normal(0, rng.uniform(min(2.0, noise), noise), img.shape).astype(np.float32)
+    if rng.random() < blur:
         img = cv2.GaussianBlur(img, (3, 3), 0)
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -78,14 +96,18 @@ def make_dataset(
     size: int = 96,
     classes: tuple[str, ...] = CLASSES,
     seed: int = 0,
+    **style: object,
 ) -> Path:
-    """Write ``root/<class>/<i>.jpg`` for each class; returns ``root``."""
+    """Write ``root/<class>/<i>.jpg`` for each class; returns ``root``.
+
+    ``style`` goes to :func:`draw` (lines, outline, noise, radius, blur, contrast).
+    """
     root = Path(root)
     rng = np.random.default_rng(seed)
     for kind in classes:
         (root / kind).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            rgb = draw(kind, size, rng)
+            rgb = draw(kind, size, rng, **style)  # type: ignore[arg-type]
             cv2.imwrite(str(root / kind / f"{kind}_{i:04d}.jpg"), rgb[:, :, ::-1],
                         [cv2.IMWRITE_JPEG_QUALITY, 92])
     return root

@@ -18,14 +18,17 @@ def images_to_video(
     out: str | os.PathLike[str],
     fps: float = 10.0,
     frames_per_image: int = 5,
-    size: tuple[int, int] = (320, 240),
+    size: tuple[int, int] = (640, 480),
 ) -> Path:
-    """Write ``images`` (each held for ``frames_per_image`` frames) as an mp4.
+    """Write ``images`` (each held for ``frames_per_image`` frames) as an mp4 of ``size`` (w, h).
 
     Returns the path. The frame order follows ``images``, so frame i shows
     ``images[i // frames_per_image]``. Each image is stretched to the frame
     (not letterboxed): the runtime squeezes the whole frame to the model's
     input as training squeezed whole images, so the proportions come back.
+    The default 640x480 is a common camera size, and large enough for the
+    overlay text of the annotated video to be read; small images are enlarged
+    bilinearly (smooth edges), large ones shrunk by area.
     """
     if not images:
         raise DataError("expected at least one image to make a video from, received none")
@@ -36,7 +39,9 @@ def images_to_video(
         raise DataError(f"OpenCV cannot write an mp4 (mp4v) video to {out}")
     try:
         for path in images:
-            frame = cv2.resize(load_rgb(path), size, interpolation=cv2.INTER_AREA)[:, :, ::-1]
+            rgb = load_rgb(path)
+            enlarge = size[0] * size[1] > rgb.shape[0] * rgb.shape[1]  # smooth when enlarging, no blocks
+            frame = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR if enlarge else cv2.INTER_AREA)[:, :, ::-1]
             for _ in range(frames_per_image):
                 writer.write(np.ascontiguousarray(frame))
     finally:

@@ -93,6 +93,22 @@ def test_synthetic_set_is_deterministic(tmp_path):
     assert (a / "star" / "star_0002.jpg").read_bytes() == (b / "star" / "star_0002.jpg").read_bytes()
 
 
+def test_synthetic_style_reaches_the_drawing():
+    import numpy as np
+
+    from edgeport.synthetic import draw
+
+    plain = draw("square", 64, np.random.default_rng(1), noise=0.0, blur=0.0)
+    hollow = draw("square", 64, np.random.default_rng(1), noise=0.0, blur=0.0, outline=1.0)
+    assert plain.shape == hollow.shape == (64, 64, 3) and plain.dtype == np.uint8
+    # same background, colour, size and place: a hollow square changes fewer pixels than a filled one
+    background = draw("square", 64, np.random.default_rng(1), noise=0.0, blur=0.0, radius=(0.0, 0.0))
+    changed = [int((np.abs(img.astype(int) - background).sum(axis=2) > 30).sum()) for img in (plain, hollow)]
+    assert changed[0] > changed[1] > 0
+    with pytest.raises(TypeError):
+        draw("square", 64, np.random.default_rng(1), unknown=1)
+
+
 def test_cli_help_lists_stages(capsys):
     from edgeport.cli import main
 

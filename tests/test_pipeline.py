@@ -43,6 +43,11 @@ def test_demo_smallest_settings_end_to_end(tmp_path):
     assert cv2.imread(str(out / "video" / "overlay.png")) is not None
     assert "next, on your own data and device" in proc.stdout
     assert "model_int8.tflite" in proc.stdout
+    rt = summary["runtime"]
+    assert rt["video_images"] == 5 and 0 <= rt["frames_correct"] <= 10
+    assert rt["frame_top1"] == rt["frames_correct"] / 10
+    assert rt["bound_by"] in rt["loop_ms"] and "the loop is bound by" in proc.stdout
+    assert "ratio to 1/median invoke" not in proc.stdout
 
 
 def test_demo_rejects_bad_settings(tmp_path):

@@ -4,8 +4,10 @@
         summary = run_loop(clf, src, on_result=print_it, max_frames=100)
 
 Per frame it measures the capture age (how old the frame is when processing
-starts), preprocessing, the engine's invoke and postprocessing; the summary has
-p50/p95 of each and the achieved FPS (see :func:`edgeport.runtime.stats.summarize`).
+starts), the wait for the frame in ``source.read()``, preprocessing, the engine's
+invoke, postprocessing and the ``on_result`` output (drawing, saving, printing);
+the summary has p50/p95 of each, the achieved FPS and which part of the loop
+bounds it (see :func:`edgeport.runtime.stats.summarize`).
 """
 
 from __future__ import annotations
@@ -82,11 +84,14 @@ def run_loop(
     if pipeline and not source.live:
         source.prepare = classifier.prepare_bgr
     timings: list[dict[str, float]] = []
+    cycle: list[dict[str, float]] = []  # where the loop thread spent each frame's time
     done = 0
     error = ""
     t0 = time.monotonic()
     t_end = t0
+    read_ms = 0.0  # waiting in source.read(), bad frames skipped on the way included
     while not stop.is_set() and (max_frames is None or done < max_frames):
+        t_read = time.monotonic()
         try:
             frame = source.read()
         except SourceError as exc:  # a live source died and could not be reopened
@@ -96,8 +101,10 @@ def run_loop(
         if frame is None:
             break
         if not frame.ok:
+            read_ms += (time.monotonic() - t_read) * 1e3
             continue  # counted by the source as a bad frame
         t1 = time.monotonic()
+        read_ms += (t1 - t_read) * 1e3
         tensor = frame.tensor if frame.tensor is not None else classifier.prepare_bgr(frame.image)
         t2 = time.monotonic()
         pre_ms = frame.prepare_ms if frame.tensor is not None else (t2 - t1) * 1e3
@@ -113,15 +120,20 @@ def run_loop(
             "postprocess": (t4 - t3) * 1e3,
             "total": pre_ms + (t4 - t2) * 1e3,
         }
-        timings.append(ms)
         fps = done / (t4 - t0) if t4 > t0 else 0.0
         result = FrameResult(frame.index, frame.timestamp, top, ms, fps, frame.name)
-        if on_result is not None and on_result(frame, result) is False:
-            t_end = time.monotonic()
-            break
+        go_on = on_result is None or on_result(frame, result) is not False
         t_end = time.monotonic()
+        # the wait for the frame and the callback's time go to the summary only (the per-frame lines
+        # of `edgeport run --headless` keep their keys)
+        timings.append({**ms, "read": read_ms, "output": (t_end - t4) * 1e3})
+        cycle.append({"read": read_ms, "preprocess": (t2 - t1) * 1e3, "invoke": ms["invoke"],
+                      "postprocess": ms["postprocess"], "output": (t_end - t4) * 1e3})
+        read_ms = 0.0
+        if not go_on:
+            break
     summary = summarize(
-        timings, t_end - t0,
+        timings, t_end - t0, cycle=cycle, source_live=source.live,
         bad_frames=source.bad_frames, dropped=source.dropped, reconnects=source.reconnects,
     )
     if error:

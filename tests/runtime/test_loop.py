@@ -29,9 +29,39 @@ def test_loop_results_match_classify(clf, shapes_video):
     assert summary["frames"] == len(results) == 20
     for image, r in results:
         assert [l for l, _ in r.top] == [l for l, _ in clf.classify(image, top_k=2)]
-        assert set(r.timings_ms) == set(STAGES) and all(v >= 0 for v in r.timings_ms.values())
+        # the source wait and the callback's own time are in the summary, not in the per-frame result
+        assert set(r.timings_ms) == set(STAGES) - {"read", "output"} and all(v >= 0 for v in r.timings_ms.values())
     assert [r.index for _, r in results] == list(range(20))
     assert summary["fps"] > 0 and summary["stages_ms"]["invoke"]["p95"] >= summary["stages_ms"]["invoke"]["p50"]
+    assert set(summary["stages_ms"]) == set(STAGES) and summary["source_live"] is False
+    # the loop thread's steps account for the whole wall time of the run
+    per_frame = 1000 * summary["wall_s"] / summary["frames"]
+    assert sum(summary["loop_ms"].values()) == pytest.approx(per_frame, rel=1e-6)
+    assert summary["loop_ms"]["other"] < 0.2 * per_frame
+
+
+def test_slow_output_is_named_as_the_bound(clf, shapes_video):
+    import time
+
+    with open_source(str(shapes_video)) as src:
+        summary = run_loop(clf, src, on_result=lambda f, r: time.sleep(0.02))
+    assert summary["bound_by"] == "output" and summary["loop_ms"]["output"] >= 20
+    assert summary["stages_ms"]["output"]["p50"] >= 20
+
+
+def test_slow_source_is_named_as_the_bound(clf, shapes_video):
+    import time
+
+    with open_source(str(shapes_video)) as src:
+        grab = src._grab
+
+        def slow_grab():  # a decoder slower than the model
+            time.sleep(0.02)
+            return grab()
+
+        src._grab = slow_grab
+        summary = run_loop(clf, src)
+    assert summary["bound_by"] == "read" and summary["loop_ms"]["read"] >= 10
 
 
 def test_max_frames_and_callback_stop(clf, shapes_video):
