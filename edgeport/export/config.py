@@ -41,6 +41,7 @@ class ExportConfig:
     min_decided_agreement: float | None = None  #: the budget: % agreement where Keras is decided
     search: bool = True  #: int8/onnx-int8 missing the budget: search for the cheapest float fallback
     max_evals: int = 32  #: candidate evaluations per searched scheme
+    max_slowdown: float | None = 1.25  #: a fallback's p50 may be at most this times full int8's (None: any)
     selection_fraction: float = 0.5  #: validation images that choose (the rest report)
     calibration_method: str = "minmax"  #: onnx-int8: minmax, entropy or percentile
     diagnose: bool = False  #: write EXPORT/quantization/ (sensitivity ranking, per-layer table) in any case
@@ -69,6 +70,8 @@ class ExportConfig:
             v = getattr(self, name)
             if v is not None and not 0 <= v <= 100:
                 raise ConfigError(f"expected --{name.replace('_', '-')} between 0 and 100 %, received {v}")
+        if self.max_slowdown is not None and self.max_slowdown < 1.0:
+            raise ConfigError(f"expected --max-slowdown >= 1 (a factor of full int8's p50), received {self.max_slowdown}")
         if int(self.max_evals) < 1:
             raise ConfigError(f"expected --max-evals >= 1 candidate evaluations, received {self.max_evals}")
         if not 0 < self.selection_fraction < 1:

@@ -69,7 +69,7 @@ def improve(scheme: str, ctx, cfg: ExportConfig, selection: EvalSet, contract: I
     t0 = time.perf_counter()
     result = search(cands, selection, contract, budget, max_evals=cfg.max_evals, threads=cfg.threads,
                     out=path if cfg.search else None, workdir=ctx.workdir / f"search-{scheme}", seed=cfg.seed,
-                    progress=cfg.progress, rank_always=cfg.diagnose)
+                    progress=cfg.progress, rank_always=cfg.diagnose, max_slowdown=cfg.max_slowdown)
     log.info("%s: %s (%.0f s)", scheme, result.message, time.perf_counter() - t0)
     float_set = dict(result.float_set)
     float_set.pop("nodes", None)  # every node is in the report; the manifest keeps the names people read
@@ -136,13 +136,13 @@ def to_markdown(scheme: str, result: SearchResult, rows: list[dict]) -> str:
              "figures come from the other validation images.", "",
              "## Search trace", "",
              "| step | phase | action | float ops | float MACs % | images | agree % | decided agree % | Δtop-1 | "
-             "mean KL | p50 ms | met |",
-             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "mean KL | p50 ms | p50 / full int8 (CPU) | met |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for s in r.trace:
         lines.append(f"| {s.step} | {s.phase} | {s.action} | {s.float_ops} | {100 * s.float_macs_share:.1f} | "
                      f"{s.images} | {_pct(s.agreement_pct)} | {_pct(s.decided_agreement_pct)} | "
                      f"{s.delta_top1_pts:+.2f} | {s.mean_kl:.4f} | {'-' if s.p50_ms is None else f'{s.p50_ms:.2f}'} | "
-                     f"{'yes' if s.met else ''} |")
+                     f"{'-' if s.slowdown is None else f'{s.slowdown:.2f}x'} | {'yes' if s.met else ''} |")
     if r.ranking:
         lines += ["", "## Model-level sensitivity (each unit quantized alone, everything else float)", "",
                   "| unit | ops | MACs % | agree % | Δtop-1 | mean KL |", "|---|---:|---:|---:|---:|---:|"]

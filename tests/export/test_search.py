@@ -271,3 +271,31 @@ def test_selection_margin_is_one_standard_error():
     assert selection_margin(97.0, 100) > selection_margin(97.0, 1000)
     t = tightened(Budget(max_drop=1.0, min_agreement=99.5, min_decided_agreement=98.0), 1.0, 0.5)
     assert t.max_drop == 1.0 and t.min_agreement == 100.0 and t.min_decided_agreement == 98.5
+
+
+def test_a_fallback_slower_than_allowed_does_not_count(fragile, tmp_path):
+    """The repair of the fragile model is accurate; with a slowdown limit below what it costs it is refused,
+    and the message says why and what would accept it."""
+    from edgeport.export import search as search_mod
+
+    cands = TFLiteCandidates(fragile.calibrated, "uint8", fragile.layers)
+    sel, _ = split_selection(fragile.data.labels, 0.5, seed=0)
+    real = search_mod.evaluate
+
+    def slow_fallbacks(path, data, contract, threads=None, latency_runs=20, **kw):
+        fig = real(path, data, contract, threads, latency_runs, **kw)
+        if latency_runs and "candidate_000" not in str(path):  # every candidate but full int8 costs 3x
+            fig["cpu_p50_ms"] = fig["p50_ms"] = 3.0
+        elif latency_runs:
+            fig["cpu_p50_ms"] = fig["p50_ms"] = 1.0
+        return fig
+
+    import pytest as _pytest
+
+    with _pytest.MonkeyPatch.context() as mp:
+        mp.setattr(search_mod, "evaluate", slow_fallbacks)
+        res = search(cands, fragile.data.take(sel), fragile.contract, Budget(max_drop=1.0, min_agreement=97.0),
+                     max_evals=12, rank_images=16, latency_runs=3, workdir=tmp_path, progress=False,
+                     max_slowdown=1.25)
+    assert not res.met and "slower than 1.25x full int8" in res.message and "--max-slowdown" in res.message
+    assert all(s.slowdown == 3.0 for s in res.trace if s.phase in ("greedy", "prune"))
