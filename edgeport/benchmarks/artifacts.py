@@ -4,7 +4,8 @@ An export written by ``edgeport export`` lists them in ``manifest.json``; a
 plain folder of ``.tflite``/``.onnx`` files works too (the scheme then comes
 from the file's embedded edgeport metadata, else from its name). Entries whose
 export failed, or whose file is missing, are kept as failed so the report
-shows them; files beside the manifest that it does not list are not measured.
+shows them (an ``unsupported`` scheme as not available); files beside the
+manifest that it does not list are not measured.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgeport.errors import ConfigError, DataError, EdgeportError
-from edgeport.manifest import FAILED, OK, Artifact, Manifest, list_artifacts, read_manifest
+from edgeport.manifest import FAILED, OK, UNSUPPORTED, Artifact, Manifest, list_artifacts, read_manifest
 from edgeport.schemes import SUFFIX_FORMAT, precision_of
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ def find_artifacts(export_dir: str | Path, schemes: tuple[str, ...] = ()) -> tup
     manifest = read_manifest(root)
     found = []
     for a in list_artifacts(root, manifest, embedded_scheme=_embedded_scheme):
-        if a.status != OK:
+        if a.status == UNSUPPORTED:  # the scheme cannot represent this model: nothing to run, nothing broken
+            a = replace(a, reason=f"not supported by this model: {a.reason or 'no reason given'}")
+        elif a.status != OK:
             a = replace(a, status=FAILED, reason=f"export {a.status}: {a.reason or 'no reason given'}")
         elif not a.path.is_file():
             a = replace(a, status=FAILED, reason=f"file missing: {a.file}")

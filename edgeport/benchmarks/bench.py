@@ -450,7 +450,7 @@ def _measure(plans: Plan, images: dict[str, Images | None], hashes: dict[str, st
                         bytes=art.bytes, sha256=hashes.get(art.file))  # of the file measured
             for engine, available, reason in plan:
                 if not available:
-                    status = rep.FAILED if art.status != "ok" else rep.NOT_AVAILABLE
+                    status = rep.FAILED if art.status == FAILED else rep.NOT_AVAILABLE
                     rows.append(rep.empty_row(**base, engine=engine, status=status, reason=reason))
                     continue
 

@@ -86,3 +86,13 @@ def test_reference_is_fp32_of_the_same_format_and_engine():
     preds[("model.onnx", "onnxruntime")]["topk"] = None  # the ONNX fp32 failed: fall back to any fp32
     assert reference_for(preds, int8_onnx, "onnxruntime")[0] == "model_fp32.tflite"
     assert reference_for({}, int8_onnx, "onnxruntime") is None
+
+
+def test_an_unsupported_scheme_is_not_available_not_failed(tmp_path):
+    (tmp_path / "model_fp32.tflite").write_bytes(b"x")
+    _manifest(tmp_path, [{"file": "model_fp32.tflite", "scheme": "fp32", "format": "tflite", "status": "ok"},
+                         {"file": "model_int8.tflite", "scheme": "int8", "format": "tflite", "status": "unsupported",
+                          "reason": "SIN has no int8 kernel"}])
+    arts, _ = find_artifacts(tmp_path)
+    int8 = next(a for a in arts if a.scheme == "int8")
+    assert int8.status == "unsupported" and "not supported by this model: SIN" in int8.reason
