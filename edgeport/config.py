@@ -167,3 +167,14 @@ def to_dict(config: Any) -> dict[str, Any]:
     """A plain, YAML/JSON-ready dict of a config dataclass."""
     d = dataclasses.asdict(config)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def make_config(cls: type[C], given: Any, first: str, options: dict[str, Any]) -> C:
+    """A stage function's config: ``given`` when it is a ``cls`` already (``options`` replace fields), else
+    ``cls(first=given, **options)``, checked like a config file (unknown keys, types)."""
+    if isinstance(given, cls):
+        return dataclasses.replace(given, **options) if options else given  # type: ignore[type-var]
+    values = dict(options)
+    if given is not None:
+        values[first] = os.fspath(given) if isinstance(given, os.PathLike) else given
+    return from_dict(cls, values, "arguments")

@@ -1,7 +1,8 @@
 """The benchmarks stage: latency, size, memory and accuracy of each exported scheme, on the device.
 
-    from edgeport.benchmarks import BenchConfig, run, compare
-    report = run(BenchConfig(export_dir="export", data="flowers", threads=(1, 2), out="bench"))
+    from edgeport.benchmarks import bench
+    report = bench("runs/r1/export", data="photos/", threads=(1, 2), out="bench")   # -> BenchReport
+    report.row("int8")["latency_ms"]["p50"], report.table(), report.files
 
 TensorFlow-free: only numpy, OpenCV and the runtime's engines are used.
 """
@@ -10,7 +11,24 @@ from __future__ import annotations
 
 from edgeport.benchmarks.config import BenchConfig
 
-__all__ = ["BenchConfig", "run", "compare", "gate"]
+__all__ = ["BenchConfig", "BenchReport", "bench", "run", "compare", "gate"]
+
+
+def bench(config: BenchConfig | str, **options: object) -> "BenchReport":
+    """Benchmark an export directory: ``bench(BenchConfig(...))`` or ``bench("export", data=..., threads=(1, 2))``
+    with :class:`BenchConfig`'s fields as keyword arguments; the :class:`~edgeport.benchmarks.report.BenchReport`."""
+    from edgeport.benchmarks.report import BenchReport
+    from edgeport.config import make_config
+
+    return BenchReport(run(make_config(BenchConfig, config, "export_dir", dict(options))))
+
+
+def __getattr__(name: str) -> object:
+    if name == "BenchReport":
+        from edgeport.benchmarks.report import BenchReport
+
+        return BenchReport
+    raise AttributeError(f"module 'edgeport.benchmarks' has no attribute '{name}'")
 
 
 def run(cfg: BenchConfig) -> dict:

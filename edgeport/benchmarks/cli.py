@@ -141,11 +141,10 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from edgeport.benchmarks.compare import compare
-    from edgeport.benchmarks.report import format_table
+    from edgeport.benchmarks.compare import compare, format_side_by_side
 
     merged = compare(args.target[1:], args.out, args.names)
-    print(format_table(merged["rows"], with_device=True))
+    print(format_side_by_side(merged))
     for path in (merged.get("files") or {}).values():
         print(f"wrote {path}")
     return _gate(merged, args.max_drop)

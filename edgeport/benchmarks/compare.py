@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from edgeport.benchmarks import report as rep
+from edgeport.contract import printable
 from edgeport.errors import ConfigError
 from edgeport.files import atomic_write_text, write_json
 
@@ -40,8 +41,57 @@ def merge(reports: Sequence[dict], names: Sequence[str] | None = None) -> dict:
             "data": {"classes": classes}, "rows": rows}
 
 
+def side_by_side(merged: dict) -> tuple[list[str], list[list[str]]]:
+    """The comparison with the devices side by side: one row per artifact x engine x threads, and for
+    each device its p50, its top-1 and its Δtop-1 vs that device's fp32 (``-`` where it did not run)."""
+    devices = [src["device"] for src in merged["reports"]]
+    keys: list[tuple] = []
+    cell: dict[tuple, dict] = {}
+    for r in merged["rows"]:
+        key = (r["artifact"], r["scheme"], r["engine"], r["threads"])
+        if key not in keys:
+            keys.append(key)
+        cell[key + (r["device"],)] = r
+
+    def text(r: dict | None) -> list[str]:
+        if r is None:
+            return ["-", "-", "-"]
+        if r["status"] != rep.OK:
+            return [rep.status_text(r), "", ""]
+        acc = r.get("accuracy") or {}
+        return [rep._f((r.get("latency_ms") or {}).get("p50"), ".2f"), rep._f(acc.get("top1_pct"), ".1f"),
+                rep._signed(acc.get("delta_top1_pts"))]
+
+    head = ["artifact", "scheme", "engine", "thr"]
+    for d in devices:
+        head += [f"{d} p50 ms", f"{d} top-1 %", f"{d} Δtop-1"]
+    body = []
+    for key in keys:
+        row = [printable(str(key[0])), str(key[1]), str(key[2]), "-" if key[3] is None else str(key[3])]
+        for d in devices:
+            row += text(cell.get(key + (d,)))
+        body.append(row)
+    return head, body
+
+
+def format_side_by_side(merged: dict, markdown: bool = False) -> str:
+    """:func:`side_by_side` as a terminal table or a markdown table."""
+    head, body = side_by_side(merged)
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(head)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in body])
+
+
 def to_markdown(merged: dict, plot_name: str | None = None) -> str:
-    parts = ["# edgeport benchmark comparison", "", rep.format_markdown_table(merged["rows"], with_device=True), ""]
+    parts = ["# edgeport benchmark comparison", "", format_side_by_side(merged, markdown=True), "",
+             "Each device's Δtop-1 is against its own fp32 artifact; every row of every device, with all its "
+             "figures, is in compare.csv and compare.json.", ""]
     parts += ["## Schemes", ""] + [f"- {line}" for line in rep.precision_legend(merged["rows"])] + [""]
     for src in merged["reports"]:
         parts += [f"## {src['device']}", ""] + [f"- {line}" for line in rep.environment_lines(src.get("environment") or {})]

@@ -31,6 +31,7 @@ class Point:
     top1_pct: float
     mb: float
     front: bool
+    reference: bool = False  #: the fp32 point the others are compared with
 
 
 def points_from_rows(rows: Sequence[dict], group_key: str = "engine") -> list[Point]:
@@ -50,7 +51,8 @@ def points_from_rows(rows: Sequence[dict], group_key: str = "engine") -> list[Po
         if acc.get("images_total") and acc.get("images") and acc["images"] < acc["images_total"]:
             label += f" ({acc['images']}/{acc['images_total']} imgs)"  # a time-capped accuracy pass
         pts.append(Point(label, str(r.get(group_key) or ""), float(r["latency_ms"]["p50"]),
-                         float(r["accuracy"]["top1_pct"]), (r.get("bytes") or 0) / 1048576.0, front[i]))
+                         float(r["accuracy"]["top1_pct"]), (r.get("bytes") or 0) / 1048576.0, front[i],
+                         reference=r["scheme"] == "fp32"))
     return pts
 
 
@@ -88,6 +90,40 @@ def _size(mb: float, max_mb: float) -> float:
     return 4.0 + 14.0 * math.sqrt(mb / max_mb) if max_mb > 0 else 6.0
 
 
+#: the accuracy axis spans at least this many points: a 0.7-point difference is not drawn as a cliff
+MIN_ACCURACY_SPAN = 5.0
+
+
+def merge_labels(pts: list[Point], anchors: list[tuple[float, float]], radius: float = 14.0) -> list[str | None]:
+    """One label per cluster of points drawn within ``radius`` pixels of each other in the same group
+    ("fp32, fp16, dynamic litert t1"); the other members of a cluster get None (no label of their own)."""
+    labels: list[str | None] = [p.label for p in pts]
+    done: set[int] = set()
+    for i, (p, (x, y)) in enumerate(zip(pts, anchors)):
+        if i in done:
+            continue
+        near = [j for j, (q, (u, v)) in enumerate(zip(pts, anchors))
+                if j not in done and q.group == p.group and math.hypot(u - x, v - y) <= radius]
+        done.update(near)
+        if len(near) > 1:
+            heads = [pts[j].label.split(" ")[0] for j in near]
+            rest = " ".join(p.label.split(" ")[1:])
+            labels[i] = f"{', '.join(heads)} {rest}".strip()
+            for j in near:
+                if j != i:
+                    labels[j] = None
+    return labels
+
+
+def _nice_sizes(min_mb: float, max_mb: float) -> list[float]:
+    """Two or three round file sizes spanning the points' sizes, for the size legend."""
+    nice = [v * 10 ** e for e in range(-3, 5) for v in (1, 2, 5)]
+    inside = [v for v in nice if min_mb * 0.7 <= v <= max_mb * 1.3]
+    if len(inside) > 3:
+        inside = [inside[0], inside[len(inside) // 2], inside[-1]]
+    return inside or [max_mb]
+
+
 def _with_matplotlib(pts: list[Point], path: Path, title: str) -> bool:
     try:
         import matplotlib
@@ -118,13 +154,27 @@ def _with_matplotlib(pts: list[Point], path: Path, title: str) -> bool:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
     ax.margins(x=0.08, y=0.15)
+    lo, hi = ax.get_ylim()
+    if hi - lo < MIN_ACCURACY_SPAN:
+        mid = (hi + lo) / 2
+        lo, hi = mid - MIN_ACCURACY_SPAN / 2, mid + MIN_ACCURACY_SPAN / 2
+        if hi > 100.0:
+            lo, hi = lo - (hi - 100.0), 100.0
+        ax.set_ylim(lo, hi)
+    ref = [p for p in pts if p.reference]
+    if ref:
+        ax.axhline(ref[0].top1_pct, color="0.6", lw=0.8, ls=":", zorder=0)
+        ax.annotate(f"fp32 {ref[0].top1_pct:.1f} %", (1.0, ref[0].top1_pct), xycoords=("axes fraction", "data"),
+                    xytext=(-4, 3), textcoords="offset points", ha="right", fontsize=7, color="0.4")
     ax.set_xlabel("p50 latency of one inference (ms)")
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(title + "\n(point area ~ file size; ringed = Pareto front)", fontsize=10)
+    ax.set_title(title + "\n(ringed = Pareto front: nothing else is both faster and more accurate)", fontsize=10)
     ax.grid(True, alpha=0.3)
-    leg = ax.legend(fontsize=8, loc="best")
-    for handle in getattr(leg, "legend_handles", getattr(leg, "legendHandles", [])):
-        if hasattr(handle, "set_sizes"):
+    for mb in _nice_sizes(min(p.mb for p in pts), max_mb):  # the size legend
+        ax.scatter([], [], s=_size(mb, max_mb) ** 2, color="0.75", edgecolors="none", label=f"{mb:g} MB file")
+    leg = ax.legend(fontsize=8, loc="best", labelspacing=1.2, borderpad=0.9)
+    for handle, text in zip(getattr(leg, "legend_handles", getattr(leg, "legendHandles", [])), leg.get_texts()):
+        if hasattr(handle, "set_sizes") and not text.get_text().endswith("MB file"):
             handle.set_sizes([40])
     fig.tight_layout()
     fig.canvas.draw()  # final axes limits and position, so labels can be placed in pixels
@@ -132,11 +182,15 @@ def _with_matplotlib(pts: list[Point], path: Path, title: str) -> bool:
     font_px = 7 * fig.dpi / 72
     anchors = [tuple(ax.transData.transform((p.latency_ms, p.top1_pct))) for p in pts]
     anchors_down = [(x, height_px - y) for x, y in anchors]
-    sizes = [(0.6 * font_px * len(p.label), 1.25 * font_px) for p in pts]
+    texts = merge_labels(pts, anchors_down)
+    shown = [i for i, t in enumerate(texts) if t]
+    sizes = [(0.6 * font_px * len(texts[i]), 1.25 * font_px) for i in shown]
     box = ax.get_window_extent()
     bounds = (box.x0 + 2, height_px - box.y1 + 2, box.x1 - 2, height_px - box.y0 - 2)  # inside the axes
-    for p, (x, y), (lx, ly) in zip(pts, anchors_down, place_labels(anchors_down, sizes, bounds)):
-        ax.annotate(p.label, (p.latency_ms, p.top1_pct), xytext=(lx - x, -(ly - y)), textcoords="offset pixels",
+    where = place_labels([anchors_down[i] for i in shown], sizes, bounds)
+    for i, (lx, ly) in zip(shown, where):
+        p, (x, y) = pts[i], anchors_down[i]
+        ax.annotate(texts[i], (p.latency_ms, p.top1_pct), xytext=(lx - x, -(ly - y)), textcoords="offset pixels",
                     fontsize=7, ha="left", va="top", annotation_clip=False,
                     arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
     buf = io.BytesIO()

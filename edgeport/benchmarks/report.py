@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -276,3 +277,45 @@ def write(report: dict, out_dir: str | os.PathLike[str], stem: str = "bench", pl
     if png:
         result["png"] = str(png)
     return result
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    """What :func:`edgeport.bench` returns: the report (bench.json's content) with a few accessors."""
+
+    data: dict
+
+    @property
+    def rows(self) -> list[dict]:
+        """One dict per artifact x engine x threads (see :data:`ROW_KEYS`)."""
+        return self.data["rows"]
+
+    @property
+    def environment(self) -> dict:
+        return self.data["environment"]
+
+    @property
+    def files(self) -> dict[str, str]:
+        """bench.json/.csv/.md/.png written (empty without ``out``)."""
+        return dict(self.data.get("files") or {})
+
+    @property
+    def ok(self) -> bool:
+        """At least one variant was measured."""
+        return any(r["status"] == OK for r in self.rows)
+
+    def row(self, scheme: str, engine: str | None = None, threads: int | None = None) -> dict:
+        """The first measured row of ``scheme`` (optionally of one engine / thread count); KeyError if none."""
+        for r in self.rows:
+            if r["scheme"] == scheme and r["status"] == OK and engine in (None, r["engine"]) \
+                    and threads in (None, r["threads"]):
+                return r
+        raise KeyError(f"no measured row of scheme {scheme!r}" + (f" on {engine}" if engine else "")
+                       + (f" with {threads} threads" if threads else ""))
+
+    def table(self) -> str:
+        """The terminal table."""
+        return format_table(self.rows)
+
+    def to_dict(self) -> dict:
+        return self.data

@@ -17,12 +17,17 @@ from edgeport.build.config import BuildConfig, RunResult
 __all__ = ["BuildConfig", "RunResult", "train"]
 
 
-def train(config: BuildConfig, callbacks: Sequence[Any] = ()) -> RunResult:
+def train(config: BuildConfig | str | None = None, callbacks: Sequence[Any] = (), **options: Any) -> RunResult:
     """Train as ``config`` says and write the run directory (see edgeport.build.trainer).
 
+    ``train(BuildConfig(data="photos/", out="runs/r1"))``, or the same fields as keyword
+    arguments: ``train(data="photos/", out="runs/r1", backbone="mobilenet_v2")``.
     ``callbacks`` are extra Keras callbacks added to both training phases
     (after edgeport's own checkpointing callback).
     """
+    from edgeport.config import make_config
+
+    config = make_config(BuildConfig, config, "data", options)
     cfg = config.resolved()
     cfg.validate()
     # everything that can be checked without TensorFlow first: bad input fails in a moment

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+from typing import Any
+
 import numpy as np
 
 from edgeport import __version__
@@ -532,14 +534,20 @@ def _carry_over(previous: Path | None, out: Path, new: Path, run: RunInfo, done:
     return kept
 
 
-def export(cfg: ExportConfig) -> ExportResult:
+def export(config: ExportConfig | str | os.PathLike[str], **options: Any) -> ExportResult:
     """Convert the run's model to every requested scheme, verify each, write the manifest.
+
+    ``export(ExportConfig(run_dir="runs/r1"))``, or ``export("runs/r1", schemes=("int8",), max_drop=1)``
+    with :class:`ExportConfig`'s fields as keyword arguments.
 
     The export is built in a new folder beside ``cfg.out_dir`` and swapped in
     when it is complete: an interrupted export leaves the previous one as it
     was and no temporary folder. Artifacts of the previous export for schemes
     not asked for this time are kept when they come from the same model.
     """
+    from edgeport.config import make_config
+
+    cfg = make_config(ExportConfig, config, "run_dir", options)
     run = read_run(cfg.run_dir)
     out = cfg.out_dir
     previous = check_out_dir(out, run)

@@ -1,8 +1,9 @@
 """Classify frames with an exported model: contract, labels and engine from the artifact.
 
     with Classifier.open("export/") as clf:          # best artifact for the engines here
-        for label, prob in clf.classify(frame_bgr):
-            ...
+        clf.classify("photo.jpg")                    # [(label, probability), ...], best first
+        clf.classify(frame_bgr)                      # an OpenCV frame (BGR), or color="rgb" for RGB arrays
+        clf.classify([img1, img2])                   # a batch: one list per image
 
 The input contract (size, resize method, value range) and the labels come from
 the artifact's embedded edgeport metadata and, when present, manifest.json
@@ -166,6 +167,35 @@ def top_k(probs: np.ndarray, labels: tuple[str, ...], k: int) -> list[tuple[str,
     return [(labels[i] if i < len(labels) else str(i), float(probs[i])) for i in idx]
 
 
+def as_rgb(image: Any, color: str = "bgr") -> np.ndarray:
+    """An HxWx3 uint8 RGB array from a path, a PIL image or a uint8 array in ``color`` order (see
+    :meth:`Classifier.classify`)."""
+    order = str(color).lower()
+    if order not in ("bgr", "rgb"):
+        raise ConfigError(f"expected color 'bgr' or 'rgb', received {color!r}")
+    if image is None:
+        raise ModelError("expected an image (a path, a PIL image or a uint8 array), received None; "
+                         "cv2.imread returns None when it cannot read a file: check the path")
+    if isinstance(image, (str, os.PathLike)):
+        from edgeport.imaging import load_rgb
+
+        return load_rgb(image)
+    if type(image).__module__.startswith("PIL.") and hasattr(image, "convert"):
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if not isinstance(image, np.ndarray):
+        raise ModelError(f"expected an image (a path, a PIL image or a uint8 numpy array), "
+                         f"received {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ModelError(f"expected a uint8 image array (0-255), received {image.dtype}{list(image.shape)}; "
+                         "convert it, e.g. (x * 255).clip(0, 255).astype('uint8') for floats in 0..1")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return np.ascontiguousarray(np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2))
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
+        raise ModelError(f"expected an HxWx3 (or HxW, HxWx4) uint8 image, received shape {list(image.shape)}")
+    image = image[:, :, :3]
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if order == "bgr" else np.ascontiguousarray(image)
+
+
 # --- the resource ------------------------------------------------------------------------
 
 
@@ -298,11 +328,22 @@ class Classifier:
     # -- one call ---------------------------------------------------------------------------
     def classify_rgb(self, rgb: np.ndarray, top_k: int | None = None) -> list[tuple[str, float]]:
         """Top-k (label, probability) of an RGB uint8 image."""
-        return self.top(self.predict(self.prepare(rgb)), top_k)
+        return self.classify(rgb, top_k, color="rgb")
 
-    def classify(self, frame_bgr: np.ndarray, top_k: int | None = None) -> list[tuple[str, float]]:
-        """Top-k (label, probability) of an OpenCV BGR frame."""
-        return self.top(self.predict(self.prepare_bgr(frame_bgr)), top_k)
+    def classify(self, image: Any, top_k: int | None = None, color: str = "bgr") -> list:
+        """Top-k ``[(label, probability), ...]`` of one image, best first; a list of those for a list of images.
+
+        ``image``: a file path; a PIL image; or a uint8 numpy array, HxWx3 in ``color`` order ("bgr",
+        the default, is what OpenCV's ``imread`` and camera frames give; "rgb" for PIL, imageio, matplotlib),
+        HxW grayscale, or HxWx4 with alpha (dropped). Anything else, including the None that ``cv2.imread``
+        returns for a file it cannot read, is a ModelError saying what was expected.
+        """
+        if isinstance(image, (list, tuple)):
+            return [self.classify(item, top_k, color) for item in image]
+        if (str(color).lower() == "bgr" and isinstance(image, np.ndarray) and image.dtype == np.uint8
+                and image.ndim == 3 and image.shape[2] == 3):
+            return self.top(self.predict(self.prepare_bgr(image)), top_k)  # a camera frame: resize, then swap
+        return self.top(self.predict(self.prepare(as_rgb(image, color))), top_k)
 
     def close(self) -> None:
         self.engine.close()

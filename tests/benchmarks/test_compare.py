@@ -43,7 +43,10 @@ def test_compare_writes_table_and_plot(tmp_path):
     rows = list(csv.DictReader(open(files["csv"])))
     assert [r["device"] for r in rows] == ["pi5"] * 4 + ["jetson"] * 4
     md = open(files["md"]).read()
-    assert "| device |" in md and "## pi5" in md and "## jetson" in md
+    assert "| pi5 p50 ms | pi5 top-1 % | pi5 Δtop-1 | jetson p50 ms |" in md and "## pi5" in md and "## jetson" in md
+    # the devices side by side: one line per artifact x engine x threads, both devices' figures on it
+    int8_t1 = next(line for line in md.splitlines() if line.startswith("| model_int8.tflite | int8 | litert | 1 |"))
+    assert "-1.5" in int8_t1 and "-0.5" in int8_t1
 
 
 def test_compare_rejects_a_non_report(tmp_path):

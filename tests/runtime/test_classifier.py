@@ -294,3 +294,41 @@ def test_int8_model_with_int8_or_float_io_matches_fp32(io_exports, images, refer
         assert clf.engine.input.dtype == expected and clf.engine.output.dtype == expected
         probs = np.stack([clf.predict(clf.prepare(img)) for img in images])
     assert np.abs(probs - reference).max() <= TOLERANCE["int8"]
+
+
+def test_classify_takes_paths_pil_images_arrays_and_batches(export_dir, images, tmp_path):
+    if _tflite_engine() is None:
+        pytest.skip("no TFLite engine")
+    import cv2
+
+    rgb = images[0]
+    path = tmp_path / "img.png"
+    cv2.imwrite(str(path), rgb[:, :, ::-1])
+    with Classifier.open(export_dir / "model_fp32.tflite", top_k=2) as clf:
+        want = clf.classify_rgb(rgb)
+        assert clf.classify(np.ascontiguousarray(rgb[:, :, ::-1])) == want  # OpenCV order by default
+        assert clf.classify(rgb, color="rgb") == want
+        assert clf.classify(str(path)) == clf.classify(path) == want  # lossless PNG: the same pixels
+        bgra = np.dstack([rgb[:, :, ::-1], np.full(rgb.shape[:2], 255, np.uint8)])
+        assert clf.classify(bgra) == want
+        assert len(clf.classify(rgb[:, :, 0])) == 2  # grayscale works (as three equal channels)
+        batch = clf.classify([rgb, str(path), images[1]], color="rgb")
+        assert batch[0] == batch[1] == want and len(batch) == 3
+        try:
+            from PIL import Image
+        except ImportError:
+            pass
+        else:
+            assert clf.classify(Image.fromarray(rgb)) == want  # PIL images are RGB by definition
+        with pytest.raises(ModelError, match="received None; cv2.imread returns None"):
+            clf.classify(cv2.imread(str(tmp_path / "missing.jpg")))
+        with pytest.raises(ModelError, match="expected a uint8 image array"):
+            clf.classify(rgb.astype(np.float32) / 255)
+        with pytest.raises(ModelError, match="received int"):
+            clf.classify(7)
+        from edgeport.errors import DataError
+
+        with pytest.raises(DataError, match="cannot read image file"):
+            clf.classify(tmp_path / "missing.jpg")
+        with pytest.raises(ConfigError, match="'bgr' or 'rgb'"):
+            clf.classify(rgb, color="hsv")
