@@ -10,9 +10,11 @@ written under ``checkpoints/`` so ``--resume`` continues even after SIGKILL.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -30,7 +32,7 @@ from edgeport.build.model import Models, build_models, freeze_backbone, unfreeze
 from edgeport.build.precision import DEPLOY_POLICY, as_float32
 from edgeport.build.rundir import STATE_FILE, check_out_dir, read_state
 from edgeport.build.report import plot_confusion, plot_history, write_history_csv
-from edgeport.files import atomic_write_text, write_json
+from edgeport.files import atomic_write_bytes, atomic_write_text, write_json
 from edgeport.metrics import accuracy
 from edgeport.config import to_dict
 from edgeport.errors import ConfigError
@@ -112,8 +114,12 @@ def save_checkpoint(ckdir: Path, models: Models, optimizer: Any, phase: int, epo
     tag = f"phase{phase}-epoch{epoch:03d}"
     weights = ckdir / f"{tag}.weights.h5"
     opt = ckdir / f"{tag}.optimizer.npz"
-    models.plain.save_weights(str(weights))  # the optimizer goes to its own file
-    np.savez(str(opt), *[np.asarray(v.numpy()) for v in optimizer.variables])
+    tmp = ckdir / f".{tag}.tmp.weights.h5"  # whole files only: written under a temporary name, then renamed
+    models.plain.save_weights(str(tmp))  # the optimizer goes to its own file
+    os.replace(tmp, weights)
+    buf = io.BytesIO()
+    np.savez(buf, *[np.asarray(v.numpy()) for v in optimizer.variables])
+    atomic_write_bytes(opt, buf.getvalue())
     write_json(ckdir / STATE_FILE, {"phase": phase, "epoch": epoch, "weights": weights.name,
                                     "optimizer": opt.name, "history": history, "done": False})
     for old in ckdir.glob("phase*-epoch*"):
@@ -275,8 +281,6 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.TrainingData, mixed: bool, c
     ckdir = out / "checkpoints"
     ckdir.mkdir(parents=True, exist_ok=True)
     state = read_state(ckdir) if cfg.resume else None
-    if cfg.resume and state is None:
-        log.info("nothing to resume in %s; starting a new run", out)
     _write_inputs(out, cfg, src, mixed)
 
     k = len(src.classes)
@@ -322,6 +326,7 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.TrainingData, mixed: bool, c
             feat_bytes = (n_train + src.count("val")) * int(np.prod(models.feature_shape)) * itemsize
             disk = feat_bytes > cache_bytes
             cache_dir = out / "cache"
+            shutil.rmtree(cache_dir, ignore_errors=True)  # a run killed in phase 1 left its (partial) cache
             tr_f = extract_features(models, inputs.image_dataset(src, "train", cfg.image_size, bs, **plain),
                                     n_train, cache_dir / "train.npy" if disk else None, cfg.jit)
             va_f = extract_features(models, inputs.image_dataset(src, "val", cfg.image_size, bs, **plain),
@@ -351,8 +356,7 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.TrainingData, mixed: bool, c
         _forget_optimizer(trainer)
         if use_cache and (out / "cache").exists():
             del tr_f, va_f, train_ds, val_ds
-            for f in (out / "cache").glob("*.npy"):
-                f.unlink(missing_ok=True)
+            shutil.rmtree(out / "cache", ignore_errors=True)
 
     # ---- phase 2: fine-tune the top stages
     p2_start = s_epoch if s_phase == 2 else 0
