@@ -606,7 +606,7 @@ def _message(chosen: Step, full: Step, budget: Budget, evals: int, max_evals: in
     ties = 100.0 * float((m < NEAR_TIE).mean()) if m.size else 0.0
     floor = (f"; {ties:.1f} % of the selection images are near-ties for the Keras model (top-2 margin < "
              f"{NEAR_TIE:g}), which any rounding flips at random, so agreement on all images tops out near "
-             f"{100 - ties / 2:.1f} % short of float; where Keras is decided the best candidate agrees on "
+             f"{100 - ties / 2:.1f} %; where Keras is decided the best candidate agrees on "
              f"{chosen.decided_agreement_pct:.1f} %" if ties >= 1.0 and chosen.decided_agreement_pct is not None
              else "")
     return (f"no candidate met the budget ({budget.describe()}{slow}) within {evals} of {max_evals} evaluations: "
