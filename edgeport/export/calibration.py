@@ -17,19 +17,24 @@ log = logging.getLogger(__name__)
 
 def stratified_pick(samples: list[Sample], n: int, seed: int) -> list[Sample]:
     """Up to ``n`` samples spread evenly over classes (round robin), fixed for a seed."""
-    if n >= len(samples):
-        return list(samples)
+    idx = stratified_indices(np.array([s.label for s in samples], np.int64), n, seed)
+    return sorted((samples[i] for i in idx), key=lambda s: (s.label, s.path))
+
+
+def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of a stratified (round robin over classes), seeded subset of ``n`` of ``labels``
+    (all of them when ``n`` >= their number)."""
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
     rng = np.random.default_rng(seed)
-    per_class: dict[int, list[Sample]] = {}
-    for s in samples:
-        per_class.setdefault(s.label, []).append(s)
-    queues = {k: [v[i] for i in rng.permutation(len(v))] for k, v in sorted(per_class.items())}
-    picked: list[Sample] = []
+    per = {int(k): list(rng.permutation(np.flatnonzero(labels == k))) for k in np.unique(labels)}
+    picked: list[int] = []
     while len(picked) < n:
-        for k in sorted(queues):
-            if queues[k] and len(picked) < n:
-                picked.append(queues[k].pop(0))
-    return sorted(picked, key=lambda s: (s.label, s.path))
+        for k in sorted(per):
+            if per[k] and len(picked) < n:
+                picked.append(int(per[k].pop(0)))
+    return np.array(sorted(picked), dtype=np.int64)
 
 
 def load_images(

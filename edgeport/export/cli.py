@@ -110,7 +110,7 @@ def format_table(result) -> str:
                      f" (the figures above are on these{chosen})")
     b = result.manifest.get("budget") or {}
     if b:
-        from edgeport.export.search import Budget
+        from edgeport.export.config import Budget
 
         budget = Budget(b.get("max_drop"), b.get("min_agreement"), b.get("min_decided_agreement"))
         lines.append(f"budget: {budget.describe()}{' (the default)' if b.get('default') else ''}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgeport.errors import ConfigError
@@ -14,6 +14,62 @@ IO_DTYPES = ("uint8", "int8", "float32")
 
 #: onnxruntime calibrators selectable for onnx-int8 (``--calibration-method``)
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a calibrated artifact may lose against the Keras model (figures of :func:`edgeport.metrics.compare`).
+
+    ``max_drop``: top-1 points below Keras' top-1 (``delta_top1_pts >= -max_drop``);
+    ``min_agreement``: % of images on which it gives Keras' top-1 class;
+    ``min_decided_agreement``: the same, counted only on the images where Keras
+    is decided (top-2 margin > :data:`edgeport.metrics.DECIDED_MARGIN`): rounding
+    cannot honestly be blamed for flipping those. None = not checked.
+    """
+
+    max_drop: float | None = 1.0
+    min_agreement: float | None = 97.0
+    min_decided_agreement: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_drop is not None and self.max_drop < 0:
+            raise ConfigError(f"expected --max-drop >= 0 top-1 points, received {self.max_drop}")
+        for name in ("min_agreement", "min_decided_agreement"):
+            v = getattr(self, name)
+            if v is not None and not 0 <= v <= 100:
+                raise ConfigError(f"expected --{name.replace('_', '-')} between 0 and 100 %, received {v}")
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.max_drop, self.min_agreement, self.min_decided_agreement))
+
+    def shortfall(self, figures: dict) -> float:
+        """Points missing to meet the budget (0.0 = met): the sum over the limits (no decided images:
+        that limit holds)."""
+        miss = 0.0
+        if self.max_drop is not None:
+            miss += max(0.0, -float(figures["delta_top1_pts"]) - self.max_drop)
+        if self.min_agreement is not None:
+            miss += max(0.0, self.min_agreement - float(figures["agreement_pct"]))
+        if self.min_decided_agreement is not None and figures.get("decided_agreement_pct") is not None:
+            miss += max(0.0, self.min_decided_agreement - float(figures["decided_agreement_pct"]))
+        return round(miss, 6)
+
+    def met(self, figures: dict) -> bool:
+        return self.shortfall(figures) == 0.0
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_drop is not None:
+            parts.append(f"Δtop-1 >= -{self.max_drop:g} points")
+        if self.min_agreement is not None:
+            parts.append(f"agreement >= {self.min_agreement:g} %")
+        if self.min_decided_agreement is not None:
+            parts.append(f"agreement where Keras is decided >= {self.min_decided_agreement:g} %")
+        return " and ".join(parts) or "no budget"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -64,12 +120,7 @@ class ExportConfig:
                 raise ConfigError(f"expected --{name.replace('_', '-')} >= 1, received {getattr(self, name)}")
         if int(self.golden_images) < 0:
             raise ConfigError(f"expected --golden-images >= 0, received {self.golden_images}")
-        if self.max_drop is not None and self.max_drop < 0:
-            raise ConfigError(f"expected --max-drop >= 0 top-1 points, received {self.max_drop}")
-        for name in ("min_agreement", "min_decided_agreement"):
-            v = getattr(self, name)
-            if v is not None and not 0 <= v <= 100:
-                raise ConfigError(f"expected --{name.replace('_', '-')} between 0 and 100 %, received {v}")
+        Budget(self.max_drop, self.min_agreement, self.min_decided_agreement)  # checks the limits
         if self.max_slowdown is not None and self.max_slowdown < 1.0:
             raise ConfigError(f"expected --max-slowdown >= 1 (a factor of full int8's p50), received {self.max_slowdown}")
         if int(self.max_evals) < 1:

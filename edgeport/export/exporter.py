@@ -26,7 +26,7 @@ from edgeport.config import to_dict
 from edgeport.contract import METADATA_KEY, InputContract, ModelInfo
 from edgeport.data import scan
 from edgeport.errors import ConfigError, EdgeportError, ModelError
-from edgeport.export.calibration import load_images, per_class_counts, stratified_pick
+from edgeport.export.calibration import load_images, per_class_counts, stratified_indices, stratified_pick
 from edgeport.export.config import ExportConfig
 from edgeport.export.converters import CONVERTERS, ConversionContext
 from edgeport.export.rundir import RunInfo, read_run
@@ -267,7 +267,7 @@ class VerifySet:
 
     def subset(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(images, labels, reference) of all, or of a stratified seeded ``n`` of them."""
-        idx = np.arange(len(self.labels)) if n >= len(self.labels) else _subset(self.labels, n, seed)
+        idx = np.arange(len(self.labels)) if n >= len(self.labels) else stratified_indices(self.labels, n, seed)
         return self.images[idx], self.labels[idx], self.reference[idx]
 
     def split(self, fraction: float, seed: int, classes: tuple[str, ...]) -> tuple[EvalSet, "VerifySet"]:
@@ -610,15 +610,3 @@ def export(config: ExportConfig | str | os.PathLike[str], **options: Any) -> Exp
     requested = () if cfg.schemes is None or tuple(cfg.schemes) == ALL_SCHEMES else tuple(cfg.schemes)
     return ExportResult(out_dir=out, manifest_path=out / MANIFEST_FILE, manifest=manifest, artifacts=tuple(results),
                         requested=requested)
-
-
-def _subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Indices of a stratified, seeded subset of ``n`` of ``labels``."""
-    rng = np.random.default_rng(seed)
-    per = {int(k): list(rng.permutation(np.flatnonzero(labels == k))) for k in np.unique(labels)}
-    picked: list[int] = []
-    while len(picked) < n:
-        for k in sorted(per):
-            if per[k] and len(picked) < n:
-                picked.append(int(per[k].pop(0)))
-    return np.array(sorted(picked), dtype=np.int64)

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.contract import InputContract
-from edgeport.export.config import ExportConfig
-from edgeport.export.search import Budget, EvalSet, SearchResult, search
+from edgeport.export.config import Budget, ExportConfig
+from edgeport.export.search import EvalSet, SearchResult, search
 from edgeport.files import atomic_write_text, write_json
 
 log = logging.getLogger(__name__)

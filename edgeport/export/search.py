@@ -48,66 +48,12 @@ import numpy as np
 
 from edgeport.contract import InputContract
 from edgeport.errors import ConfigError, ModelError
+from edgeport.export.calibration import stratified_indices
+from edgeport.export.config import Budget
 from edgeport.export.fallback import Candidates, Group, search_groups
 from edgeport.progress import Progress
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class Budget:
-    """What a calibrated artifact may lose against the Keras model (figures of :func:`edgeport.metrics.compare`).
-
-    ``max_drop``: top-1 points below Keras' top-1 (``delta_top1_pts >= -max_drop``);
-    ``min_agreement``: % of images on which it gives Keras' top-1 class;
-    ``min_decided_agreement``: the same, counted only on the images where Keras
-    is decided (top-2 margin > :data:`edgeport.metrics.DECIDED_MARGIN`): rounding
-    cannot honestly be blamed for flipping those. None = not checked.
-    """
-
-    max_drop: float | None = 1.0
-    min_agreement: float | None = 97.0
-    min_decided_agreement: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_drop is not None and self.max_drop < 0:
-            raise ConfigError(f"expected --max-drop >= 0 top-1 points, received {self.max_drop}")
-        for name in ("min_agreement", "min_decided_agreement"):
-            v = getattr(self, name)
-            if v is not None and not 0 <= v <= 100:
-                raise ConfigError(f"expected --{name.replace('_', '-')} between 0 and 100 %, received {v}")
-
-    @property
-    def active(self) -> bool:
-        return any(v is not None for v in (self.max_drop, self.min_agreement, self.min_decided_agreement))
-
-    def shortfall(self, figures: dict) -> float:
-        """Points missing to meet the budget (0.0 = met): the sum over the limits (no decided images:
-        that limit holds)."""
-        miss = 0.0
-        if self.max_drop is not None:
-            miss += max(0.0, -float(figures["delta_top1_pts"]) - self.max_drop)
-        if self.min_agreement is not None:
-            miss += max(0.0, self.min_agreement - float(figures["agreement_pct"]))
-        if self.min_decided_agreement is not None and figures.get("decided_agreement_pct") is not None:
-            miss += max(0.0, self.min_decided_agreement - float(figures["decided_agreement_pct"]))
-        return round(miss, 6)
-
-    def met(self, figures: dict) -> bool:
-        return self.shortfall(figures) == 0.0
-
-    def describe(self) -> str:
-        parts = []
-        if self.max_drop is not None:
-            parts.append(f"Δtop-1 >= -{self.max_drop:g} points")
-        if self.min_agreement is not None:
-            parts.append(f"agreement >= {self.min_agreement:g} %")
-        if self.min_decided_agreement is not None:
-            parts.append(f"agreement where Keras is decided >= {self.min_decided_agreement:g} %")
-        return " and ".join(parts) or "no budget"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class EvalSet:
@@ -155,20 +101,6 @@ def split_selection(labels: np.ndarray, fraction: float = 0.5, seed: int = 0) ->
     selection = np.array(sorted(sel), dtype=np.int64)
     report = np.setdiff1d(np.arange(len(labels)), selection)
     return selection, report
-
-
-def _subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """A stratified seeded subset of ``n`` indices (all when n >= len)."""
-    if n >= len(labels):
-        return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    per = {int(k): list(rng.permutation(np.flatnonzero(labels == k))) for k in np.unique(labels)}
-    picked: list[int] = []
-    while len(picked) < n:
-        for k in sorted(per):
-            if per[k] and len(picked) < n:
-                picked.append(int(per[k].pop(0)))
-    return np.array(sorted(picked), dtype=np.int64)
 
 
 def model_figures(probs: np.ndarray, data: EvalSet) -> dict:
@@ -469,7 +401,7 @@ def search(
     if groups is None:
         groups = search_groups(cands.ops, max_groups=max(1, rank_budget))
     groups = list(groups)
-    rank_set = selection.take(_subset(selection.labels, rank_images, seed))
+    rank_set = selection.take(stratified_indices(selection.labels, rank_images, seed))
     with Progress(max_evals, f"{cands.scheme} float-fallback search", enabled=progress) as bar:
         r = _Runner(cands, selection, rank_set, contract, target, threads, latency_runs, workdir, bar, max_evals,
                     max_slowdown)

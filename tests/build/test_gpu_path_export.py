@@ -15,7 +15,6 @@ import logging
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="the build stage needs TensorFlow (the [train] extra)")
 
-from .build_helpers import tiny_config
+from .build_helpers import kill_script, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,24 +119,8 @@ def test_two_devices_under_mixed_precision_export(tmp_path, class_folders):
                if a["scheme"] in ("fp32", "onnx"))
 
 
-KILL_SCRIPT = textwrap.dedent("""
-    import os, signal, sys
-    import keras
-    from edgeport.build import BuildConfig, train
-
-    class KillAfterEpochs(keras.callbacks.Callback):
-        seen = 0
-
-        def on_epoch_end(self, epoch, logs=None):
-            KillAfterEpochs.seen += 1
-            if KillAfterEpochs.seen == int(sys.argv[3]):
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    cfg = BuildConfig(data=sys.argv[1], out=sys.argv[2], backbone="tiny", weights="none", head="conv",
-                      image_size=32, epochs=1, fine_tune_epochs=2, batch_size=8, seed=0, progress="off",
-                      mixed_precision="on")
-    train(cfg, callbacks=[KillAfterEpochs()])
-""")
+KILL_SCRIPT = kill_script(**dict(backbone="tiny", weights="none", head="conv", image_size=32, epochs=1, fine_tune_epochs=2,
+                          batch_size=8, seed=0, progress="off", mixed_precision="on"))
 
 
 def test_resume_after_sigkill_under_mixed_precision_restores_the_loss_scale(tmp_path, class_folders, caplog):

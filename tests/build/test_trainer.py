@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="the build stage needs TensorFlow (the [train] extra)")
 
-from .build_helpers import tiny_config
+from .build_helpers import kill_script, tiny_config
 from edgeport.errors import ConfigError, DataError
 
 RUN_FILES = ("model.keras", "labels.txt", "config.yaml", "data_split.csv", "metrics.json", "history.csv",
@@ -217,23 +216,8 @@ def test_class_weights_and_options_run(tmp_path, class_folders):
     assert sum(res.metrics["data"]["counts"]["train"].values()) == 30
 
 
-KILL_SCRIPT = textwrap.dedent("""
-    import os, signal, sys
-    import keras
-    from edgeport.build import BuildConfig, train
-
-    class KillAfterEpochs(keras.callbacks.Callback):
-        seen = 0
-
-        def on_epoch_end(self, epoch, logs=None):
-            KillAfterEpochs.seen += 1
-            if KillAfterEpochs.seen == int(sys.argv[3]):
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    cfg = BuildConfig(data=sys.argv[1], out=sys.argv[2], backbone="tiny", weights="none", head="gap",
-                      image_size=32, epochs=3, fine_tune_epochs=2, batch_size=16, seed=0, progress="off")
-    train(cfg, callbacks=[KillAfterEpochs()])
-""")
+KILL_SCRIPT = kill_script(**dict(backbone="tiny", weights="none", head="gap", image_size=32, epochs=3, fine_tune_epochs=2,
+                          batch_size=16, seed=0, progress="off"))
 
 
 def _resume_cfg(data: Path, out: Path):
