@@ -128,6 +128,7 @@ def replace_dir(target: str | os.PathLike[str], keep: tuple[str, ...] = ()) -> I
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     new = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    os.chmod(new, (target.stat().st_mode & 0o7777) if target.is_dir() else 0o777 & ~_umask())  # not mkdtemp's 0700
     try:
         yield new
         if target.is_dir():

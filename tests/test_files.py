@@ -38,3 +38,27 @@ def test_scratch_dir_is_removed_on_error_and_interrupt(tmp_path):
                 (d / "f").write_text("x")
                 raise exc
         assert not d.exists()
+
+
+def test_replace_dir_swaps_in_a_complete_folder_with_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from edgeport.files import replace_dir
+
+    target = tmp_path / "export"
+    with replace_dir(target) as new:
+        (new / "a.txt").write_text("first")
+    assert (target / "a.txt").read_text() == "first"
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~mask  # not mkdtemp's 0700
+    with pytest.raises(RuntimeError):
+        with replace_dir(target) as new:
+            (new / "a.txt").write_text("half")
+            raise RuntimeError("killed mid-way")
+    assert (target / "a.txt").read_text() == "first"  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # nothing half-built left beside it
+    with replace_dir(target, keep=("notes.md",)) as new:
+        (new / "b.txt").write_text("second")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
