@@ -113,7 +113,8 @@ def test_export_log_is_short_and_quiet_unless_verbose(tiny_run_dir, tmp_path):
     # not a terminal: one line per task (its end and duration), no bars
     assert "[#" not in res.stderr and "\r" not in res.stderr
     tasks = [ln for ln in lines if " verification" in ln and not ln.startswith("edgeport:")]
-    assert len(tasks) == 2 and all(re.fullmatch(r"(fp32|int8) verification: 10/10 in \d+ ms", ln) for ln in tasks)
+    # half the 10 verification images choose the int8 fallback (if it needs one), the other 5 report
+    assert len(tasks) == 2 and all(re.fullmatch(r"(fp32|int8) verification: 5/5 in \d+ ms", ln) for ln in tasks)
     assert len(lines) <= 16, res.stderr
     verbose = subprocess.run(cmd + ["--out", str(tmp_path / "b"), "-v", "--schemes", "int8"], capture_output=True,
                              text=True, timeout=300, env=env)

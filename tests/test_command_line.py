@@ -221,9 +221,10 @@ def documented_commands() -> list[tuple[str, str]]:
             elif block:
                 joined.append(line)
         for line in joined:
-            code = line.split("  #")[0].split(" # ")[0].strip()
-            if code.startswith("edgeport ") and "..." not in code:
-                found.append((path.name, code))
+            for code in re.split(r"\s(?:&&|;|\|\|)\s", line.split("  #")[0].split(" # ")[0]):
+                code = code.strip()
+                if code.startswith("edgeport ") and "..." not in code:
+                    found.append((path.name, code))
     return found
 
 
@@ -240,3 +241,4 @@ def test_the_documented_commands_are_found():
     lines = [line for _, line in documented_commands()]
     assert len(lines) >= 15 and any("--show" in line for line in lines)
     assert any(line.startswith("edgeport run export/model.onnx --headless --source") for line in lines)  # joined
+    assert not [line for line in lines if "&&" in line]  # a chain is checked command by command

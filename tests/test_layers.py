@@ -61,3 +61,16 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
     f.write_text("def f():\n    from edgeport.export.tflite import calibrate\n    import keras\n"
                  "    require('tensorflow', 'x')\n")
     assert imported_modules(f) >= {"edgeport.export.tflite", "keras", "tensorflow"}
+
+
+@pytest.mark.parametrize("package", sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()))
+def test_no_public_name_is_shadowed_by_a_submodule(package):
+    """``from edgeport.benchmarks import bench`` must give the function whatever was imported before: once
+    ``edgeport.benchmarks.bench`` (a module) is imported, Python sets that attribute on the package and
+    the function is gone. So no name a package exports may also be one of its modules."""
+    import importlib
+
+    exported = set(getattr(importlib.import_module(f"edgeport.{package}"), "__all__", ()))
+    modules = {p.stem for p in (PACKAGE / package).glob("*.py")} | {
+        p.name for p in (PACKAGE / package).iterdir() if (p / "__init__.py").is_file()}
+    assert not exported & modules, f"edgeport.{package} exports names that are also its modules: {exported & modules}"

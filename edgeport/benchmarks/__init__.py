@@ -32,21 +32,21 @@ def __getattr__(name: str) -> object:
 
 
 def run(cfg: BenchConfig) -> dict:
-    """Benchmark an export directory (see :func:`edgeport.benchmarks.bench.run`)."""
-    from edgeport.benchmarks.bench import run as _run
+    """Benchmark an export directory (see :func:`edgeport.benchmarks.runner.run`)."""
+    from edgeport.benchmarks.runner import run as _run
 
     return _run(cfg)
 
 
 def compare(paths, out=None, names=None) -> dict:  # type: ignore[no-untyped-def]
-    """Merge bench.json reports of several devices (see :func:`edgeport.benchmarks.compare.compare`)."""
-    from edgeport.benchmarks.compare import compare as _compare
+    """Merge bench.json reports of several devices (see :func:`edgeport.benchmarks.comparison.compare`)."""
+    from edgeport.benchmarks.comparison import compare as _compare
 
     return _compare(paths, out, names)
 
 
 def gate(report: dict, max_drop: float) -> list[str]:
     """Variants losing more than ``max_drop`` top-1 points vs fp32."""
-    from edgeport.benchmarks.bench import gate as _gate
+    from edgeport.benchmarks.runner import gate as _gate
 
     return _gate(report, max_drop)

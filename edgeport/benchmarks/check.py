@@ -78,7 +78,7 @@ def check_artifact(path: Path, engine: str, golden: GoldenSet, cfg: CheckConfig)
 def run_check(cfg: CheckConfig) -> dict:
     """Check every ok artifact of the export (x engine) against the golden set; the report."""
     from edgeport.benchmarks.artifacts import find_artifacts
-    from edgeport.benchmarks.bench import check_engines_option, plan_engines
+    from edgeport.benchmarks.runner import check_engines_option, plan_engines
 
     check_engines_option(cfg.engines)
     golden_dir = Path(cfg.golden) if cfg.golden else Path(cfg.export_dir) / GOLDEN_DIR

@@ -116,7 +116,7 @@ def handle(args: argparse.Namespace) -> int:
         print(f"edgeport bench: error: expected one EXPORT_DIR (or 'compare' and reports), received "
               f"{' '.join(args.target)}", file=sys.stderr)
         return 2
-    from edgeport.benchmarks.bench import run
+    from edgeport.benchmarks.runner import run
     from edgeport.benchmarks.config import BenchConfig
     from edgeport.benchmarks.report import environment_lines, format_table, precision_legend
     from edgeport.config import load_config
@@ -141,7 +141,7 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from edgeport.benchmarks.compare import compare, format_side_by_side
+    from edgeport.benchmarks.comparison import compare, format_side_by_side
 
     merged = compare(args.target[1:], args.out, args.names)
     print(format_side_by_side(merged))
@@ -153,7 +153,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _gate(report: dict, max_drop: float | None) -> int:
     if max_drop is None:
         return 0
-    from edgeport.benchmarks.bench import gate
+    from edgeport.benchmarks.runner import gate
 
     bad = gate(report, max_drop)
     checked = any((r.get("accuracy") or {}).get("delta_top1_pts") is not None for r in report["rows"])

@@ -35,7 +35,7 @@ from edgeport.build.report import plot_confusion, plot_history, write_history_cs
 from edgeport.files import atomic_write_bytes, atomic_write_text, write_json
 from edgeport.metrics import accuracy
 from edgeport.config import to_dict
-from edgeport.errors import ConfigError
+from edgeport.errors import ConfigError, ModelError
 
 tf = require("tensorflow", "training (edgeport build)")
 keras = require("keras", "training (edgeport build)")
@@ -181,9 +181,31 @@ def make_optimizer(name: str, lr: float, decay_steps: int) -> Any:
     return keras.optimizers.RMSprop(schedule)
 
 
+class ReplicaSafeLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+    """Keras' loss-scale optimizer, with an overflow on any replica skipping the step on all of them.
+
+    Under MirroredStrategy Keras (3.15) decides "the gradients are finite" from the first replica's
+    gradients alone, assuming them all-reduced; they are not yet (the inner optimizer sums them
+    later), so an inf on another replica is applied and the weights turn NaN, which happens on the
+    very first steps, where the initial scale of 2^15 overflows float16. Here every replica's verdict
+    is summed across replicas first, so all agree to skip the step and halve the scale.
+    """
+
+    def check_finite(self, grads: Any) -> Any:
+        finite = super().check_finite(grads)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None or ctx.num_replicas_in_sync == 1:
+            return finite
+        overflowed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.float32))
+        return tf.equal(overflowed, 0.0)
+
+
 def compile_for(trainer: Any, cfg: BuildConfig, lr: float, decay_steps: int) -> None:
+    optimizer = make_optimizer(cfg.optimizer, lr, decay_steps)
+    if trainer.dtype_policy.name == "mixed_float16":  # the condition on which compile() would wrap it
+        optimizer = ReplicaSafeLossScaleOptimizer(optimizer, name="loss_scale_optimizer")
     trainer.compile(
-        optimizer=make_optimizer(cfg.optimizer, lr, decay_steps),
+        optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=bool(cfg.jit),
@@ -381,10 +403,24 @@ def _train(cfg: BuildConfig, out: Path, src: inputs.TrainingData, mixed: bool, c
     return RunResult(run_dir=str(out), metrics=metrics, history=history, config=cfg)
 
 
+def _check_finite_weights(model: Any, history: list[dict[str, Any]]) -> None:
+    """A diverged run (NaN/inf weights) is no model: say so instead of writing one that outputs NaN."""
+    bad = [w.path for w in model.weights if not np.isfinite(np.asarray(w.numpy(), np.float64)).all()]
+    if not bad:
+        return
+    first = next((r for r in history if not np.isfinite(r.get("loss", 0.0))), None)
+    when = f"; the loss was first NaN/inf in phase {first['phase']} epoch {first['epoch']}" if first else ""
+    raise ModelError(
+        f"training diverged: expected finite weights, found NaN/inf in {len(bad)} weight(s) ({', '.join(bad[:3])}"
+        f"{', ...' if len(bad) > 3 else ''}){when}; no model.keras was written. Lower --lr (and --fine-tune-lr), "
+        "raise --batch-size, or train without --mixed-precision")
+
+
 def _finish(cfg: BuildConfig, out: Path, src: inputs.TrainingData, models: Models, history: list[dict[str, Any]],
             val_images: Any, timing: dict[str, Any], mixed: bool, strategy: Any, t_start: float) -> dict[str, Any]:
     # what ships: float32 in every layer whatever the training policy (export converts it as is),
     # never compiled (no optimizer state inside); the metrics below are this model's
+    _check_finite_weights(models.plain, history)
     deploy = as_float32(models.plain)
     tmp = out / ".model.tmp.keras"  # written whole, then renamed: a kill never leaves half a model.keras
     deploy.save(str(tmp))

@@ -456,7 +456,7 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
     else:
         _gate(a, cfg, scheme.reference)
     _settle(a, out)
-    log.info("%s: %s %s", scheme.name, a.status, a.reason)
+    log.info("%s: %s%s", scheme.name, a.status, f": {a.reason}" if a.reason else "")
     return a
 
 

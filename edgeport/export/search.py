@@ -301,8 +301,8 @@ class _Runner:
         else:
             self.kept[step] = path
         self.float_ops[step] = set(float_ops)
-        log.info("%s search %s: %s -> agreement %.2f %%, Δtop-1 %+.2f, p50 %s ms%s", self.cands.scheme, phase, action,
-                 s.agreement_pct, s.delta_top1_pts, s.p50_ms, " (budget met)" if s.met else "")
+        log.debug("%s search %s: %s -> agreement %.2f %%, Δtop-1 %+.2f, p50 %s ms%s", self.cands.scheme, phase, action,
+                  s.agreement_pct, s.delta_top1_pts, s.p50_ms, " (budget met)" if s.met else "")
         self.bar.update(note=f"{phase}: {action[:40]} agree {s.agreement_pct:.1f} %")
         return s
 
@@ -424,7 +424,8 @@ def search(
         model_path = Path(out)
     float_set = cands.describe(r.float_ops[chosen.step])
     float_set["groups"] = list(chosen.float_groups)
-    message = _message(chosen, full, target, len(r.trace), max_evals, max_slowdown, r.trace, selection)
+    message = _message(chosen, full, _target_text(budget, target, len(selection)), len(r.trace), max_evals,
+                       max_slowdown, r.trace, selection)
     result = SearchResult(
         scheme=cands.scheme, budget=budget, target=target, margin=margin, met=chosen.met, model_path=model_path, full_int8_path=full_path,
         float_set=float_set, chosen=chosen, full_int8=full, trace=list(r.trace), ranking=ranking, groups=groups,
@@ -511,14 +512,22 @@ def _prune(r: _Runner, added: list[Group], order: list[Group]) -> None:
 NEAR_TIE = 0.02
 
 
-def _message(chosen: Step, full: Step, budget: Budget, evals: int, max_evals: int, max_slowdown: float | None,
+def _target_text(budget: Budget, target: Budget, images: int) -> str:
+    """The budget as the user set it and, when one standard error on the selection images raised it, the
+    limits the candidates were held to."""
+    if target == budget:
+        return budget.describe()
+    return f"{budget.describe()}; held to {target.describe()} with one standard error on {images} images"
+
+
+def _message(chosen: Step, full: Step, budget: str, evals: int, max_evals: int, max_slowdown: float | None,
              trace: Sequence[Step], selection: EvalSet) -> str:
     slow = f" and a p50 within {max_slowdown:g}x full int8's" if max_slowdown is not None else ""
     if chosen.step == full.step and chosen.met:
-        return f"full int8 meets the budget ({budget.describe()}) on the selection images"
+        return f"full int8 meets the budget ({budget}) on the selection images"
     if chosen.met:
         return (f"{chosen.float_ops} ops kept float ({100 * chosen.float_macs_share:.1f} % of MACs) meet the budget "
-                f"({budget.describe()}{slow}): agreement {chosen.agreement_pct:.2f} %, Δtop-1 "
+                f"({budget}{slow}): agreement {chosen.agreement_pct:.2f} %, Δtop-1 "
                 f"{chosen.delta_top1_pts:+.2f} on {chosen.images} selection images, p50 "
                 f"{chosen.slowdown or 1:.2f}x full int8's, after {evals} evaluations")
     scored = [s for s in trace if s.phase != "rank"]
@@ -541,6 +550,6 @@ def _message(chosen: Step, full: Step, budget: Budget, evals: int, max_evals: in
              f"{100 - ties / 2:.1f} %; where Keras is decided the best candidate agrees on "
              f"{chosen.decided_agreement_pct:.1f} %" if ties >= 1.0 and chosen.decided_agreement_pct is not None
              else "")
-    return (f"no candidate met the budget ({budget.describe()}{slow}) within {evals} of {max_evals} evaluations: "
+    return (f"no candidate met the budget ({budget}{slow}) within {evals} of {max_evals} evaluations: "
             f"{why}; best reached: agreement {chosen.agreement_pct:.2f} %, Δtop-1 {chosen.delta_top1_pts:+.2f} with "
             f"{chosen.float_ops} ops float (full int8: {full.agreement_pct:.2f} %, {full.delta_top1_pts:+.2f}){floor}")

@@ -70,7 +70,7 @@ def test_scheme_filter_and_errors(tmp_path):
 def test_reference_is_fp32_of_the_same_format_and_engine():
     from pathlib import Path
 
-    from edgeport.benchmarks.bench import reference_for
+    from edgeport.benchmarks.runner import reference_for
     from edgeport.manifest import Artifact
 
     def art(file, scheme, fmt):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgeport.benchmarks import BenchConfig
-from edgeport.benchmarks.bench import decode_images, resolve_data, select_samples
+from edgeport.benchmarks.runner import decode_images, resolve_data, select_samples
 from edgeport.contract import InputContract
 from edgeport.errors import DataError
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeport.benchmarks.bench import SCRATCH_PREFIX, sweep_stale_scratch
+from edgeport.benchmarks.runner import SCRATCH_PREFIX, sweep_stale_scratch
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -39,7 +39,7 @@ def test_rss_readings_see_new_memory():
 
 
 def test_run_worker_turns_errors_and_timeouts_into_failed_results(tmp_path):
-    from edgeport.benchmarks.bench import run_worker
+    from edgeport.benchmarks.runner import run_worker
 
     np.save(tmp_path / "imgs.npy", np.zeros((1, 8, 8, 3), np.uint8))
     job = {"kind": "latency", "model": str(tmp_path / "missing.tflite"), "engine": "litert",

@@ -119,6 +119,61 @@ def test_two_devices_under_mixed_precision_export(tmp_path, class_folders):
                if a["scheme"] in ("fp32", "onnx"))
 
 
+OVERFLOW_ON_ONE_REPLICA = r"""
+import json, sys
+import numpy as np, tensorflow as tf, keras
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from edgeport.build.trainer import ReplicaSafeLossScaleOptimizer
+keras.mixed_precision.set_global_policy("mixed_float16")
+strategy = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+# one batch of 2: replica 0 gets an ordinary image, replica 1 one whose float16 gradient overflows at
+# the initial loss scale (2^15)
+x = np.array([[1.0, 1.0], [3e4, 3e4]], np.float32)
+y = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+out = {}
+for name, wrap in (("keras", keras.optimizers.LossScaleOptimizer), ("edgeport", ReplicaSafeLossScaleOptimizer)):
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        inp = keras.Input((2,))
+        model = keras.Model(inp, keras.layers.Activation("softmax", dtype="float32")(keras.layers.Dense(2)(inp)))
+        opt = wrap(keras.optimizers.SGD(0.1))
+        model.compile(opt, "categorical_crossentropy")
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, shuffle=False)
+    out[name] = {"finite": bool(all(np.isfinite(w.numpy()).all() for w in model.weights)),
+                 "scale": float(opt.dynamic_scale.numpy())}
+print(json.dumps(out))
+"""
+
+
+def test_an_overflow_on_one_replica_skips_the_step_on_all(tmp_path):
+    """Keras' loss-scale optimizer trusts the first replica's gradients under MirroredStrategy; an
+    overflow on the second is applied and the weights turn NaN. edgeport's skips the step everywhere."""
+    script = tmp_path / "overflow.py"
+    script.write_text(OVERFLOW_ON_ONE_REPLICA)
+    proc = subprocess.run([sys.executable, str(script)], env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["edgeport"] == {"finite": True, "scale": 2.0 ** 14}, out  # skipped, scale halved
+    if out["keras"]["finite"]:
+        pytest.skip(f"this Keras handles an overflow on one replica itself ({out}); the subclass is redundant")
+
+
+def test_a_diverged_run_writes_no_model(tmp_path):
+    import keras
+
+    from edgeport.build.trainer import _check_finite_weights
+    from edgeport.errors import ModelError
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head_dense")])
+    _check_finite_weights(model, [])
+    model.layers[0].kernel.assign(np.full((3, 2), np.nan, np.float32))
+    with pytest.raises(ModelError, match=r"training diverged: expected finite weights, found NaN/inf in 1 "
+                                         r"weight\(s\) \(\S*head_dense/kernel\); the loss was first NaN/inf in phase 1 "
+                                         r"epoch 2; no model.keras was written\. Lower --lr"):
+        _check_finite_weights(model, [{"phase": 1, "epoch": 1, "loss": 1.0}, {"phase": 1, "epoch": 2, "loss": np.nan}])
+
+
 KILL_SCRIPT = kill_script(**dict(backbone="tiny", weights="none", head="conv", image_size=32, epochs=1, fine_tune_epochs=2,
                           batch_size=8, seed=0, progress="off", mixed_precision="on"))
 
@@ -154,7 +209,7 @@ def test_resume_after_sigkill_under_mixed_precision_restores_the_loss_scale(tmp_
     with caplog.at_level(logging.WARNING, logger="edgeport.build"):
         resumed = train(cfg, callbacks=[Restored()])
     assert "does not match" not in caplog.text
-    assert seen["type"] == "LossScaleOptimizer"
+    assert seen["type"] == "ReplicaSafeLossScaleOptimizer"
     assert len(seen["values"]) == len(arrays)  # step counter, loss scale, iterations, Adam moments...
     for got, want in zip(seen["values"], arrays):
         np.testing.assert_array_equal(got, want)

@@ -16,7 +16,7 @@ import pytest
 
 from edgeport.benchmarks import BenchConfig, run
 from edgeport.schemes import precision_of
-from edgeport.benchmarks.bench import select_samples
+from edgeport.benchmarks.runner import select_samples
 from edgeport.metrics import top_k_pct
 from edgeport.benchmarks.report import FAILED, NOT_AVAILABLE, OK, load
 from edgeport.benchmarks.worker import measure_latency
