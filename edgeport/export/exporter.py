@@ -292,6 +292,11 @@ def _verification_set(cfg: ExportConfig, run: RunInfo, contract: InputContract, 
     images, labels, kept = load_images(picked, contract, f"loading {split} images", cfg.progress)
     t0 = time.perf_counter()
     reference = np.asarray(model.predict(images.astype(np.float32), batch_size=32, verbose=0), np.float32)
+    bad = int((~np.isfinite(reference).all(axis=1)).sum())
+    if bad:
+        raise ModelError(f"expected finite probabilities from the run's model, received NaN/inf on {bad} of "
+                         f"{len(reference)} {split} images: its training diverged. Train it again (edgeport build "
+                         "now stops on a diverged run and says what to change)")
     info = {"split": split, "images": len(kept), "per_class": per_class_counts(kept, run.labels),
             "keras_top1_pct": round(100.0 * float((reference.argmax(1) == labels).mean()), 4),
             "keras_seconds": round(time.perf_counter() - t0, 3),
@@ -351,7 +356,7 @@ def _gate(a: ArtifactResult, cfg: ExportConfig, reference: bool) -> None:
                    "has no val/test split")
         return
     if reference:
-        if v["max_abs_prob_diff"] > cfg.tolerance:
+        if not v["max_abs_prob_diff"] <= cfg.tolerance:  # NaN fails too
             a.fail(f"float32 artifact differs from Keras by {v['max_abs_prob_diff']:.3g} in probability "
                    f"(tolerance {cfg.tolerance:g}; agreement {v['agreement_pct']:.2f} %)")
         return

@@ -4,6 +4,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
@@ -123,6 +124,23 @@ def test_calibration_data_folder(tiny_run_dir, tiny_data_dir, tmp_path):
     assert res.artifact("onnx-int8").ok
 
 
+def test_a_diverged_model_is_a_model_error_and_writes_nothing(tiny_run_dir, tmp_path):
+    import keras
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("labels.txt", "config.yaml", "data_split.csv"):
+        (run / name).write_bytes((tiny_run_dir / name).read_bytes())
+    model = keras.saving.load_model(tiny_run_dir / "model.keras", compile=False)
+    kernel = [w for w in model.weights if w.path.endswith("kernel")][-1]  # the classifier
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))  # what a run trained into NaN saved
+    model.save(run / "model.keras")
+    with pytest.raises(ModelError, match=r"expected finite probabilities from the run's model, received NaN/inf "
+                                         r"on \d+ of \d+ val images: its training diverged"):
+        export(ExportConfig(run_dir=str(run), out=str(tmp_path / "export"), schemes=("fp32",), progress=False))
+    assert not (tmp_path / "export").exists()
+
+
 def test_gate_rules(tmp_path):
     from edgeport.export.exporter import ArtifactResult, _gate
 
@@ -141,6 +159,9 @@ def test_gate_rules(tmp_path):
     a = art(**figures)
     _gate(a, cfg, reference=True)  # a float32 reference must match Keras to 1e-4
     assert not a.ok and "differs from Keras by 0.01" in a.reason
+    a = art(**{**figures, "max_abs_prob_diff": float("nan")})
+    _gate(a, cfg, reference=True)  # NaN is no match
+    assert not a.ok and "differs from Keras by nan" in a.reason
     a = art(**figures)
     _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=1.5), reference=False)
     assert "misses the budget (Δtop-1 >= -1.5 points)" in a.reason and "Δtop-1 -2.00" in a.reason
