@@ -7,6 +7,7 @@ model file alone. Writing happens in ``edgeport.export``.
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from pathlib import Path
@@ -99,6 +100,101 @@ def read_tflite_metadata(model: bytes | str | os.PathLike[str]) -> dict[str, byt
         else:
             out[name] = b""
     return out
+
+
+def _whole_table(b: bytes, table: int, what: str) -> int:
+    """``table``, checked to lie inside the file with its vtable and inline fields (the vtable's object size)."""
+    vtable = table - _unpack(b, "<i", table, what)
+    size = _unpack(b, "<H", vtable + 2, f"{what}'s vtable")
+    if table + size > len(b):
+        raise _damaged(b, f"{what} of {size} bytes", table)
+    return table
+
+
+def _tables(b: bytes, table: int, field: int, what: str) -> list[int]:
+    """The tables of a vector-of-tables field (each checked to lie inside the file); [] when absent."""
+    pos = _field_pos(b, table, field)
+    if pos is None:
+        return []
+    start, n = _vector(b, pos, 4, what)
+    return [_whole_table(b, _table_at(b, start + 4 * i, what), what) for i in range(n)]
+
+
+def _ints(b: bytes, table: int, field: int, what: str) -> list[int]:
+    pos = _field_pos(b, table, field)
+    if pos is None:
+        return []
+    start, n = _vector(b, pos, 4, what)
+    return list(struct.unpack_from(f"<{n}i", b, start))
+
+
+def _check_vector(b: bytes, table: int, field: int, item_size: int, what: str) -> None:
+    pos = _field_pos(b, table, field)
+    if pos is not None:
+        _vector(b, pos, item_size, what)
+
+
+def _out_of_range(what: str, at: int) -> ModelError:
+    return ModelError(f"expected a consistent TFLite flatbuffer, but the {what} (table at byte {at}) names "
+                      "something the file does not have: the file is damaged; copy it again or re-export it")
+
+
+def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
+    """Walk a .tflite file's structure (schema.fbs: buffers, subgraphs, their tensors and operators) and
+    raise ModelError when anything points outside the file or at a tensor, buffer or operator code that
+    does not exist. An interpreter trusts these offsets: tflite-runtime 2.14 dies with SIGSEGV on a
+    truncated file, where this names the damage."""
+    b = model if isinstance(model, (bytes, bytearray, mmap.mmap)) else _read_bytes(model)
+    if len(b) < 8 or b[4:8] != b"TFL3":
+        raise ModelError(f"expected a TFLite flatbuffer (identifier TFL3), received {bytes(b[4:8])!r}")
+    root = _whole_table(b, _table_at(b, 0, "root table"), "root table")
+    codes = _tables(b, root, 1, "operator code list")
+    for code in codes:
+        _check_vector(b, code, 1, 1, "custom operator name")
+    n_codes = len(codes)
+    _check_vector(b, root, 3, 1, "description")
+    _check_vector(b, root, 5, 4, "metadata buffer list")
+    buffers = _tables(b, root, 4, "buffer list")
+    for entry in _tables(b, root, 6, "metadata list"):
+        _check_vector(b, entry, 0, 1, "metadata name")
+    for sig in _tables(b, root, 7, "signature list"):
+        _check_vector(b, sig, 2, 1, "signature key")
+        for field in (0, 1):
+            for tmap in _tables(b, sig, field, "signature tensor list"):
+                _check_vector(b, tmap, 0, 1, "signature tensor name")
+    for buf in buffers:
+        _check_vector(b, buf, 0, 1, "buffer data")
+        off_pos, size_pos = _field_pos(b, buf, 1), _field_pos(b, buf, 2)
+        if off_pos is not None and size_pos is not None:
+            off, size = _unpack(b, "<Q", off_pos, "buffer offset"), _unpack(b, "<Q", size_pos, "buffer size")
+            if off and off + size > len(b):
+                raise _damaged(b, f"buffer of {size} bytes", off)
+    subgraphs = _tables(b, root, 2, "subgraph list")
+    if not subgraphs:
+        raise ModelError("expected a TFLite model with at least one subgraph, received none: the file is damaged "
+                         "or not a model; copy it again or re-export it")
+    for sg in subgraphs:
+        _check_vector(b, sg, 4, 1, "subgraph name")
+        tensors = _tables(b, sg, 0, "tensor list")
+        for t in tensors:
+            _check_vector(b, t, 0, 4, "tensor shape")
+            _check_vector(b, t, 3, 1, "tensor name")
+            _check_vector(b, t, 7, 4, "tensor shape signature")
+            buf_pos = _field_pos(b, t, 2)
+            if buf_pos is not None and _u32(b, buf_pos, "tensor buffer") >= max(len(buffers), 1):
+                raise _out_of_range("buffer index of a tensor", buf_pos)
+        n_t = len(tensors)
+        for what, field in (("subgraph input", 1), ("subgraph output", 2)):
+            if any(not 0 <= i < n_t for i in _ints(b, sg, field, what)):
+                raise _out_of_range(f"{what} index", sg)
+        for op in _tables(b, sg, 3, "operator list"):
+            code_pos = _field_pos(b, op, 0)
+            if code_pos is not None and _u32(b, code_pos, "operator code index") >= n_codes:
+                raise _out_of_range("operator code index", code_pos)
+            for what, field in (("operator input", 1), ("operator output", 2)):
+                if any(not -1 <= i < n_t for i in _ints(b, op, field, what)):
+                    raise _out_of_range(f"{what} index", op)
+            _check_vector(b, op, 5, 1, "custom options")
 
 
 def _read_bytes(path: str | os.PathLike[str]) -> bytes:

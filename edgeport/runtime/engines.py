@@ -12,6 +12,7 @@ imported only inside :class:`TensorFlowEngine`.
 from __future__ import annotations
 
 import importlib.util
+import mmap
 import os
 import sys
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import numpy as np
 
 from edgeport._lazy import require
 from edgeport.errors import ConfigError, MissingDependencyError, ModelError
+from edgeport.metadata import check_tflite
 from edgeport.registry import Registry
 
 ENGINES: Registry[type["Engine"]] = Registry("engine")
@@ -179,6 +181,7 @@ class _TFLiteEngine(Engine):
         if opts:
             raise ConfigError(f"engine '{self.name}' takes no options, received {sorted(opts)}")
         Interpreter = self._interpreter_class()
+        _check_flatbuffer(self.model_path)  # an interpreter trusts the file's offsets; a damaged one can crash it
         try:
             self._interp = Interpreter(model_path=str(self.model_path), num_threads=threads)
             self._interp.allocate_tensors()
@@ -237,6 +240,15 @@ TFLITE_RUNTIME_NUMPY_FIX = (
     "'numpy<2' tflite-runtime opencv-python-headless && ~/tfl/bin/pip install --no-deps edgeport), "
     "or use the litert engine (pip install ai-edge-litert), which supports numpy 2"
 )
+
+
+def _check_flatbuffer(path: Path) -> None:
+    """:func:`edgeport.metadata.check_tflite` on the file, mapped rather than read (models can be large)."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            check_tflite(view)
+    except (OSError, ValueError) as exc:  # unreadable, or empty (mmap of 0 bytes)
+        raise ModelError(f"expected a readable, non-empty TFLite file, could not read {path} ({exc})") from exc
 
 
 def tflite_runtime_problem() -> str | None:

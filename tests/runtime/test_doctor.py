@@ -153,7 +153,12 @@ def test_doctor_survives_an_engine_that_crashes_on_import(tmp_path):
     ort = next(e for e in r["engines"] if e["name"] == "onnxruntime")
     assert ort["installed"] and not ort["usable"] and ort["crashed"] == "SIGABRT"
     assert any(t.startswith("onnxruntime crashes on import here (SIGABRT)") for t in r["advice"])
-    assert next(e for e in r["engines"] if e["name"] == "litert")["usable"] is True  # the others still probed
+    # the others are still probed: every other engine usable in this environment (LiteRT here, tflite-runtime
+    # in the Pi-like one) is reported usable
+    from edgeport.runtime import available_engines
+
+    others = set(available_engines()) - {"onnxruntime", "tensorflow"}
+    assert others and others <= {e["name"] for e in r["engines"] if e["usable"]}, (others, r["engines"])
     res = subprocess.run([sys.executable, "-m", "edgeport", "doctor", "-q"], capture_output=True, text=True,
                          timeout=120, env=env)
     assert res.returncode == 0 and res.stdout.startswith("recommend ") and "engines:" not in res.stdout

@@ -26,7 +26,7 @@ import pytest
 
 from edgeport.contract import METADATA_KEY, ModelInfo
 from edgeport.errors import ModelError
-from edgeport.metadata import read_model_info, read_onnx_metadata, read_tflite_metadata
+from edgeport.metadata import check_tflite, read_model_info, read_onnx_metadata, read_tflite_metadata
 from edgeport.runtime import Classifier, engines_for
 
 HERE = Path(__file__).resolve().parent
@@ -74,6 +74,26 @@ def test_metadata_readers_on_damaged_files(tiny_export_dir):
             except Exception as exc:  # noqa: BLE001 - what this test is looking for
                 pytest.fail(f"{f.name} {kind}: {type(exc).__name__}: {exc}")
     assert sum(outcomes.values()) >= 500 and outcomes["ModelError"] > 100 and outcomes["result"] > 100, outcomes
+
+
+def test_every_truncation_of_a_tflite_is_refused_before_an_engine_sees_it(tiny_export_dir):
+    """tflite-runtime 2.14 dies with SIGSEGV on some truncated files; the structural check the TFLite
+    engines run first refuses every cut (about 300 per file, the last 64 bytes one by one) and passes
+    the whole file, damaged or not, whenever nothing it references is missing."""
+    for f in _artifacts(tiny_export_dir):
+        if f.suffix != ".tflite":
+            continue
+        data = f.read_bytes()
+        check_tflite(data)
+        cuts = sorted(set(range(8, len(data), max(1, len(data) // 300))) | set(range(len(data) - 64, len(data))))
+        passed = []
+        for cut in cuts:
+            try:
+                check_tflite(data[:cut])
+                passed.append(cut)
+            except ModelError:
+                pass
+        assert not passed, f"{f.name}: cuts at {passed[:5]} of {len(data)} bytes not refused"
 
 
 def test_first_100_kb_of_a_real_tflite(tiny_export_dir, tmp_path):
