@@ -165,7 +165,7 @@ def _with_matplotlib(pts: list[Point], path: Path, title: str) -> bool:
     if ref:
         ax.axhline(ref[0].top1_pct, color="0.6", lw=0.8, ls=":", zorder=0)
         ax.annotate(f"fp32 {ref[0].top1_pct:.1f} %", (1.0, ref[0].top1_pct), xycoords=("axes fraction", "data"),
-                    xytext=(-4, 3), textcoords="offset points", ha="right", fontsize=7, color="0.4")
+                    xytext=(-4, -3), textcoords="offset points", ha="right", va="top", fontsize=7, color="0.4")
     ax.set_xlabel("p50 latency of one inference (ms)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(title + "\n(ringed = Pareto front: nothing else is both faster and more accurate)", fontsize=10)
