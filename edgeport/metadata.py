@@ -85,21 +85,24 @@ def read_tflite_metadata(model: bytes | str | os.PathLike[str]) -> dict[str, byt
         idx = _u32(b, idx_pos, "buffer index") if idx_pos is not None else 0
         if idx >= n_bufs:
             continue
-        buf = _table_at(b, bufs_start + 4 * idx, "buffer")
-        data_pos = _field_pos(b, buf, 0)
-        off_pos, size_pos = _field_pos(b, buf, 1), _field_pos(b, buf, 2)
-        if data_pos is not None:
-            d_start, d_len = _vector(b, data_pos, 1, "metadata buffer")
-            out[name] = bytes(b[d_start : d_start + d_len])
-        elif off_pos is not None and size_pos is not None:  # >2 GB models keep data after the flatbuffer
-            off = _unpack(b, "<Q", off_pos, "buffer offset")
-            size = _unpack(b, "<Q", size_pos, "buffer size")
-            if off + size > len(b):
-                raise _damaged(b, f"metadata buffer of {size} bytes", off)
-            out[name] = bytes(b[off : off + size])
-        else:
-            out[name] = b""
+        start, length = _buffer_span(b, _table_at(b, bufs_start + 4 * idx, "buffer"), "metadata buffer")
+        out[name] = bytes(b[start : start + length])
     return out
+
+
+def _buffer_span(b: bytes, buf: int, what: str) -> tuple[int, int]:
+    """(start, length) of a Buffer table's bytes, checked to lie inside the file: its ``data`` vector, or
+    the ``offset``/``size`` pair of >2 GB models, which keep data after the flatbuffer; (0, 0) when empty."""
+    data_pos = _field_pos(b, buf, 0)
+    if data_pos is not None:
+        return _vector(b, data_pos, 1, what)
+    off_pos, size_pos = _field_pos(b, buf, 1), _field_pos(b, buf, 2)
+    if off_pos is None or size_pos is None:
+        return 0, 0
+    off, size = _unpack(b, "<Q", off_pos, "buffer offset"), _unpack(b, "<Q", size_pos, "buffer size")
+    if off + size > len(b):
+        raise _damaged(b, f"{what} of {size} bytes", off)
+    return off, size
 
 
 def _whole_table(b: bytes, table: int, what: str) -> int:
@@ -163,12 +166,7 @@ def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
             for tmap in _tables(b, sig, field, "signature tensor list"):
                 _check_vector(b, tmap, 0, 1, "signature tensor name")
     for buf in buffers:
-        _check_vector(b, buf, 0, 1, "buffer data")
-        off_pos, size_pos = _field_pos(b, buf, 1), _field_pos(b, buf, 2)
-        if off_pos is not None and size_pos is not None:
-            off, size = _unpack(b, "<Q", off_pos, "buffer offset"), _unpack(b, "<Q", size_pos, "buffer size")
-            if off and off + size > len(b):
-                raise _damaged(b, f"buffer of {size} bytes", off)
+        _buffer_span(b, buf, "buffer")
     subgraphs = _tables(b, root, 2, "subgraph list")
     if not subgraphs:
         raise ModelError("expected a TFLite model with at least one subgraph, received none: the file is damaged "
