@@ -40,6 +40,18 @@ def _check_parent(path: Path) -> None:
         )
 
 
+def check_out_folder(out: Path, holds: str) -> None:
+    """Refuse an ``--out`` that is a file, or that sits where this user cannot create or write a folder,
+    before any work is done. ``holds``: what the folder is for, as in "for the run"."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"expected --out to be a folder {holds}, received {out}, which is a file; "
+                          "choose another --out")
+    existing = next((a for a in (out, *out.parents) if a.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"expected --out in a folder this user can write, received {out} ({existing} is not "
+                          "writable); choose another --out")
+
+
 def _umask() -> int:
     """This process's umask, read without changing it where Linux allows (/proc), else set and restored."""
     try:

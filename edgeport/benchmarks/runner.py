@@ -36,7 +36,7 @@ from edgeport.benchmarks.metrics import latency_stats
 from edgeport.config import to_dict
 from edgeport.contract import InputContract
 from edgeport.errors import ConfigError, DataError, EdgeportError
-from edgeport.files import scratch_dir
+from edgeport.files import check_out_folder, scratch_dir
 from edgeport.manifest import FAILED, Artifact, Manifest, verify_sha256
 from edgeport.schemes import precision_of
 from edgeport.progress import Progress
@@ -291,14 +291,7 @@ def sweep_stale_scratch(root: str | os.PathLike[str] | None = None) -> list[Path
 
 def check_out_dir(out: str | os.PathLike[str]) -> None:
     """Refuse an --out that cannot become a folder of reports before anything is measured."""
-    p = Path(out).expanduser()
-    if p.exists() and not p.is_dir():
-        raise ConfigError(f"expected --out to be a folder for bench.json/.csv/.md/.png, received {out}, which is a file; "
-                          "choose another --out")
-    existing = next((a for a in (p, *p.parents) if a.exists()), None)
-    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"expected --out in a folder this user can write, received {out} "
-                          f"({existing} is not writable); choose another --out")
+    check_out_folder(Path(out).expanduser(), "for bench.json/.csv/.md/.png")
 
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from edgeport.build.config import BuildConfig
 from edgeport.config import to_dict
 from edgeport.errors import ConfigError
+from edgeport.files import check_out_folder
 
 STATE_FILE = "state.json"
 #: Fields that must match the stored config.yaml when resuming.
@@ -48,13 +48,7 @@ def check_out_dir(cfg: BuildConfig) -> None:
     and a damaged state.json or config.yaml when resuming.
     """
     out = Path(cfg.out).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"expected --out to be a folder for the run, received {out}, which is a file; "
-                          "choose another --out")
-    existing = next((a for a in (out, *out.parents) if a.exists()), None)
-    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"expected --out where this user can write, received {out} ({existing} is not "
-                          "writable); choose another --out")
+    check_out_folder(out, "for the run")
     state = out / "checkpoints" / STATE_FILE
     if not cfg.resume and ((out / "model.keras").exists() or state.exists()):
         raise ConfigError(f"expected a new --out, but {out} already holds a run; pass --resume to continue it "
