@@ -41,7 +41,10 @@ HELP: dict[str, str | Flag] = {
                          "20 invokes in the export's engine); slower ones do not count as meeting the budget",
                          type=float, metavar="FACTOR"),
     "selection_fraction": "share of the validation images that choose a float fallback (the rest report)",
-    "calibration_method": Flag("onnx-int8 calibrator", choices=CALIBRATION_METHODS),
+    "calibration_method": Flag("how int8/onnx-int8 activation ranges are set from the calibration images: auto "
+                               "(min/max; when full int8 misses the budget the search also tries the scheme's "
+                               "percentile, mse and entropy rules) or one rule (mse: int8 only)",
+                               choices=CALIBRATION_METHODS),
     "diagnose": "write EXPORT/quantization/ (model-level sensitivity, per-layer SQNR, PNG) even when full int8 "
                 "meets the budget",
     "threads": Flag("one value: the engine threads of the verification", default="all cores"),
@@ -117,8 +120,10 @@ def format_table(result) -> str:
                      f"{'' if b.get('search', True) else '; no float-fallback search'}")
     c = result.manifest.get("calibration") or {}
     if c:
+        chosen = ", ".join(f"{a.scheme} {a.quantization['ranges']}" for a in result.artifacts
+                           if a.quantization and a.quantization.get("ranges"))
         lines.append(f"calibration: {c.get('images')} images ({c.get('source')}), per class {c.get('per_class')}, "
-                     f"onnx-int8 {c.get('onnx_method', 'minmax')}")
+                     f"activation ranges {c.get('method', 'minmax')}{f' ({chosen})' if chosen else ''}")
         lines += [f"calibration warning: {w}" for w in c.get("warnings", [])]
     lines += notes
     lines.append(f"wrote {result.manifest_path}")

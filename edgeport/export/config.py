@@ -12,8 +12,12 @@ from edgeport.schemes import ALL_SCHEMES, parse_schemes
 #: Input/output tensor types accepted for the full-integer int8 TFLite model.
 IO_DTYPES = ("uint8", "int8", "float32")
 
-#: onnxruntime calibrators selectable for onnx-int8 (``--calibration-method``)
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+#: how int8 activation ranges are set from the calibration images (``--calibration-method``): ``auto``
+#: starts from min/max and, when full int8 misses the budget, lets the search try the scheme's other rules;
+#: a named rule is used alone (:mod:`edgeport.export.ranges`; onnx-int8: onnxruntime's calibrators)
+CALIBRATION_METHODS = ("auto", "minmax", "percentile", "entropy", "mse")
+#: the rules each calibrated scheme offers, in the order ``auto`` tries them
+SCHEME_RANGE_RULES = {"int8": ("minmax", "percentile", "mse", "entropy"), "onnx-int8": ("minmax", "percentile", "entropy")}
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ class ExportConfig:
     max_evals: int = 32  #: candidate evaluations per searched scheme
     max_slowdown: float | None = 1.25  #: a fallback's p50 may be at most this times full int8's (None: any)
     selection_fraction: float = 0.5  #: validation images that choose (the rest report)
-    calibration_method: str = "minmax"  #: onnx-int8: minmax, entropy or percentile
+    calibration_method: str = "auto"  #: int8 / onnx-int8 activation ranges: auto, minmax, percentile, entropy, mse
     diagnose: bool = False  #: write EXPORT/quantization/ (sensitivity ranking, per-layer table) in any case
     tolerance: float = 1e-4
     threads: int | None = None
@@ -130,6 +134,8 @@ class ExportConfig:
         if self.calibration_method not in CALIBRATION_METHODS:
             raise ConfigError(f"expected --calibration-method one of {', '.join(CALIBRATION_METHODS)}, "
                               f"received '{self.calibration_method}'")
+        for scheme in self.scheme_list:
+            range_rules(scheme, self.calibration_method)  # a rule the scheme lacks: said before any work
         if self.tolerance <= 0:
             raise ConfigError(f"expected a positive tolerance, received {self.tolerance}")
 
@@ -140,3 +146,19 @@ class ExportConfig:
     @property
     def scheme_list(self) -> tuple[str, ...]:
         return tuple(self.schemes) if self.schemes else ALL_SCHEMES
+
+
+def range_rules(scheme: str, method: str) -> tuple[str, ...]:
+    """The activation-range rules ``scheme`` may use under ``--calibration-method method``: all it offers,
+    min/max first, for ``auto``; the one named otherwise (ConfigError when the scheme does not offer it)."""
+    offered = SCHEME_RANGE_RULES.get(scheme)
+    if offered is None:
+        return ()
+    if method == "auto":
+        return offered
+    if method not in offered:
+        others = [s for s, rules in SCHEME_RANGE_RULES.items() if method in rules]
+        raise ConfigError(f"expected --calibration-method for {scheme} to be one of auto, {', '.join(offered)}; "
+                          f"received '{method}' (offered by {', '.join(others) or 'no scheme'}). Use auto, or "
+                          f"export {scheme} in a separate run with --schemes")
+    return (method,)

@@ -31,7 +31,7 @@ class ConversionContext:
     io_dtype: str = "uint8"
     opset: int = 17
     progress: bool = True
-    calibration_method: str = "minmax"  #: onnx-int8's calibrator
+    calibration_method: str = "auto"  #: int8/onnx-int8 activation ranges (``--calibration-method``)
     shared_seconds: dict[str, float] = field(default_factory=dict)
     graphs: dict[str, dict] = field(default_factory=dict)
     _saved_model: Path | None = None
@@ -79,7 +79,10 @@ class ConversionContext:
         if "int8" not in self._candidates:
             from edgeport.export.fallback import TFLiteCandidates
 
-            self._candidates["int8"] = TFLiteCandidates(self.calibrated_tflite(), self.io_dtype, self.layer_names())
+            cands = TFLiteCandidates(self.calibrated_tflite(), self.io_dtype, self.layer_names(),
+                                     images=self.calibration, progress=self.progress)
+            cands.use(self.range_rules("int8")[0])
+            self._candidates["int8"] = cands
         return self._candidates["int8"]
 
     def onnx_candidates(self):
@@ -89,10 +92,16 @@ class ConversionContext:
 
             t0 = time.perf_counter()
             self._candidates["onnx-int8"] = OnnxCandidates(
-                self.onnx_base(), self.calibration, self.workdir / "onnx-int8", self.calibration_method,
+                self.onnx_base(), self.calibration, self.workdir / "onnx-int8", self.range_rules("onnx-int8")[0],
                 self.layer_names(), progress=self.progress)
             self.shared_seconds["onnx_preprocess"] = time.perf_counter() - t0
         return self._candidates["onnx-int8"]
+
+    def range_rules(self, scheme: str) -> tuple[str, ...]:
+        """The activation-range rules ``scheme`` may use (the first is its full-integer model's)."""
+        from edgeport.export.config import range_rules
+
+        return range_rules(scheme, self.calibration_method)
 
     def onnx_base(self) -> Path:
         """The float32 ONNX model without metadata (converted on first call)."""
@@ -112,7 +121,10 @@ def _tflite(name: str) -> Converter:
     def convert(ctx: ConversionContext, path: Path) -> None:
         from edgeport.export.tflite import check_integer, convert_saved_model, graph_summary, quantize_calibrated
 
-        if name in ("int8", "int16x8"):
+        if name == "int8":  # on the first range rule; the float-fallback search may try the others
+            data = ctx.tflite_candidates().quantize(())
+            ctx.graphs[name] = check_integer(data, name)
+        elif name == "int16x8":
             data = quantize_calibrated(ctx.calibrated_tflite(), name, ctx.io_dtype)
             ctx.graphs[name] = check_integer(data, name)
         else:

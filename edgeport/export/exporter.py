@@ -232,7 +232,7 @@ def _calibration_set(cfg: ExportConfig, run: RunInfo, contract: InputContract) -
     per_class = per_class_counts(kept, names)
     info = {"source": source, "images": len(kept), "requested": cfg.calibration_samples,
             "seed": cfg.seed, "per_class": per_class, "input_range": [0, 255], "augmentation": False,
-            "tflite_method": "minmax", "onnx_method": cfg.calibration_method}
+            "method": cfg.calibration_method}
     log.info("calibration: %d images from %s, per class %s", len(kept), source, per_class)
     warnings = []
     if len(kept) < MIN_CALIBRATION_IMAGES:
@@ -383,7 +383,8 @@ def _improve(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig, sele
         log.warning("%s: the float-fallback search failed (%s); keeping full int8", scheme.name, _short(exc, 300))
         a.notes.append(f"the float-fallback search failed ({_short(exc, 300)}); this is the full-integer model")
         return None
-    applied = cfg.search and improved.result.float_ops > 0
+    chosen = improved.result.chosen
+    applied = cfg.search and (improved.result.float_ops > 0 or chosen.ranges != improved.result.full_int8.ranges)
     a.precision = improved.label if applied else scheme.label
     a.quantization = {**improved.entry, "applied": applied}
     if applied:

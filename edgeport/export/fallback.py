@@ -14,6 +14,10 @@ model for any set of ops to keep in float:
             a kept node gets no QDQ pair of its own and keeps float weights
             (a neighbour's QDQ still rounds the tensors it shares with it)
 
+Either one quantizes on any of its engine's activation-range rules
+(:meth:`Candidates.use`: TFLite's ranges re-set from histograms,
+:mod:`edgeport.export.ranges`; ONNX's from onnxruntime's calibrators).
+
 :func:`segments` cuts the graph where one activation tensor is live (the
 residual blocks of a ResNet, the inverted-residual blocks of a MobileNet)
 and :func:`block_groups` names them after their Keras layers: the units a
@@ -32,6 +36,8 @@ from typing import Collection, Iterable, Sequence
 import numpy as np
 
 from edgeport._lazy import require
+from edgeport.errors import ConfigError, ModelError
+from edgeport.export.config import SCHEME_RANGE_RULES
 
 log = logging.getLogger(__name__)
 
@@ -215,10 +221,20 @@ class Candidates:
 
     scheme: str = ""
     suffix: str = ""
+    #: activation-range rules this engine offers (:mod:`edgeport.export.ranges`), the first the default
+    rules: tuple[str, ...] = ("minmax",)
 
     def __init__(self, ops: Sequence[OpNode]) -> None:
         self.ops: tuple[OpNode, ...] = tuple(ops)
         self.by_index = {op.index: op for op in self.ops}
+        self.rule = self.rules[0]
+
+    def use(self, rule: str) -> None:
+        """Quantize every later candidate on ``rule``'s activation ranges."""
+        if rule not in self.rules:
+            raise ConfigError(f"expected a range rule of {self.scheme}, one of {', '.join(self.rules)}, "
+                              f"received '{rule}'")
+        self.rule = rule
 
     @property
     def total_macs(self) -> int:
@@ -301,16 +317,36 @@ class TFLiteCandidates(Candidates):
 
     scheme = "int8"
     suffix = ".tflite"
+    rules = SCHEME_RANGE_RULES["int8"]
 
-    def __init__(self, calibrated: bytes, io_dtype: str = "uint8", layer_names: Collection[str] = ()) -> None:
+    def __init__(self, calibrated: bytes, io_dtype: str = "uint8", layer_names: Collection[str] = (),
+                 images: np.ndarray | None = None, progress: bool = False) -> None:
+        """``images``: the calibration images, run again (once, in float) for the histograms of the rules
+        other than min/max."""
         super().__init__(tflite_ops(calibrated, layer_names))
         self.calibrated = calibrated
         self.io_dtype = io_dtype
+        self.images, self.progress = images, progress
+        self._hists: dict | None = None
+        self._ranged: dict[str, bytes] = {"minmax": calibrated}
+
+    def ranged(self, rule: str) -> bytes:
+        """The calibrated model with ``rule``'s activation ranges (histograms made on first need)."""
+        if rule not in self._ranged:
+            from edgeport.export.ranges import clip_range
+            from edgeport.export.tflite import activation_histograms, with_ranges
+
+            if self.images is None or len(self.images) == 0:
+                raise ModelError(f"expected the calibration images for {rule} activation ranges, received none")
+            if self._hists is None:
+                self._hists = activation_histograms(self.calibrated, self.images, self.progress)
+            self._ranged[rule] = with_ranges(self.calibrated, {i: clip_range(h, rule) for i, h in self._hists.items()})
+        return self._ranged[rule]
 
     def quantize(self, float_ops: Collection[int]) -> bytes:
         from edgeport.export.tflite import quantize_calibrated
 
-        return quantize_calibrated(self.calibrated, "int8", self.io_dtype, float_nodes=self.names(float_ops))
+        return quantize_calibrated(self.ranged(self.rule), "int8", self.io_dtype, float_nodes=self.names(float_ops))
 
     def write(self, float_ops: Collection[int], path: Path) -> Path:
         Path(path).write_bytes(self.quantize(float_ops))
@@ -362,6 +398,7 @@ class OnnxCandidates(Candidates):
 
     scheme = "onnx-int8"
     suffix = ".onnx"
+    rules = SCHEME_RANGE_RULES["onnx-int8"]
 
     def __init__(self, float_model: str | Path, calibration: np.ndarray | None, workdir: str | Path,
                  calibration_method: str = "minmax", layer_names: Collection[str] = (),
@@ -372,10 +409,16 @@ class OnnxCandidates(Candidates):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.preprocessed = preprocess(float_model, self.workdir / "preprocessed.onnx")
-        self.ranges = self.workdir / f"ranges_{self.method}.json"
         self.calibration = calibration
         self.progress = progress
         super().__init__(onnx_ops(self.preprocessed, layer_names))
+        self.use(self.method)
+
+    def use(self, rule: str) -> None:
+        """Quantize on onnxruntime's ``rule`` calibrator (each one calibrates once, on first use)."""
+        super().use(rule)
+        self.method = rule
+        self.ranges = self.workdir / f"ranges_{rule}.json"
 
     def prepare(self) -> Path:
         """Calibrate now (once) if no range cache exists yet; the cache path."""

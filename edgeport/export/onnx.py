@@ -25,7 +25,7 @@ import numpy as np
 from edgeport._lazy import require
 from edgeport.contract import METADATA_KEY
 from edgeport.errors import ConfigError, MissingDependencyError, ModelError
-from edgeport.export.config import CALIBRATION_METHODS
+from edgeport.export.config import SCHEME_RANGE_RULES
 from edgeport.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -152,11 +152,20 @@ def _calibration_reader(images: np.ndarray, name: str, progress: bool):
 
 
 
+class _BelowWarning(logging.Filter):
+    """Drops records below WARNING logged on the logger it is added to (not those propagated to it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
 def check_calibration_method(method: str) -> str:
-    """``method`` lower-cased, or ConfigError when it is not one of :data:`CALIBRATION_METHODS`."""
+    """``method`` lower-cased, or ConfigError when it is not one of onnxruntime's calibrators
+    (``SCHEME_RANGE_RULES["onnx-int8"]``)."""
     m = str(method).strip().lower()
-    if m not in CALIBRATION_METHODS:
-        raise ConfigError(f"expected --calibration-method one of {', '.join(CALIBRATION_METHODS)}, received '{method}'")
+    offered = SCHEME_RANGE_RULES["onnx-int8"]
+    if m not in offered:
+        raise ConfigError(f"expected --calibration-method for onnx-int8 one of {', '.join(offered)}, received '{method}'")
     return m
 
 
@@ -228,21 +237,26 @@ def quantize_qdq(
         name = ort.InferenceSession(str(preprocessed), providers=["CPUExecutionProvider"]).get_inputs()[0].name
         reader = _calibration_reader(calibration, name, progress)
     chatter = io.StringIO()  # the histogram calibrators print() their progress
-    with warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
-        warnings.simplefilter("ignore")
-        quantize_static(
-            str(preprocessed), str(dst), reader,
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            # 7-bit weights: x86 CPUs without VNNI multiply u8*s8 pairs into saturating int16,
-            # which cost ~3 points of agreement on ResNet50V2/flowers; ARM is unaffected.
-            reduce_range=True,
-            nodes_to_exclude=list(nodes_to_exclude),
-            calibrate_method=_ort_method(calibration_method),
-            **extra,
-        )
+    quiet = _BelowWarning()  # the QDQ quantizer logs on the root logger ("Created a copy of bias input ...")
+    logging.getLogger().addFilter(quiet)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
+            warnings.simplefilter("ignore")
+            quantize_static(
+                str(preprocessed), str(dst), reader,
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                # 7-bit weights: x86 CPUs without VNNI multiply u8*s8 pairs into saturating int16,
+                # which cost ~3 points of agreement on ResNet50V2/flowers; ARM is unaffected.
+                reduce_range=True,
+                nodes_to_exclude=list(nodes_to_exclude),
+                calibrate_method=_ort_method(calibration_method),
+                **extra,
+            )
+    finally:
+        logging.getLogger().removeFilter(quiet)
     if chatter.getvalue().strip():
         log.debug("onnxruntime calibration: %s", " ".join(chatter.getvalue().split()))
     _drop_unused_opsets(dst)

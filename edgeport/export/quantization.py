@@ -69,11 +69,13 @@ def improve(scheme: str, ctx, cfg: ExportConfig, selection: EvalSet, contract: I
     t0 = time.perf_counter()
     result = search(cands, selection, contract, budget, max_evals=cfg.max_evals, threads=cfg.threads,
                     out=path if cfg.search else None, workdir=ctx.workdir / f"search-{scheme}", seed=cfg.seed,
-                    progress=cfg.progress, rank_always=cfg.diagnose, max_slowdown=cfg.max_slowdown)
+                    progress=cfg.progress, rank_always=cfg.diagnose, max_slowdown=cfg.max_slowdown,
+                    rules=ctx.range_rules(scheme))
     log.info("%s: %s (%.0f s)", scheme, result.message, time.perf_counter() - t0)
     float_set = dict(result.float_set)
     float_set.pop("nodes", None)  # every node is in the report; the manifest keeps the names people read
     entry = {
+        "ranges": result.chosen.ranges,
         "float_fallback": float_set,
         "budget": budget.to_dict(),
         "search": {k: v for k, v in result.to_dict().items() if k not in ("float_set", "model", "groups", "ranking")},
@@ -86,12 +88,13 @@ def improve(scheme: str, ctx, cfg: ExportConfig, selection: EvalSet, contract: I
 
 
 def layer_stats(scheme: str, ctx, cands, result: SearchResult, images: np.ndarray) -> list[dict]:  # noqa: ANN001
-    """Per-layer SQNR of the full-integer model (TFLite NumericVerify / ONNX QDQ debug), Keras names added."""
+    """Per-layer SQNR of the full-integer model (TFLite NumericVerify on the chosen activation ranges /
+    ONNX QDQ debug of the first calibration's full int8), Keras names added."""
     from edgeport.export.quantreport import onnx_layer_stats, tflite_layer_stats
 
     layers = ctx.layer_names()
     if scheme == "int8":
-        return tflite_layer_stats(ctx.calibrated_tflite(), images, layers)
+        return tflite_layer_stats(cands.ranged(result.chosen.ranges), images, layers)
     return onnx_layer_stats(cands.preprocessed, result.full_int8_path, images, layers)
 
 
@@ -135,11 +138,11 @@ def to_markdown(scheme: str, result: SearchResult, rows: list[dict]) -> str:
              f"{r.target.describe()} (agreement limits raised by one standard error). The export's verification "
              "figures come from the other validation images.", "",
              "## Search trace", "",
-             "| step | phase | action | float ops | float MACs % | images | agree % | decided agree % | Δtop-1 | "
-             "mean KL | p50 ms | p50 / full int8 (CPU) | met |",
-             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| step | phase | action | ranges | float ops | float MACs % | images | agree % | decided agree % | "
+             "Δtop-1 | mean KL | p50 ms | p50 / full int8 (CPU) | met |",
+             "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for s in r.trace:
-        lines.append(f"| {s.step} | {s.phase} | {s.action} | {s.float_ops} | {100 * s.float_macs_share:.1f} | "
+        lines.append(f"| {s.step} | {s.phase} | {s.action} | {s.ranges} | {s.float_ops} | {100 * s.float_macs_share:.1f} | "
                      f"{s.images} | {_pct(s.agreement_pct)} | {_pct(s.decided_agreement_pct)} | "
                      f"{s.delta_top1_pts:+.2f} | {s.mean_kl:.4f} | {'-' if s.p50_ms is None else f'{s.p50_ms:.2f}'} | "
                      f"{'-' if s.slowdown is None else f'{s.slowdown:.2f}x'} | {'yes' if s.met else ''} |")
@@ -153,7 +156,9 @@ def to_markdown(scheme: str, result: SearchResult, rows: list[dict]) -> str:
     if rows:
         finite = [x for x in rows if x.get("sqnr_db") is not None and np.isfinite(x["sqnr_db"])]
         worst = sorted(finite, key=lambda x: x["sqnr_db"])[:15]
-        lines += ["", f"## Per-layer SQNR of full int8 (the {len(worst)} lowest of {len(rows)} tensors)", "",
+        ranges = r.chosen.ranges if scheme == "int8" else r.full_int8.ranges
+        lines += ["", f"## Per-layer SQNR of full int8 on {ranges} ranges (the {len(worst)} lowest of {len(rows)} "
+                  "tensors)", "",
                   "| depth | op | Keras layers | SQNR dB |", "|---:|---|---|---:|"]
         lines += [f"| {x['depth']} | {x['op']} | {', '.join(x.get('layers') or []) or '-'} | {x['sqnr_db']:.1f} |"
                   for x in worst]

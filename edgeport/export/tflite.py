@@ -9,8 +9,9 @@ a ``Model.metadata`` entry named ``edgeport``.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from edgeport.contract import METADATA_KEY
 from edgeport.errors import ModelError
 from edgeport.export.config import IO_DTYPES
 from edgeport.progress import Progress
+
+if TYPE_CHECKING:
+    from edgeport.export.ranges import Histogram
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +194,65 @@ def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8",
     raise ModelError(f"expected a calibrated TFLite scheme (int8, int16x8), received '{scheme}'")
 
 
+def _recorded_ranges(obj) -> dict[int, tuple[float, float]]:
+    """Tensor index -> the calibrated (min, max) of every activation of the main subgraph (constants skipped)."""
+    out = {}
+    for i, t in enumerate(obj.subgraphs[0].tensors):
+        q = t.quantization
+        if q is None or q.min is None or q.max is None or len(q.min) != 1 or len(q.max) != 1:
+            continue
+        buf = obj.buffers[t.buffer] if t.buffer < len(obj.buffers) else None
+        if buf is not None and buf.data is not None and len(buf.data):
+            continue
+        out[i] = (float(q.min[0]), float(q.max[0]))
+    return out
+
+
+def activation_histograms(calibrated: bytes, images: np.ndarray, progress: bool = True) -> dict[int, Histogram]:
+    """One :class:`~edgeport.export.ranges.Histogram` per calibrated activation of ``calibrated`` (a
+    :func:`calibrate` result), over its recorded [min, max], from running ``images`` through it in float.
+
+    The model's input keeps its recorded range (the contract's [0, 255]: scale 1 for a uint8 input), and
+    the images go in as they are, without the two pixels :func:`representative_dataset` sets to 0 and
+    255 for that range: in a tensor's histogram they would be outliers of their own.
+    """
+    tf = require("tensorflow", "TFLite calibration")
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    from edgeport.export.ranges import Histogram
+
+    obj = fu.convert_bytearray_to_object(bytearray(calibrated))
+    inputs = {int(i) for i in obj.subgraphs[0].inputs}
+    hists = {i: Histogram(lo, hi) for i, (lo, hi) in _recorded_ranges(obj).items() if i not in inputs}
+    with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation and "debugging only" notes
+        warnings.simplefilter("ignore")
+        interp = tf.lite.Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]["index"]
+    with Progress(len(images), "activation histograms", enabled=progress) as bar:
+        for img in images:
+            interp.set_tensor(inp, img.astype(np.float32)[None])
+            interp.invoke()
+            for i, h in hists.items():
+                h.add(interp.get_tensor(i))
+            bar.update()
+    return hists
+
+
+def with_ranges(calibrated: bytes, ranges: dict[int, tuple[float, float]]) -> bytes:
+    """``calibrated`` with the recorded (min, max) of the given tensors replaced (what mlir_quantize reads)."""
+    require("tensorflow", "TFLite quantization")
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    obj = fu.convert_bytearray_to_object(bytearray(calibrated))
+    tensors = obj.subgraphs[0].tensors
+    for i, (lo, hi) in ranges.items():
+        q = tensors[i].quantization
+        q.min = np.array([lo], np.float32)
+        q.max = np.array([hi], np.float32)
+    return bytes(fu.convert_object_to_bytearray(obj))
+
+
 #: the smallest calibrated |range| an int16 activation gets (scale = range / 32767). LiteRT computes a fused
 #: RELU6's upper bound as round(6 / scale) in int32 and refuses the model ("no_integer_overflow_from_
 #: quantization") when range < 6 * 32767 / 2**31 = 9.2e-5: the lower blocks of a MobileNetV2 trained from
@@ -206,23 +269,11 @@ def widen_tiny_ranges(calibrated: bytes, min_range: float) -> tuple[bytes, list[
     from tensorflow.lite.tools import flatbuffer_utils as fu
 
     obj = fu.convert_bytearray_to_object(bytearray(calibrated))
-    widened: list[str] = []
-    for g in obj.subgraphs:
-        for t in g.tensors:
-            q = t.quantization
-            if q is None or q.min is None or q.max is None or len(q.min) != 1 or len(q.max) != 1:
-                continue
-            buf = obj.buffers[t.buffer] if t.buffer < len(obj.buffers) else None
-            if buf is not None and buf.data is not None and len(buf.data):
-                continue  # a constant: quantized from its values, not from a recorded range
-            lo, hi = float(q.min[0]), float(q.max[0])
-            if max(abs(lo), abs(hi)) < min_range:
-                q.max = np.array([min_range], np.float32)
-                q.min = np.array([min(lo, 0.0)], np.float32)
-                widened.append(_name(t.name))
-    if not widened:
-        return calibrated, widened
-    return bytes(fu.convert_object_to_bytearray(obj)), widened
+    tiny = {i: (min(lo, 0.0), min_range) for i, (lo, hi) in _recorded_ranges(obj).items()
+            if max(abs(lo), abs(hi)) < min_range}
+    if not tiny:
+        return calibrated, []
+    return with_ranges(calibrated, tiny), [_name(obj.subgraphs[0].tensors[i].name) for i in tiny]
 
 
 def _set_optimization_mode(model: bytes, mode: int) -> bytes:

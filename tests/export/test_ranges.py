@@ -1,0 +1,159 @@
+"""Activation-range rules (``--calibration-method``): the rules on histograms, and a tiny model whose int8
+is ruined by one hot pixel in one calibration image under min/max, repaired by the search's calibrate phase
+in the real converter and engine with nothing kept float."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeport.errors import ConfigError
+from edgeport.export.config import ExportConfig, range_rules
+from edgeport.export.ranges import RANGE_RULES, Histogram, clip_range, quant_error
+
+
+def _hist(values: np.ndarray) -> Histogram:
+    h = Histogram(float(values.min()), float(values.max()))
+    h.add(values)
+    return h
+
+
+def test_every_rule_keeps_zero_inside_and_the_clipping_rules_clip_a_lone_outlier():
+    rng = np.random.default_rng(0)
+    relu = np.r_[np.maximum(rng.normal(size=400_000), 0.0), [60.0]]  # one outlier at 60 sigma
+    h = _hist(relu)
+    assert h.counts.sum() == relu.size
+    got = {rule: clip_range(h, rule) for rule in RANGE_RULES}
+    assert all(lo == 0.0 <= hi for lo, hi in got.values()), got  # a ReLU output keeps its zero end
+    assert got["minmax"][1] == pytest.approx(60.0)
+    assert 1.5 < got["percentile"][1] < 6.0 and 1.5 < got["entropy"][1] < 6.0  # the bulk kept, the outlier cut
+    # mse minimizes the int8 error itself: no other rule's range does better on this histogram
+    err = {rule: quant_error(h, *r) for rule, r in got.items()}
+    assert err["mse"] <= min(err.values()) * 1.001, err
+    heavy = np.abs(rng.laplace(size=400_000))  # a long tail: mse trades its end for a finer step
+    lo, hi = clip_range(_hist(heavy), "mse")
+    assert lo == 0.0 and hi < 0.8 * heavy.max()
+    assert quant_error(_hist(heavy), lo, hi) < quant_error(_hist(heavy), 0.0, heavy.max())
+    signed = rng.normal(size=200_000)
+    for rule in RANGE_RULES:
+        lo, hi = clip_range(_hist(signed), rule)
+        assert lo < 0 < hi and 0.5 < hi / -lo < 2, (rule, lo, hi)
+
+
+def test_a_constant_tensor_and_an_unknown_rule():
+    h = _hist(np.zeros(10))
+    assert all(clip_range(h, r) == (0.0, 0.0) for r in RANGE_RULES)
+    with pytest.raises(ConfigError, match="expected a range rule"):
+        clip_range(h, "kl")
+
+
+def test_which_rules_each_scheme_offers():
+    assert range_rules("int8", "auto")[0] == "minmax" and "mse" in range_rules("int8", "auto")
+    assert range_rules("onnx-int8", "entropy") == ("entropy",)
+    assert range_rules("fp16", "mse") == ()
+    with pytest.raises(ConfigError, match="for onnx-int8 to be one of auto, minmax, percentile, entropy; received 'mse'"):
+        range_rules("onnx-int8", "mse")
+    with pytest.raises(ConfigError, match="onnx-int8"):  # said when the config is made, before any work
+        ExportConfig(run_dir="r", calibration_method="mse")
+    assert ExportConfig(run_dir="r", calibration_method="mse", schemes=("int8", "fp16")).calibration_method == "mse"
+
+
+# --------------------------------------------------------------------------- a model one hot pixel ruins
+
+SIZE = 64
+CENTERS = np.array([40 + 40 * k for k in range(5)], np.float64) / 255.0
+
+
+def _gray(k: int, n: int, rng, noise: int = 0) -> list[np.ndarray]:
+    out = []
+    for _ in range(n):
+        img = np.full((SIZE, SIZE, 3), 40 + 40 * k, np.int16)
+        if noise:
+            img = img + rng.integers(-noise, noise + 1, img.shape)
+        out.append(img.clip(0, 255).astype(np.uint8))
+    return out
+
+
+def hot_pixel_model(keras):
+    """image -> 1x1 conv 'detect' (channel 0: gray level; channel 1: 10000 x how far a pixel is past 0.95,
+    i.e. 0 except on a saturated pixel) -> global mean -> Dense 'decide' (nearest center from channel 0
+    only). Both channels share one int8 activation tensor."""
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255.0, name="scale")(inp)
+    detect = keras.layers.Conv2D(2, 1, activation="relu", name="detect")
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(detect(x))
+    decide = keras.layers.Dense(5, name="decide")
+    model = keras.Model(inp, keras.layers.Softmax(name="probs")(decide(x)), name="hot_pixel")
+    w = np.zeros((1, 1, 3, 2), np.float32)
+    w[0, 0, :, 0] = 1 / 3
+    w[0, 0, :, 1] = 10000 / 3
+    detect.set_weights([w, np.array([0.0, -9500.0], np.float32)])
+    w2 = np.zeros((2, 5), np.float32)
+    w2[0] = 100 * 2 * CENTERS
+    decide.set_weights([w2, (-100 * CENTERS**2).astype(np.float32)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def hot_pixel(keras, tmp_path_factory):
+    pytest.importorskip("tensorflow")
+    from edgeport.contract import InputContract
+    from edgeport.export.search import EvalSet
+    from edgeport.export.tflite import calibrate, export_saved_model
+
+    rng = np.random.default_rng(0)
+    model = hot_pixel_model(keras)
+    calib = np.stack([img for k in range(5) for img in _gray(k, 4, rng)])
+    calib[7, 10, 10] = 255  # one hot pixel in one of 20 calibration images
+    images = np.stack([img for k in range(5) for img in _gray(k, 8, rng, noise=3)])
+    labels = np.repeat(np.arange(5), 8)
+    reference = np.asarray(model.predict(images.astype(np.float32), verbose=0), np.float32)
+    assert (reference.argmax(1) == labels).all()
+    tmp = tmp_path_factory.mktemp("hot-pixel")
+    calibrated = calibrate(export_saved_model(model, tmp / "saved_model"), calib, progress=False)
+    return calib, calibrated, EvalSet(images, labels, reference), InputContract(SIZE, SIZE)
+
+
+def test_the_calibrate_phase_repairs_int8_without_keeping_anything_float(hot_pixel, tmp_path):
+    from edgeport.export.fallback import TFLiteCandidates
+    from edgeport.export.search import Budget, evaluate, search
+
+    calib, calibrated, data, contract = hot_pixel
+    cands = TFLiteCandidates(calibrated, "uint8", images=calib)
+    minmax = evaluate(cands.write((), tmp_path / "minmax.tflite"), data, contract, latency_runs=0)
+    assert minmax["agreement_pct"] <= 40.0  # the hot pixel set the step: the gray level rounds away
+    res = search(cands, data, contract, Budget(max_drop=1.0, min_agreement=97.0), max_evals=12, rank_images=20,
+                 latency_runs=3, out=tmp_path / "int8.tflite", workdir=tmp_path / "work", progress=False,
+                 rules=cands.rules)
+    phases = [s.phase for s in res.trace]
+    assert phases[:2] == ["full", "calibrate"] and "rank" not in phases  # met before any float fallback
+    assert res.met and res.float_ops == 0 and res.chosen.ranges != "minmax"
+    assert res.summary == f"int8 ({res.chosen.ranges} ranges)" and res.float_set["ranges"] == res.chosen.ranges
+    assert "activation ranges meets the budget" in res.message and "on minmax ranges" in res.message
+    fig = evaluate(res.model_path, data, contract, latency_runs=0)
+    assert fig["agreement_pct"] == 100.0
+    from edgeport.export.tflite import graph_summary
+
+    assert not graph_summary(res.model_path.read_bytes())["float_ops"]  # still all-integer
+
+
+def test_each_rule_on_its_own(hot_pixel, tmp_path):
+    from edgeport.export.fallback import TFLiteCandidates
+    from edgeport.export.search import evaluate
+
+    calib, calibrated, data, contract = hot_pixel
+    cands = TFLiteCandidates(calibrated, "uint8", images=calib)
+    got = {}
+    for rule in cands.rules:
+        cands.use(rule)
+        got[rule] = evaluate(cands.write((), tmp_path / f"{rule}.tflite"), data, contract, latency_runs=0)["agreement_pct"]
+    assert got["minmax"] <= 40.0 and got["percentile"] == 100.0 and got["entropy"] > got["minmax"], got
+    # mse weighs the one clipped value's error above the bulk's rounding, keeps the range, and misses like
+    # min/max: why auto tries every rule instead of trusting one
+    assert got["mse"] <= 40.0, got
+    with pytest.raises(ConfigError, match="expected a range rule of int8"):
+        cands.use("kl")
+    no_images = TFLiteCandidates(calibrated, "uint8")
+    no_images.use("mse")
+    with pytest.raises(Exception, match="calibration images"):
+        no_images.write((), tmp_path / "x.tflite")
