@@ -455,7 +455,9 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
             if golden is not None:
                 a.golden = _golden_figures(engine, contract, golden, run.labels)
         if improved is not None and verify is not None and a.quantization.get("applied"):
-            a.quantization["full_int8"] = _full_int8_figures(improved, verify, contract, cfg, run.labels)
+            full = _full_int8_figures(improved, verify, contract, cfg, run.labels, path)
+            a.verification.update(full.pop("artifact_latency"))  # both p50s from one alternating measurement
+            a.quantization["full_int8"] = full
     except Exception as exc:  # noqa: BLE001 - an engine rejecting the file fails this scheme only
         log.warning("%s: verification failed: %s", scheme.name, _short(exc, 300))
         a.fail(f"verification failed: {_short(exc)}")
@@ -467,13 +469,20 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
 
 
 def _full_int8_figures(improved: Improved, verify: VerifySet, contract: InputContract, cfg: ExportConfig,
-                       classes: tuple[str, ...]) -> dict:
-    """The full-integer model on the same report images, measured in the same run: the table's side-by-side row."""
+                       classes: tuple[str, ...], artifact: Path) -> dict:
+    """The full-integer model on the same report images, measured in the same run: the table's side-by-side
+    row. Its p50 is measured with ``artifact``'s invokes alternating (``artifact_latency``: the artifact's)."""
     data = EvalSet(verify.images, verify.labels, verify.reference, classes)
-    fig = evaluate(improved.result.full_int8_path, data, contract, cfg.threads, DEFAULT_LATENCY_RUNS)
+    fig = evaluate(improved.result.full_int8_path, data, contract, cfg.threads, DEFAULT_LATENCY_RUNS,
+                   reference=artifact)
     keep = ("images", "agreement_pct", "decided_agreement_pct", "decided_images", "top1_pct", "delta_top1_pts",
             "max_abs_prob_diff", "p50_ms", "cpu_p50_ms")
-    return {k: fig.get(k) for k in keep}
+    out = {k: fig.get(k) for k in keep}
+    out["artifact_latency"] = ({"p50_ms": fig["ref_p50_ms"], "cpu_p50_ms": fig["ref_cpu_p50_ms"]}
+                               if "ref_p50_ms" in fig else {})
+    if fig.get("ref_cpu_p50_ms") and fig.get("cpu_p50_ms"):
+        out["slowdown"] = round(float(fig["ref_cpu_p50_ms"]) / float(fig["cpu_p50_ms"]), 4)
+    return out
 
 
 def _settle(a: ArtifactResult, out: Path) -> None:
