@@ -125,14 +125,19 @@ def model_figures(probs: np.ndarray, data: EvalSet) -> dict:
     return fig
 
 
+#: invokes per engine before switching to the other when two are timed together (the first not counted)
+LATENCY_BLOCK = 5
+
+
 def latency_p50(engine, image: np.ndarray, contract: InputContract, runs: int = 20, warmup: int = 5,
                 reference=None) -> dict:
     """Median wall and process-CPU milliseconds of ``runs`` invokes of one image (after ``warmup``).
 
-    With ``reference`` (another open engine) its invokes alternate with ``engine``'s and its medians are
-    added (``ref_p50_ms``, ``ref_cpu_p50_ms``): their ratio holds on a machine whose load changes between
-    two measurements made apart (20 separate invokes each gave a fallback that costs 1.01x full int8
-    1.41x on ResNet50V2).
+    With ``reference`` (another open engine) the two run in alternating blocks of :data:`LATENCY_BLOCK`
+    invokes and its medians are added (``ref_p50_ms``, ``ref_cpu_p50_ms``): their ratio holds on a machine
+    whose load changes between two measurements made apart (20 separate invokes each gave a fallback that
+    costs 1.01x full int8 1.41x on ResNet50V2). The first invoke of each block is not counted: it runs
+    on caches the other model filled. (onnxruntime sessions are not timed this way: :func:`evaluate`.)
     """
     from edgeport.runtime.classifier import to_input_tensor
 
@@ -143,14 +148,18 @@ def latency_p50(engine, image: np.ndarray, contract: InputContract, runs: int = 
             e.invoke(x)
     wall: list[list[float]] = [[] for _ in engines]
     cpu: list[list[float]] = [[] for _ in engines]
-    for _ in range(max(1, runs)):
+    runs = max(1, runs)
+    while len(wall[0]) < runs:
         for k, (e, x) in enumerate(zip(engines, xs)):
-            t, c = time.perf_counter(), time.process_time()
-            e.invoke(x)
-            wall[k].append(time.perf_counter() - t)
-            cpu[k].append(time.process_time() - c)
+            if reference is not None:
+                e.invoke(x)  # not counted: the first after the other engine's block
+            for _ in range(min(LATENCY_BLOCK - 1, runs - len(wall[k]))):
+                t, c = time.perf_counter(), time.process_time()
+                e.invoke(x)
+                wall[k].append(time.perf_counter() - t)
+                cpu[k].append(time.process_time() - c)
     ms = [(round(1000.0 * float(np.median(w)), 4), round(1000.0 * float(np.median(c)), 4)) for w, c in zip(wall, cpu)]
-    out = {"p50_ms": ms[0][0], "cpu_p50_ms": ms[0][1], "runs": int(max(1, runs))}
+    out = {"p50_ms": ms[0][0], "cpu_p50_ms": ms[0][1], "runs": runs}
     if reference is not None:
         out["ref_p50_ms"], out["ref_cpu_p50_ms"] = ms[1]
     return out
@@ -160,22 +169,32 @@ def evaluate(path: str | Path, data: EvalSet, contract: InputContract, threads: 
              latency_runs: int = 20, progress: bool = False, desc: str = "candidate",
              reference: str | Path | None = None) -> dict:
     """``path`` in its verification engine: :func:`model_figures` on ``data`` (+ p50 when latency_runs > 0,
-    alternating with the model at ``reference`` when given, see :func:`latency_p50`)."""
+    and the p50 of the model at ``reference`` timed with it, see :func:`latency_p50`).
+
+    LiteRT/tflite-runtime models are timed alternating with the reference; onnxruntime ones one after the
+    other, each session alone: two sessions open at once slowed each other's runs (int8 6.6 -> 10.7 ms on
+    2 cores, whatever the block length), their thread pools competing.
+    """
     from contextlib import ExitStack
 
     from edgeport.export.verify import open_engine, predict
 
+    timed = latency_runs > 0 and len(data) > 0
     with ExitStack() as stack:
         engine = stack.enter_context(open_engine(path, threads))
-        fig: dict = {}
-        if latency_runs > 0 and len(data):
-            ref = stack.enter_context(open_engine(reference, threads)) if reference is not None else None
-            fig.update(latency_p50(engine, data.images[0], contract, latency_runs, reference=ref))
         t0 = time.perf_counter()
         probs = predict(engine, data.images, contract, progress, desc)
-        fig.update(model_figures(probs, data))
+        fig: dict = model_figures(probs, data)
         fig["predict_seconds"] = round(time.perf_counter() - t0, 3)
         fig["threads"] = engine.threads
+        if timed:
+            together = reference is not None and engine.name != "onnxruntime"
+            ref = stack.enter_context(open_engine(reference, threads)) if together else None
+            fig.update(latency_p50(engine, data.images[0], contract, latency_runs, reference=ref))
+    if timed and reference is not None and "ref_p50_ms" not in fig:
+        with open_engine(reference, threads) as ref:
+            alone = latency_p50(ref, data.images[0], contract, latency_runs)
+        fig["ref_p50_ms"], fig["ref_cpu_p50_ms"] = alone["p50_ms"], alone["cpu_p50_ms"]
     return fig
 
 

@@ -301,3 +301,17 @@ def test_a_fallback_slower_than_allowed_does_not_count(fragile, tmp_path):
                      max_slowdown=1.25)
     assert not res.met and "slower than 1.25x full int8" in res.message and "--max-slowdown" in res.message
     assert all(s.slowdown == 3.0 for s in res.trace if s.phase in ("greedy", "prune"))
+
+
+def test_a_candidates_p50_is_measured_alternating_with_full_int8(fragile, tmp_path):
+    """Slowdowns divide two medians from one run of alternating invokes (not two runs made apart)."""
+    cands = TFLiteCandidates(fragile.calibrated, "uint8", fragile.layers)
+    full = cands.write((), tmp_path / "full.tflite")
+    fig = evaluate(full, fragile.data, fragile.contract, latency_runs=5, reference=full)
+    assert fig["runs"] == 5 and fig["p50_ms"] > 0 and fig["ref_p50_ms"] > 0 and fig["ref_cpu_p50_ms"] >= 0
+    assert "ref_p50_ms" not in evaluate(full, fragile.data, fragile.contract, latency_runs=5)
+    sel, _ = split_selection(fragile.data.labels, 0.5, seed=0)
+    res = search(cands, fragile.data.take(sel), fragile.contract, Budget(max_drop=1.0, min_agreement=97.0),
+                 max_evals=12, rank_images=16, latency_runs=3, workdir=tmp_path / "w", progress=False)
+    scored = [s for s in res.trace if s.phase != "rank"]
+    assert scored[0].slowdown == 1.0 and all(s.slowdown is not None and s.slowdown > 0 for s in scored)
