@@ -308,7 +308,7 @@ def test_a_candidates_p50_is_measured_alternating_with_full_int8(fragile, tmp_pa
     cands = TFLiteCandidates(fragile.calibrated, "uint8", fragile.layers)
     full = cands.write((), tmp_path / "full.tflite")
     fig = evaluate(full, fragile.data, fragile.contract, latency_runs=5, reference=full)
-    assert fig["runs"] == 5 and fig["p50_ms"] > 0 and fig["ref_p50_ms"] > 0 and fig["ref_cpu_p50_ms"] >= 0
+    assert 5 <= fig["runs"] <= 400 and fig["p50_ms"] > 0 and fig["ref_p50_ms"] > 0 and fig["ref_cpu_p50_ms"] >= 0
     assert "ref_p50_ms" not in evaluate(full, fragile.data, fragile.contract, latency_runs=5)
     sel, _ = split_selection(fragile.data.labels, 0.5, seed=0)
     res = search(cands, fragile.data.take(sel), fragile.contract, Budget(max_drop=1.0, min_agreement=97.0),
