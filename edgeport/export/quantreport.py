@@ -262,24 +262,25 @@ def plot_report(layers: Sequence[dict], search: dict | None, path: str | Path, t
     ax.set_title("int8 sensitivity along the network", fontsize=10)
     if has_search:
         ax = axes[0][1]
-        steps = [s for s in search["trace"] if s["phase"] != "rank" and s.get("p50_ms") is not None]
-        colors = {"full": "#d62728", "greedy": "#1f77b4", "prune": "#2ca02c"}
+        steps = [s for s in search["trace"] if s["phase"] != "rank" and s.get("slowdown") is not None]
+        colors = {"full": "#d62728", "calibrate": "#ff7f0e", "greedy": "#1f77b4", "prune": "#2ca02c"}
         chosen = search.get("chosen") or {}
         for s in steps:
-            ax.scatter(s["p50_ms"], s["agreement_pct"], color=colors.get(s["phase"], "gray"), s=28, zorder=3,
+            ax.scatter(s["slowdown"], s["agreement_pct"], color=colors.get(s["phase"], "gray"), s=28, zorder=3,
                        marker="o" if s["met"] else "x")
-            if s["phase"] in ("full", "greedy") or s["step"] == chosen.get("step"):
-                ax.annotate(f"{s['step']}: {s['float_ops']} float", (s["p50_ms"], s["agreement_pct"]),
+            if s["phase"] in ("full", "calibrate", "greedy") or s["step"] == chosen.get("step"):
+                what = s.get("ranges", "minmax") if s["phase"] in ("full", "calibrate") else f"{s['float_ops']} float"
+                ax.annotate(f"{s['step']}: {what}", (s["slowdown"], s["agreement_pct"]),
                             textcoords="offset points", xytext=(4, 3), fontsize=6)
-        if chosen and chosen.get("p50_ms") is not None:
-            ax.scatter(chosen["p50_ms"], chosen["agreement_pct"], s=160, facecolors="none", edgecolors="black",
+        if chosen and chosen.get("slowdown") is not None:
+            ax.scatter(chosen["slowdown"], chosen["agreement_pct"], s=160, facecolors="none", edgecolors="black",
                        zorder=4, label="chosen")
         budget = search.get("budget") or {}
         if budget.get("min_agreement") is not None:
             ax.axhline(budget["min_agreement"], color="gray", ls="--", lw=1, label=f"budget {budget['min_agreement']:g} %")
         for ph, c in colors.items():
             ax.scatter([], [], color=c, s=28, label=ph)
-        ax.set_xlabel("p50 latency (ms, selection run)")
+        ax.set_xlabel("p50 / full int8's (CPU time, timed with it)")
         ax.set_ylabel("top-1 agreement with Keras (%, selection images)")
         ax.text(0.01, 0.01, "o met  x not met", transform=ax.transAxes, fontsize=7, va="bottom")
         ax.set_title(f"search: {search.get('summary', '')} ({'met' if search.get('met') else 'not met'})", fontsize=10)
