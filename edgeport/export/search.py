@@ -437,7 +437,7 @@ def search(
     the Δtop-1 limit is never raised, see :func:`tightened`); ``rank_always``: rank
     the groups even when full int8 meets the budget (``--diagnose``); ``max_slowdown``: a
     candidate whose p50 exceeds full int8's by more than this factor does not count as meeting
-    the budget (measured as process CPU time, 20 invokes); ``rules``: activation-range rules of
+    the budget (process CPU time, timed together with full int8: :func:`evaluate`); ``rules``: activation-range rules of
     ``cands`` to try on full int8 when its current one misses the budget (the calibrate phase);
     ``out``: where the
     chosen model is copied; ``workdir``: where candidates are written (by
