@@ -281,6 +281,10 @@ CASES: dict[str, Case] = {
     "export config malformed JSON": Case(
         lambda c: ["export", str(c.run_dir), "--out", str(c.tmp / "e"), "--config", str(c.file("e.json", "{opset: 1"))],
         2, r"expected valid JSON in .*e.json, received a syntax error", lambda c: [c.tmp / "e"]),
+    "export range rule a scheme lacks": Case(
+        lambda c: ["export", str(c.run_dir), "--out", str(c.tmp / "e"), "--calibration-method", "mse"], 2,
+        r"expected --calibration-method for onnx-int8 to be one of auto, minmax, percentile, entropy; "
+        r"received 'mse' \(offered by int8\)", lambda c: [c.tmp / "e"]),
     "export calibration samples zero": Case(
         lambda c: ["export", str(c.run_dir), "--out", str(c.tmp / "e"), "--calibration-samples", "0"], 2,
         r"expected --calibration-samples >= 1, received 0", lambda c: [c.tmp / "e"]),
