@@ -43,7 +43,8 @@ HELP: dict[str, str | Flag] = {
     "selection_fraction": "share of the validation images that choose a float fallback (the rest report)",
     "calibration_method": Flag("how int8/onnx-int8 activation ranges are set from the calibration images: auto "
                                "(min/max; when full int8 misses the budget the search also tries the scheme's "
-                               "percentile, mse and entropy rules) or one rule (mse: int8 only)",
+                               "percentile, mse, narrowest and entropy rules) or one rule (mse, narrowest: int8 "
+                               "only)",
                                choices=CALIBRATION_METHODS),
     "diagnose": "write EXPORT/quantization/ (model-level sensitivity, per-layer SQNR, PNG) even when full int8 "
                 "meets the budget",

@@ -15,9 +15,10 @@ IO_DTYPES = ("uint8", "int8", "float32")
 #: how int8 activation ranges are set from the calibration images (``--calibration-method``): ``auto``
 #: starts from min/max and, when full int8 misses the budget, lets the search try the scheme's other rules;
 #: a named rule is used alone (:mod:`edgeport.export.ranges`; onnx-int8: onnxruntime's calibrators)
-CALIBRATION_METHODS = ("auto", "minmax", "percentile", "entropy", "mse")
+CALIBRATION_METHODS = ("auto", "minmax", "percentile", "entropy", "mse", "narrowest")
 #: the rules each calibrated scheme offers, in the order ``auto`` tries them
-SCHEME_RANGE_RULES = {"int8": ("minmax", "percentile", "mse", "entropy"), "onnx-int8": ("minmax", "percentile", "entropy")}
+SCHEME_RANGE_RULES = {"int8": ("minmax", "percentile", "mse", "narrowest", "entropy"),
+                      "onnx-int8": ("minmax", "percentile", "entropy")}
 
 
 @dataclass(frozen=True)

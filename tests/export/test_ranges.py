@@ -30,9 +30,11 @@ def test_every_rule_keeps_zero_inside_and_the_clipping_rules_clip_a_lone_outlier
     # mse minimizes the int8 error itself: no other rule's range does better on this histogram
     err = {rule: quant_error(h, *r) for rule, r in got.items()}
     assert err["mse"] <= min(err.values()) * 1.001, err
+    assert got["narrowest"] == (0.0, min(got["percentile"][1], got["mse"][1]))  # the outlier cut as percentile does
     heavy = np.abs(rng.laplace(size=400_000))  # a long tail: mse trades its end for a finer step
     lo, hi = clip_range(_hist(heavy), "mse")
     assert lo == 0.0 and hi < 0.8 * heavy.max()
+    assert clip_range(_hist(heavy), "narrowest")[1] == min(hi, clip_range(_hist(heavy), "percentile")[1])
     assert quant_error(_hist(heavy), lo, hi) < quant_error(_hist(heavy), 0.0, heavy.max())
     signed = rng.normal(size=200_000)
     for rule in RANGE_RULES:
@@ -147,7 +149,8 @@ def test_each_rule_on_its_own(hot_pixel, tmp_path):
     for rule in cands.rules:
         cands.use(rule)
         got[rule] = evaluate(cands.write((), tmp_path / f"{rule}.tflite"), data, contract, latency_runs=0)["agreement_pct"]
-    assert got["minmax"] <= 40.0 and got["percentile"] == 100.0 and got["entropy"] > got["minmax"], got
+    assert got["minmax"] <= 40.0 and got["percentile"] == got["narrowest"] == 100.0, got
+    assert got["entropy"] > got["minmax"], got
     # mse weighs the one clipped value's error above the bulk's rounding, keeps the range, and misses like
     # min/max: why auto tries every rule instead of trusting one
     assert got["mse"] <= 40.0, got
