@@ -480,8 +480,6 @@ def _full_int8_figures(improved: Improved, verify: VerifySet, contract: InputCon
     out = {k: fig.get(k) for k in keep}
     out["artifact_latency"] = ({"p50_ms": fig["ref_p50_ms"], "cpu_p50_ms": fig["ref_cpu_p50_ms"]}
                                if "ref_p50_ms" in fig else {})
-    if fig.get("ref_cpu_p50_ms") and fig.get("cpu_p50_ms"):
-        out["slowdown"] = round(float(fig["ref_cpu_p50_ms"]) / float(fig["cpu_p50_ms"]), 4)
     return out
 
 

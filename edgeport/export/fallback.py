@@ -405,20 +405,19 @@ class OnnxCandidates(Candidates):
                  progress: bool = True) -> None:
         from edgeport.export.onnx import check_calibration_method, preprocess
 
-        self.method = check_calibration_method(calibration_method)
+        method = check_calibration_method(calibration_method)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.preprocessed = preprocess(float_model, self.workdir / "preprocessed.onnx")
         self.calibration = calibration
         self.progress = progress
         super().__init__(onnx_ops(self.preprocessed, layer_names))
-        self.use(self.method)
+        self.use(method)
 
-    def use(self, rule: str) -> None:
-        """Quantize on onnxruntime's ``rule`` calibrator (each one calibrates once, on first use)."""
-        super().use(rule)
-        self.method = rule
-        self.ranges = self.workdir / f"ranges_{rule}.json"
+    @property
+    def ranges(self) -> Path:
+        """The range cache of the current rule's calibrator (each calibrates once, on first use)."""
+        return self.workdir / f"ranges_{self.rule}.json"
 
     def prepare(self) -> Path:
         """Calibrate now (once) if no range cache exists yet; the cache path."""
@@ -431,5 +430,5 @@ class OnnxCandidates(Candidates):
         from edgeport.export.onnx import quantize_qdq
 
         return quantize_qdq(self.preprocessed, path, self.calibration, progress=self.progress,
-                            calibration_method=self.method, nodes_to_exclude=self.names(float_ops),
+                            calibration_method=self.rule, nodes_to_exclude=self.names(float_ops),
                             ranges_cache=self.ranges)
