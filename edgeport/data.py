@@ -22,11 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
 from edgeport.errors import DataError
 from edgeport.files import atomic_write_text
 from edgeport.imaging import ImageDecodeError, is_image_file, load_rgb
+from edgeport.sampling import stratified_fraction
 
 LAYOUTS = ("csv", "split-folders", "class-folders", "tfds:NAME")
 SPLITS = ("train", "val", "test")
@@ -123,18 +122,8 @@ def stratified_split(labels: list[int], val_fraction: float, seed: int) -> list[
     """'train'/'val' per index, stratified by label, deterministic for a seed."""
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"expected --val-fraction in (0, 1), received {val_fraction}")
-    rng = np.random.default_rng(seed)
-    splits = ["train"] * len(labels)
-    for lab in sorted(set(labels)):
-        idx = [i for i, v in enumerate(labels) if v == lab]
-        n_val = int(round(len(idx) * val_fraction))
-        if len(idx) >= 2:
-            n_val = min(max(n_val, 1), len(idx) - 1)
-        else:
-            n_val = 0
-        for i in rng.permutation(idx)[:n_val]:
-            splits[int(i)] = "val"
-    return splits
+    val = stratified_fraction(labels, val_fraction, seed)
+    return ["val" if v else "train" for v in val]
 
 
 def _read_csv_rows(csv_path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:

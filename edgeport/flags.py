@@ -252,8 +252,3 @@ def add_config_flags(p: argparse.ArgumentParser, cls: type, helps: Mapping[str, 
             p.add_argument(flag_name(name), **opts)
         added.append(name)
     return added
-
-
-def values_of(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
-    """The flags among ``names`` that were given (unset flags are None and left to the config file)."""
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}

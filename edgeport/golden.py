@@ -29,8 +29,6 @@ GOLDEN_DIR = "golden"
 GOLDEN_FILE = "golden.json"
 GOLDEN_KIND = "edgeport-golden"
 SCHEMA_VERSION = 1
-#: images in the golden set (stratified over the classes)
-DEFAULT_IMAGES = 32
 
 
 @dataclass(frozen=True)
@@ -82,14 +80,6 @@ def write_golden(directory: str | os.PathLike[str], images: Sequence[np.ndarray]
         "figures": figures or {},
     }
     return write_json(d / GOLDEN_FILE, data)
-
-
-def add_figures(directory: str | os.PathLike[str], figures: dict) -> None:
-    """Record what each artifact gave on the golden images (scheme -> figures) in golden.json."""
-    path = Path(directory) / GOLDEN_FILE
-    data = json.loads(path.read_text())
-    data["figures"] = {**data.get("figures", {}), **figures}
-    write_json(path, data)
 
 
 def _bad(where: Path, what: str, received: object) -> ModelError:

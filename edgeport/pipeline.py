@@ -81,21 +81,14 @@ DEMO_DEFAULTS: dict[str, Any] = dict(
 
 def _pick_video_images(run_dir: Path, n: int) -> list[tuple[str, str]]:
     """Up to ``n`` held-out (val, else test) images, classes interleaved: (path, label)."""
-    import csv
+    from edgeport.rundir import read_run
+    from edgeport.sampling import round_robin
 
-    rows = list(csv.DictReader(open(run_dir / "data_split.csv", newline="")))
-    held = [r for r in rows if r["split"] == "val"] or [r for r in rows if r["split"] == "test"]
-    per: dict[str, list[str]] = {}
-    for r in held:
-        per.setdefault(r["label"], []).append(r["path"])
-    picked: list[tuple[str, str]] = []
-    i = 0
-    while len(picked) < n and any(i < len(v) for v in per.values()):
-        for label in sorted(per):
-            if i < len(per[label]) and len(picked) < n:
-                picked.append((per[label][i], label))
-        i += 1
-    return picked
+    run = read_run(run_dir)
+    held = run.held_out()
+    samples = held[1] if held else []
+    order = round_robin([s.label for s in samples], n, seed=None)
+    return [(str(samples[i].path), run.labels[samples[i].label]) for i in order]
 
 
 def _run_camera_loop(model: Path, video: Path, out: Path, threads: int) -> dict:
@@ -190,8 +183,14 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     picked = _pick_video_images(Path(run.run_dir), cfg.video_images)
     video = images_to_video([p for p, _ in picked], video_dir / "input.mp4", fps=10.0,
                             frames_per_image=cfg.frames_per_image)
-    ok_int8 = [a for a in exp.artifacts if a.scheme == "int8" and a.ok]
-    model = Path(exp.out_dir) / (ok_int8[0].file if ok_int8 else "model_fp32.tflite")
+    # the runtime's own first choice among the TFLite files that passed (int8 when it did)
+    from edgeport.schemes import rank_of
+
+    tflite = sorted((a for a in exp.artifacts if a.ok and a.format == "tflite"), key=lambda a: rank_of(a.scheme, a.format))
+    if not tflite:
+        raise EdgeportError("no TFLite artifact passed its checks, so the camera loop has no model to run; "
+                            f"see {exp.manifest_path}")
+    model = Path(exp.out_dir) / tflite[0].file
     loop = _run_camera_loop(model, video, video_dir, threads=max(cfg.threads))
     truth = [label for _, label in picked for _ in range(cfg.frames_per_image)]  # frame i shows image i // fpi
     hits = sum(1 for f in loop["frames"] if f["index"] < len(truth) and f["top"][0]["label"] == truth[f["index"]])

@@ -5,8 +5,12 @@ export directory, an honest label of what it computes in, and its place in
 the runtime's automatic choice. Names follow one grammar: the precision
 alone for TFLite (``int8``), ``onnx`` or ``onnx-<precision>`` for ONNX.
 
-Export, runtime and benchmarks all read this one table; adding a scheme is
-one :class:`SchemeSpec` here plus its converter in ``edgeport.export.converters``.
+Export, runtime and benchmarks all read this one table, and the export
+reads a scheme's behaviour from it (its I/O, whether it is calibrated,
+searchable, which activation-range rules it offers, whether an op without
+a kernel may stay float), never from its name: adding a scheme is one
+:class:`SchemeSpec` here plus its converter entry in
+``edgeport.export.converters``.
 """
 
 from __future__ import annotations
@@ -53,8 +57,20 @@ class SchemeSpec:
     label: str  #: what the file really computes in, for people (bench, run, README)
     description: str  #: how export makes it
     calibrated: bool = False  #: needs the calibration images
-    reference: bool = False  #: float32: must match Keras to the export tolerance
+    reference: bool = False  #: float32: must match Keras to the export tolerance (and bench's reference)
     rank: int = 99  #: the runtime's automatic choice for an export directory: lower first
+    integer_io: bool = False  #: input/output tensors in the integer type ``--io-dtype`` names
+    int8_weights: bool = False  #: stores int8 weights (a model with none large enough is effectively float)
+    #: activation-range rules ``--calibration-method`` may pick for it (:mod:`edgeport.export.int8.ranges`),
+    #: the first its default; empty: its ranges are not selectable
+    range_rules: tuple[str, ...] = ()
+    #: the int8 budget search can repair its full-integer model (other ranges, ops kept float)
+    searchable: bool = False
+    #: an op without a kernel at this precision stays float (the converter's fallback) instead of making
+    #: the scheme unsupported for the model
+    float_fallback: bool = False
+    #: runs on slow reference kernels: the export verifies it on fewer images
+    slow_kernels: bool = False
 
 
 SCHEMES: Registry[SchemeSpec] = Registry("export scheme")
@@ -65,18 +81,22 @@ for _spec in (
     SchemeSpec("fp16", "model_fp16.tflite", "tflite", "fp16", "float16 weights (float32 compute on CPU)",
                "float16 weights, float32 compute and I/O", rank=2),
     SchemeSpec("dynamic", "model_dynamic.tflite", "tflite", "dynamic", "dynamic (int8 weights, float activations)",
-               "dynamic range: int8 weights, float activations and I/O", rank=3),
+               "dynamic range: int8 weights, float activations and I/O", rank=3, int8_weights=True),
     SchemeSpec("int8", "model_int8.tflite", "tflite", "int8", "int8 (weights and activations)",
-               "full integer int8 (calibrated), integer I/O per --io-dtype", calibrated=True, rank=0),
+               "full integer int8 (calibrated), integer I/O per --io-dtype", calibrated=True, rank=0,
+               integer_io=True, int8_weights=True,
+               range_rules=("minmax", "percentile", "mse", "narrowest", "entropy"), searchable=True),
     SchemeSpec("int16x8", "model_int16x8.tflite", "tflite", "int16x8", "int16x8 (int8 weights, int16 activations)",
-               "int16 activations, int8 weights (calibrated), float32 I/O", calibrated=True, rank=4),
+               "int16 activations, int8 weights (calibrated), float32 I/O", calibrated=True, rank=4,
+               int8_weights=True, float_fallback=True, slow_kernels=True),
     SchemeSpec("onnx", "model.onnx", "onnx", "fp32", "float32", "float32 ONNX (tf2onnx), dynamic batch",
                reference=True, rank=5),
     SchemeSpec("onnx-fp16", "model_fp16.onnx", "onnx", "fp16", "float16 (weights and activations)",
                "float16 internals, float32 I/O", rank=7),
     SchemeSpec("onnx-int8", "model_int8.onnx", "onnx", "int8", "int8 (weights and activations, QDQ)",
                "static QDQ int8 (calibrated, per-channel 7-bit-range weights), float32 I/O",
-               calibrated=True, rank=6),
+               calibrated=True, rank=6, int8_weights=True, range_rules=("minmax", "percentile", "entropy"),
+               searchable=True),
 ):
     SCHEMES.register(_spec.name)(_spec)
 
@@ -153,6 +173,11 @@ def precision_label(scheme: str, fmt: str, entry: dict | None = None) -> str:
         return entry["precision"]
     spec = spec_for(scheme, fmt) or next((spec_for(scheme, f.value) for f in Format if spec_for(scheme, f.value)), None)
     return spec.label if spec else (scheme or "unknown")
+
+
+def searchable_schemes() -> tuple[str, ...]:
+    """The schemes whose int8 the budget search can repair, in export order."""
+    return tuple(n for n in ALL_SCHEMES if SCHEMES.get(n).searchable)
 
 
 def rank_of(scheme: str, fmt: str) -> int:

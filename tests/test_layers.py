@@ -17,7 +17,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "edgeport"
 #: the layer below the stages (shared by build, export, runtime, benchmarks)
 SHARED = ("contract", "manifest", "schemes", "metrics", "files", "golden", "metadata", "imaging", "data", "registry",
-          "errors", "progress", "config", "video", "synthetic", "_lazy", "flags", "chatter")
+          "errors", "progress", "config", "video", "synthetic", "_lazy", "flags", "chatter", "evalset", "sampling",
+          "rundir", "tables")
 FORBIDDEN = ("edgeport.build", "edgeport.export", "edgeport.pipeline", "tensorflow", "keras", "tf2onnx", "onnx")
 #: (file, module) pairs allowed despite the rule
 ALLOWED = {("runtime/engines.py", "tensorflow")}

@@ -6,7 +6,14 @@ import pytest
 
 from edgeport.errors import ConfigError
 from edgeport.schemes import (
-    ALL_SCHEMES, SCHEMES, get_scheme, parse_schemes, precision_label, precision_of, rank_of, scheme_from_filename,
+    ALL_SCHEMES,
+    SCHEMES,
+    get_scheme,
+    parse_schemes,
+    precision_label,
+    precision_of,
+    rank_of,
+    scheme_from_filename,
 )
 
 # the export-directory file names that devices and older exports rely on

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeport.benchmarks.config import CheckConfig
 from edgeport.contract import printable
-from edgeport.benchmarks.config import CheckConfig  # noqa: F401  (its home is light: the CLI reads it)
 from edgeport.errors import DataError, EdgeportError
 from edgeport.golden import GOLDEN_DIR, GoldenSet, read_golden
 from edgeport.metrics import compare
 from edgeport.progress import Progress
+from edgeport.tables import text_table
 
 PASS, FAIL, NOT_AVAILABLE = "pass", "FAIL", "n/a"
 
@@ -116,9 +117,7 @@ def format_check(report: dict) -> str:
     body = [[printable(r["artifact"]), r["engine"], r["status"], num(r.get("agreement_pct"), ".1f"),
              num(r.get("export_agreement_pct"), ".1f"), num(r.get("max_abs_prob_diff"), ".3f"),
              num(r.get("export_max_abs_prob_diff"), ".3f")] for r in report["rows"]]
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
-    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-             for row in [head, ["-" * w for w in widths], *body]]
+    lines = text_table(head, body).split("\n")
     lines.append(f"golden set: {report['images']} images in {report['golden']}; tolerance {report['tolerance_pts']:g} "
                  f"points of agreement, +{report['prob_tolerance']:g} in max |Δp|")
     lines += [f"{r['artifact']} on {r['engine']}: {printable(r['reason'], 400)}" for r in report["rows"] if r.get("reason")]

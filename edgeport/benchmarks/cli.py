@@ -116,9 +116,9 @@ def handle(args: argparse.Namespace) -> int:
         print(f"edgeport bench: error: expected one EXPORT_DIR (or 'compare' and reports), received "
               f"{' '.join(args.target)}", file=sys.stderr)
         return 2
-    from edgeport.benchmarks.runner import run
     from edgeport.benchmarks.config import BenchConfig
     from edgeport.benchmarks.report import environment_lines, format_table, precision_legend
+    from edgeport.benchmarks.runner import run
     from edgeport.config import load_config
     from edgeport.contract import printable_lines
 

@@ -10,6 +10,7 @@ from edgeport.benchmarks import report as rep
 from edgeport.contract import printable
 from edgeport.errors import ConfigError
 from edgeport.files import atomic_write_text, write_json
+from edgeport.tables import markdown_table, text_table
 
 COMPARE_KIND = "edgeport-compare"
 
@@ -77,15 +78,7 @@ def side_by_side(merged: dict) -> tuple[list[str], list[list[str]]]:
 def format_side_by_side(merged: dict, markdown: bool = False) -> str:
     """:func:`side_by_side` as a terminal table or a markdown table."""
     head, body = side_by_side(merged)
-    if markdown:
-        lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
-    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(head)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in body])
+    return (markdown_table if markdown else text_table)(head, body)
 
 
 def to_markdown(merged: dict, plot_name: str | None = None) -> str:

@@ -21,6 +21,7 @@ from edgeport.contract import printable
 from edgeport.errors import DataError
 from edgeport.files import atomic_write_text, json_ready, write_json
 from edgeport.metrics import DECIDED_MARGIN
+from edgeport.tables import markdown_table, text_table
 
 SCHEMA_VERSION = 2  #: 2: accuracy in percent (*_pct), decided agreement, sha256 of the file measured
 KIND = "edgeport-bench"
@@ -159,22 +160,12 @@ def format_table(rows: Sequence[dict], with_device: bool = False, max_note: int 
     """A fixed-width text table, one line per variant (the terminal view; long notes are cut, bench.json has them whole)."""
     head, body, right = table_cells(rows, with_device)
     body = [r[:-1] + [r[-1] if len(r[-1]) <= max_note else r[-1][: max_note - 3] + "..."] for r in body]
-    widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(head)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if a else c.ljust(w) for c, w, a in zip(cells, widths, right)).rstrip()
-
-    out = [line(head), line(["-" * w for w in widths])]
-    out += [line(r) for r in body]
-    return "\n".join(out)
+    return text_table(head, body, right)
 
 
 def format_markdown_table(rows: Sequence[dict], with_device: bool = False) -> str:
     head, body, right = table_cells(rows, with_device)
-    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if a else "---" for a in right) + "|"]
-    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in body]
-    return "\n".join(out)
+    return markdown_table(head, body, right)
 
 
 def precision_legend(rows: Iterable[dict]) -> list[str]:

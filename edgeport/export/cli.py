@@ -7,6 +7,7 @@ import argparse
 from edgeport.export.config import CALIBRATION_METHODS, IO_DTYPES, ExportConfig
 from edgeport.flags import Flag, add_config_flags, add_shared, one_value
 from edgeport.schemes import get_scheme
+from edgeport.tables import text_table
 
 #: ExportConfig fields that are no flag: RUN_DIR is the positional argument; tolerance is a config key
 SKIP = ("run_dir", "tolerance")
@@ -101,20 +102,14 @@ def format_table(result) -> str:
         notes += [f"{a.scheme}: {n}" for n in a.notes if "search" in n or "budget" in n]
         if a.reason:
             notes.append(f"{a.scheme} {a.status.upper()}: {a.reason}")
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    right = [False, False, False] + [True] * (len(head) - 3)
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)).rstrip()
-
-    lines = [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    lines = text_table(head, rows).split("\n")
     if v:
         chosen = f"; {v['selection_images']} others chose int8 fallbacks" if v.get("selection_images") else ""
         lines.append(f"Keras top-1 on {v.get('images')} {v.get('split')} images: {v.get('keras_top1_pct') or 0:.2f} %"
                      f" (the figures above are on these{chosen})")
     b = result.manifest.get("budget") or {}
     if b:
-        from edgeport.export.config import Budget
+        from edgeport.export.int8.budget import Budget
 
         budget = Budget(b.get("max_drop"), b.get("min_agreement"), b.get("min_decided_agreement"))
         lines.append(f"budget: {budget.describe()}{' (the default)' if b.get('default') else ''}"

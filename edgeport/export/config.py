@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgeport.errors import ConfigError
+from edgeport.export.int8.budget import Budget
+from edgeport.export.int8.ranges import RANGE_RULES, range_rules
 from edgeport.progress import as_mode
 from edgeport.schemes import ALL_SCHEMES, parse_schemes
 
@@ -13,68 +15,10 @@ from edgeport.schemes import ALL_SCHEMES, parse_schemes
 IO_DTYPES = ("uint8", "int8", "float32")
 
 #: how int8 activation ranges are set from the calibration images (``--calibration-method``): ``auto``
-#: starts from min/max and, when full int8 misses the budget, lets the search try the scheme's other rules;
-#: a named rule is used alone (:mod:`edgeport.export.ranges`; onnx-int8: onnxruntime's calibrators)
-CALIBRATION_METHODS = ("auto", "minmax", "percentile", "entropy", "mse", "narrowest")
-#: the rules each calibrated scheme offers, in the order ``auto`` tries them
-SCHEME_RANGE_RULES = {"int8": ("minmax", "percentile", "mse", "narrowest", "entropy"),
-                      "onnx-int8": ("minmax", "percentile", "entropy")}
-
-
-@dataclass(frozen=True)
-class Budget:
-    """What a calibrated artifact may lose against the Keras model (figures of :func:`edgeport.metrics.compare`).
-
-    ``max_drop``: top-1 points below Keras' top-1 (``delta_top1_pts >= -max_drop``);
-    ``min_agreement``: % of images on which it gives Keras' top-1 class;
-    ``min_decided_agreement``: the same, counted only on the images where Keras
-    is decided (top-2 margin > :data:`edgeport.metrics.DECIDED_MARGIN`): rounding
-    cannot honestly be blamed for flipping those. None = not checked.
-    """
-
-    max_drop: float | None = 1.0
-    min_agreement: float | None = 97.0
-    min_decided_agreement: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_drop is not None and self.max_drop < 0:
-            raise ConfigError(f"expected --max-drop >= 0 top-1 points, received {self.max_drop}")
-        for name in ("min_agreement", "min_decided_agreement"):
-            v = getattr(self, name)
-            if v is not None and not 0 <= v <= 100:
-                raise ConfigError(f"expected --{name.replace('_', '-')} between 0 and 100 %, received {v}")
-
-    @property
-    def active(self) -> bool:
-        return any(v is not None for v in (self.max_drop, self.min_agreement, self.min_decided_agreement))
-
-    def shortfall(self, figures: dict) -> float:
-        """Points missing to meet the budget (0.0 = met): the sum over the limits (no decided images:
-        that limit holds)."""
-        miss = 0.0
-        if self.max_drop is not None:
-            miss += max(0.0, -float(figures["delta_top1_pts"]) - self.max_drop)
-        if self.min_agreement is not None:
-            miss += max(0.0, self.min_agreement - float(figures["agreement_pct"]))
-        if self.min_decided_agreement is not None and figures.get("decided_agreement_pct") is not None:
-            miss += max(0.0, self.min_decided_agreement - float(figures["decided_agreement_pct"]))
-        return round(miss, 6)
-
-    def met(self, figures: dict) -> bool:
-        return self.shortfall(figures) == 0.0
-
-    def describe(self) -> str:
-        parts = []
-        if self.max_drop is not None:
-            parts.append(f"Δtop-1 >= -{self.max_drop:g} points")
-        if self.min_agreement is not None:
-            parts.append(f"agreement >= {self.min_agreement:g} %")
-        if self.min_decided_agreement is not None:
-            parts.append(f"agreement where Keras is decided >= {self.min_decided_agreement:g} %")
-        return " and ".join(parts) or "no budget"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+#: starts from min/max and, when full int8 misses the budget, lets the search try the scheme's other rules
+#: (:attr:`~edgeport.schemes.SchemeSpec.range_rules`); a named rule is used alone
+#: (:mod:`edgeport.export.int8.ranges`; onnx-int8: onnxruntime's calibrators)
+CALIBRATION_METHODS = ("auto", *RANGE_RULES)
 
 
 @dataclass(frozen=True)
@@ -147,19 +91,3 @@ class ExportConfig:
     @property
     def scheme_list(self) -> tuple[str, ...]:
         return tuple(self.schemes) if self.schemes else ALL_SCHEMES
-
-
-def range_rules(scheme: str, method: str) -> tuple[str, ...]:
-    """The activation-range rules ``scheme`` may use under ``--calibration-method method``: all it offers,
-    min/max first, for ``auto``; the one named otherwise (ConfigError when the scheme does not offer it)."""
-    offered = SCHEME_RANGE_RULES.get(scheme)
-    if offered is None:
-        return ()
-    if method == "auto":
-        return offered
-    if method not in offered:
-        others = [s for s, rules in SCHEME_RANGE_RULES.items() if method in rules]
-        raise ConfigError(f"expected --calibration-method for {scheme} to be one of auto, {', '.join(offered)}; "
-                          f"received '{method}' (offered by {', '.join(others) or 'no scheme'}). Use auto, or "
-                          f"export {scheme} in a separate run with --schemes")
-    return (method,)

@@ -7,7 +7,6 @@ budget) marks that scheme failed with its reason; the others still export.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -15,31 +14,38 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-
 from typing import Any
-
-import numpy as np
 
 from edgeport import __version__
 from edgeport._lazy import require
 from edgeport.config import to_dict
 from edgeport.contract import METADATA_KEY, InputContract, ModelInfo
-from edgeport.data import scan
 from edgeport.errors import ConfigError, EdgeportError, ModelError
-from edgeport.export.calibration import load_images, per_class_counts, stratified_indices, stratified_pick
+from edgeport.evalset import EvalSet
 from edgeport.export.config import ExportConfig
-from edgeport.export.converters import CONVERTERS, ConversionContext
-from edgeport.export.rundir import RunInfo, read_run
-from edgeport.export.quantization import DEFAULT_BUDGET, REPORT_DIR, SEARCHABLE, Improved, budget_of, improve
-from edgeport.export.search import EvalSet, evaluate, latency_p50, split_selection
+from edgeport.export.context import ConversionContext
+from edgeport.export.converters import CONVERTERS
+from edgeport.export.datasets import calibration_images, golden_set, verification_set
+from edgeport.export.int8.budget import DEFAULT_BUDGET, budget_of
+from edgeport.export.int8.improve import Improved, improve
+from edgeport.export.int8.report import REPORT_DIR
 from edgeport.export.tflite import UnsupportedOpsError
-from edgeport.export.verify import open_engine, predict, verify_artifact
-from edgeport.files import replace_dir, scratch_dir, sha256_file
+from edgeport.export.verify import evaluate, latency_p50, open_engine, predict, verify_artifact
+from edgeport.files import check_out_folder, replace_dir, scratch_dir, sha256_file
 from edgeport.golden import GOLDEN_DIR, write_golden
-from edgeport.metrics import compare
 from edgeport.manifest import (
-    FAILED, FAILED_DIR, MANIFEST_FILE, OK, SCHEMA_VERSION, UNSUPPORTED, read_manifest, verify_sha256, write_manifest,
+    FAILED,
+    FAILED_DIR,
+    MANIFEST_FILE,
+    OK,
+    SCHEMA_VERSION,
+    UNSUPPORTED,
+    read_manifest,
+    verify_sha256,
+    write_manifest,
 )
+from edgeport.metrics import compare
+from edgeport.rundir import LABELS_FILE, MODEL_FILE, RunInfo, read_run
 from edgeport.schemes import ALL_SCHEMES, SCHEMES, SchemeSpec, get_scheme
 
 log = logging.getLogger(__name__)
@@ -150,7 +156,7 @@ def load_keras_model(path: Path, info: dict | None = None):
     try:
         with global_policy("float32"):
             model = keras.saving.load_model(str(path), safe_mode=True, compile=False)
-    except Exception as exc:  # noqa: BLE001 - keras raises many types for a bad file
+    except Exception as exc:
         raise ModelError(
             f"expected a Keras 3 model file loadable with safe_mode=True at {path}, "
             f"but it could not be loaded ({_short(exc, 300)}); re-run `edgeport build` or check the file"
@@ -165,11 +171,8 @@ def load_keras_model(path: Path, info: dict | None = None):
 def _training_info(run: RunInfo, loaded: dict) -> dict:
     """The manifest's ``training`` entry: the policy the run trained under (metrics.json/config.yaml) and
     what the export converted (always float32 layers)."""
-    runtime: dict = {}
-    try:
-        runtime = json.loads((run.run_dir / "metrics.json").read_text()).get("runtime") or {}
-    except (OSError, ValueError, AttributeError):
-        pass
+    runtime = run.metrics.get("runtime")
+    runtime = runtime if isinstance(runtime, dict) else {}
     policy = runtime.get("training_dtype_policy")
     if policy is None and "mixed_precision" in runtime:
         policy = "mixed_float16" if runtime["mixed_precision"] else "float32"
@@ -213,135 +216,21 @@ def _embed(path: Path, fmt: str, info: ModelInfo) -> None:
         embed_metadata(path, {METADATA_KEY: info.to_json(), "labels": "\n".join(info.labels)})
 
 
-def _onnx_graph(path: Path, fmt: str) -> dict:
-    if fmt != "onnx":
-        return {}
-    from edgeport.export.onnx import graph_summary
+def _graph(path: Path, fmt: str) -> dict:
+    """The format's graph summary of a written artifact (ops, types, what stayed float)."""
+    if fmt == "onnx":
+        from edgeport.export.onnx import graph_summary
 
-    return graph_summary(path)
+        return graph_summary(path)
+    from edgeport.export.tflite import graph_summary as tflite_graph
 
-
-def _calibration_set(cfg: ExportConfig, run: RunInfo, contract: InputContract) -> tuple[np.ndarray, dict]:
-    if cfg.calibration_data:
-        ds = scan(cfg.calibration_data, seed=cfg.seed)
-        pool, names, source = list(ds.samples), ds.classes, str(cfg.calibration_data)  # as given
-    else:
-        pool, names, source = run.samples("train"), run.labels, "train split of data_split.csv"
-    picked = stratified_pick(pool, cfg.calibration_samples, cfg.seed)
-    images, _, kept = load_images(picked, contract, "loading calibration images", cfg.progress)
-    per_class = per_class_counts(kept, names)
-    info = {"source": source, "images": len(kept), "requested": cfg.calibration_samples,
-            "seed": cfg.seed, "per_class": per_class, "input_range": [0, 255], "augmentation": False,
-            "method": cfg.calibration_method}
-    log.info("calibration: %d images from %s, per class %s", len(kept), source, per_class)
-    warnings = []
-    if len(kept) < MIN_CALIBRATION_IMAGES:
-        warnings.append(f"only {len(kept)} calibration images (fewer than {MIN_CALIBRATION_IMAGES}): int8 ranges "
-                        "may not cover what the device sees; raise --calibration-samples or pass --calibration-data")
-    few = {c: n for c, n in per_class.items() if n < MIN_CALIBRATION_PER_CLASS}
-    missing = [c for c in names if c not in per_class]
-    if few or missing:
-        warnings.append("classes with fewer than {} calibration images: {}".format(
-            MIN_CALIBRATION_PER_CLASS, ", ".join([f"{c} ({n})" for c, n in few.items()] + [f"{c} (0)" for c in missing])))
-    for w in warnings:
-        log.warning("calibration: %s", w)
-    if warnings:
-        info["warnings"] = warnings
-    return images, info
+    return tflite_graph(path.read_bytes())
 
 
-#: a calibration set below these sizes gets a warning (manifest and log)
-MIN_CALIBRATION_IMAGES = 100
-MIN_CALIBRATION_PER_CLASS = 5
-
-
-@dataclass(frozen=True)
-class VerifySet:
-    """Validation images with their labels and the Keras model's probabilities on them."""
-
-    split_name: str
-    images: np.ndarray
-    labels: np.ndarray
-    reference: np.ndarray
-    info: dict
-
-    def subset(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(images, labels, reference) of all, or of a stratified seeded ``n`` of them."""
-        idx = np.arange(len(self.labels)) if n >= len(self.labels) else stratified_indices(self.labels, n, seed)
-        return self.images[idx], self.labels[idx], self.reference[idx]
-
-    def split(self, fraction: float, seed: int, classes: tuple[str, ...]) -> tuple[EvalSet, "VerifySet"]:
-        """(selection images for the float-fallback search, the disjoint rest as the set every artifact is
-        verified and reported on): nothing reported was used to choose."""
-        sel, rep = split_selection(self.labels, fraction, seed)
-        selection = EvalSet(self.images[sel], self.labels[sel], self.reference[sel], classes)
-        labels, reference = self.labels[rep], self.reference[rep]
-        info = {**self.info, "images": int(len(rep)), "selection_images": int(len(sel)),
-                "keras_top1_pct": round(100.0 * float((reference.argmax(1) == labels).mean()), 4) if len(rep) else None,
-                "int16x8_images": min(self.info["int16x8_images"], int(len(rep)))}
-        return selection, VerifySet(self.split_name, self.images[rep], labels, reference, info)
-
-
-def _verification_set(cfg: ExportConfig, run: RunInfo, contract: InputContract, model) -> VerifySet | None:
-    split = next((s for s in ("val", "test") if run.samples(s)), None)
-    if split is None:
-        log.warning("no val/test images in %s: artifacts are loaded but not compared with Keras",
-                    run.run_dir / "data_split.csv")
-        return None
-    picked = stratified_pick(run.samples(split), cfg.verify_samples, cfg.seed)
-    images, labels, kept = load_images(picked, contract, f"loading {split} images", cfg.progress)
-    t0 = time.perf_counter()
-    reference = np.asarray(model.predict(images.astype(np.float32), batch_size=32, verbose=0), np.float32)
-    bad = int((~np.isfinite(reference).all(axis=1)).sum())
-    if bad:
-        raise ModelError(f"expected finite probabilities from the run's model, received NaN/inf on {bad} of "
-                         f"{len(reference)} {split} images: its training diverged. Train it again (edgeport build "
-                         "now stops on a diverged run and says what to change)")
-    info = {"split": split, "images": len(kept), "per_class": per_class_counts(kept, run.labels),
-            "keras_top1_pct": round(100.0 * float((reference.argmax(1) == labels).mean()), 4),
-            "keras_seconds": round(time.perf_counter() - t0, 3),
-            "int16x8_images": min(cfg.int16x8_verify_samples, len(kept))}
-    log.info("verification: %d %s images, per class %s; Keras top-1 %.2f %%", len(kept), split,
-             info["per_class"], info["keras_top1_pct"])
-    return VerifySet(split, images, labels, reference, info)
-
-
-@dataclass(frozen=True)
-class GoldenImages:
-    """The golden set being made: stored-form RGB images, true labels, the Keras model's probabilities."""
-
-    images: list
-    targets: np.ndarray
-    reference: np.ndarray
-
-
-def _golden_set(cfg: ExportConfig, run: RunInfo, contract: InputContract, model) -> GoldenImages | None:
-    """A stratified pick of the held-out split, stored smaller than the originals but larger than the model's
-    input, with the Keras model's probabilities on exactly those pixels after the contract's resize."""
-    from edgeport.golden import stored_form
-    from edgeport.imaging import ImageDecodeError, load_rgb, resize
-
-    split = next((s for s in ("val", "test") if run.samples(s)), None)
-    if cfg.golden_images == 0 or split is None:
-        return None
-    images, targets = [], []
-    for sample in stratified_pick(run.samples(split), cfg.golden_images, cfg.seed + 1):
-        try:
-            images.append(stored_form(load_rgb(sample.path), contract))
-        except ImageDecodeError as exc:
-            log.warning("golden set: skipping %s", exc)
-            continue
-        targets.append(sample.label)
-    if not images:
-        return None
-    batch = np.stack([resize(img, (contract.height, contract.width), contract.resize) for img in images])
-    reference = np.asarray(model.predict(batch.astype(np.float32), batch_size=32, verbose=0), np.float32)
-    return GoldenImages(images, np.asarray(targets, np.int64), reference)
-
-
-def _golden_figures(engine, contract: InputContract, golden: GoldenImages, labels: tuple[str, ...]) -> dict:
+def _golden_figures(engine, contract: InputContract, golden: EvalSet) -> dict:
     """What one artifact gives on the golden images in the export machine's engine."""
-    f = compare(predict(engine, golden.images, contract, progress=False), golden.reference, golden.targets, labels)
+    f = compare(predict(engine, golden.images, contract, progress=False), golden.reference, golden.labels,
+                golden.names)
     return {"images": f["images"], "agreement_pct": f["agreement_pct"], "max_abs_prob_diff": f["max_abs_prob_diff"],
             "engine": engine.name, "engine_version": engine.version()}
 
@@ -368,9 +257,8 @@ def _gate(a: ArtifactResult, cfg: ExportConfig, reference: bool) -> None:
                + (f", agreement where Keras is decided {decided:.2f} %" if decided is not None else ""))
 
 
-#: timed invokes of one image for each artifact's p50 (int16x8 runs on slow reference kernels)
-LATENCY_RUNS = {"int16x8": 5}
-DEFAULT_LATENCY_RUNS = 20
+#: timed invokes of one image for each artifact's p50 (at least; :func:`latency_p50` times at least 0.5 s)
+LATENCY_RUNS = 20
 
 
 def _improve(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig, selection: EvalSet,
@@ -378,7 +266,7 @@ def _improve(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig, sele
     """The float-fallback search on the selection images (the file at ``path`` is replaced by what it
     chooses); a failing search leaves the full-integer model, with a note."""
     try:
-        improved = improve(scheme.name, ctx, cfg, selection, contract, path, out / REPORT_DIR)
+        improved = improve(scheme, ctx, cfg, selection, contract, path, out / REPORT_DIR)
     except Exception as exc:  # noqa: BLE001 - the search is an improvement: never lose the converted model
         log.warning("%s: the float-fallback search failed (%s); keeping full int8", scheme.name, _short(exc, 300))
         a.notes.append(f"the float-fallback search failed ({_short(exc, 300)}); this is the full-integer model")
@@ -389,18 +277,15 @@ def _improve(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig, sele
     a.quantization = {**improved.entry, "applied": applied}
     if applied:
         a.notes.append(f"{improved.result.message}; the verification figures are on images the search did not use")
-        if scheme.format == "tflite":
-            from edgeport.export.tflite import graph_summary
-
-            ctx.graphs[scheme.name] = graph_summary(path.read_bytes())
+        a.graph = _graph(path, scheme.format)
     elif not improved.result.met:
         a.notes.append(improved.result.message)
     return improved
 
 
 def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig, run: RunInfo,
-                   contract: InputContract, verify: VerifySet | None, out: Path,
-                   golden: GoldenImages | None = None, selection: EvalSet | None = None) -> ArtifactResult:
+                   contract: InputContract, verify: EvalSet | None, out: Path,
+                   golden: EvalSet | None = None, selection: EvalSet | None = None) -> ArtifactResult:
     """Convert into ``out``, improve (int8 budget search), embed metadata, describe, verify and gate one
     scheme (never raises for it)."""
     a = ArtifactResult(scheme=scheme.name, file=scheme.file, format=scheme.format, description=scheme.description,
@@ -413,12 +298,12 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
     t0, c0 = time.perf_counter(), time.process_time()
     improved = None
     try:
-        CONVERTERS.get(scheme.name)(ctx, path)
+        a.graph = CONVERTERS.get(scheme.name)(ctx, path) or _graph(path, scheme.format)
         a.conversion_seconds = round(time.perf_counter() - t0, 3)
         a.conversion_cpu_seconds = round(time.process_time() - c0, 3)  # all threads: load-independent
-        if scheme.name in SEARCHABLE and selection is not None and (cfg.search or cfg.diagnose):
+        if scheme.searchable and selection is not None and (cfg.search or cfg.diagnose):
             improved = _improve(scheme, ctx, cfg, selection, contract, path, out, a)
-        extra = {"io_dtype": cfg.io_dtype} if scheme.name == "int8" else {}
+        extra = {"io_dtype": cfg.io_dtype} if scheme.integer_io else {}
         if a.precision != scheme.label:
             extra["precision"] = a.precision
         _embed(path, scheme.format, _model_info(run, contract, scheme.name, scheme.format, scheme.file, extra))
@@ -431,8 +316,7 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
         log.warning("%s: conversion failed: %s", scheme.name, _short(exc, 300))
         a.fail(f"conversion failed: {_short(exc)}")
         return a
-    a.graph = ctx.graphs.get(scheme.name) or _onnx_graph(path, scheme.format)
-    if scheme.name == "dynamic" and a.graph and not a.graph["weight_dtypes"].get("int8"):
+    if scheme.int8_weights and a.graph.get("weight_dtypes") is not None and not a.graph["weight_dtypes"].get("int8"):
         a.notes.append("no weight tensor was large enough to quantize (TFLite skips < 1024 "
                        "elements): this model is effectively float32")
     if a.graph.get("float_fallback"):
@@ -440,22 +324,21 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
                        "converter's float fallback): the rest is integer, see graph.float_fallback")
     a.bytes = path.stat().st_size
     a.sha256 = sha256_file(path)
-    runs = LATENCY_RUNS.get(scheme.name, DEFAULT_LATENCY_RUNS)
     try:
         with open_engine(path, cfg.threads) as engine:
             a.input, a.output = engine.input.to_dict(), engine.output.to_dict()
             if verify is not None:
-                n = verify.info["int16x8_images"] if scheme.name == "int16x8" else len(verify.labels)
-                images, labels, reference = verify.subset(n, cfg.seed)
-                a.verification = verify_artifact(engine, contract, images, labels, reference, run.labels,
-                                                 cfg.progress, f"{scheme.name} verification")
-                a.verification.update(latency_p50(engine, images[0], contract, runs))
-                if n < len(verify.labels):
-                    a.verification["note"] = f"{n} of {len(verify.labels)} images (slow reference kernels)"
+                n = verify.info["int16x8_images"] if scheme.slow_kernels else len(verify)
+                data = verify.subset(n, cfg.seed)
+                a.verification = verify_artifact(engine, contract, data.images, data.labels, data.reference,
+                                                 run.labels, cfg.progress, f"{scheme.name} verification")
+                a.verification.update(latency_p50(engine, data.images[0], contract, LATENCY_RUNS))
+                if n < len(verify):
+                    a.verification["note"] = f"{n} of {len(verify)} images (slow reference kernels)"
             if golden is not None:
-                a.golden = _golden_figures(engine, contract, golden, run.labels)
+                a.golden = _golden_figures(engine, contract, golden)
         if improved is not None and verify is not None and a.quantization.get("applied"):
-            full = _full_int8_figures(improved, verify, contract, cfg, run.labels, path)
+            full = _full_int8_figures(improved, verify, contract, cfg, path)
             a.verification.update(full.pop("artifact_latency"))  # both p50s from one alternating measurement
             a.quantization["full_int8"] = full
     except Exception as exc:  # noqa: BLE001 - an engine rejecting the file fails this scheme only
@@ -468,13 +351,21 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
     return a
 
 
-def _full_int8_figures(improved: Improved, verify: VerifySet, contract: InputContract, cfg: ExportConfig,
-                       classes: tuple[str, ...], artifact: Path) -> dict:
+def _split(verify: EvalSet, cfg: ExportConfig) -> tuple[EvalSet, EvalSet]:
+    """(selection images for the float-fallback search, the disjoint rest as the set every artifact is
+    verified and reported on): nothing reported was used to choose."""
+    selection, report = verify.split(cfg.selection_fraction, cfg.seed)
+    info = {**verify.info, "images": len(report), "selection_images": len(selection),
+            "keras_top1_pct": report.reference_top1_pct,
+            "int16x8_images": min(verify.info["int16x8_images"], len(report))}
+    return selection, replace(report, info=info)
+
+
+def _full_int8_figures(improved: Improved, verify: EvalSet, contract: InputContract, cfg: ExportConfig,
+                       artifact: Path) -> dict:
     """The full-integer model on the same report images, measured in the same run: the table's side-by-side
     row. Its p50 is measured with ``artifact``'s invokes alternating (``artifact_latency``: the artifact's)."""
-    data = EvalSet(verify.images, verify.labels, verify.reference, classes)
-    fig = evaluate(improved.result.full_int8_path, data, contract, cfg.threads, DEFAULT_LATENCY_RUNS,
-                   reference=artifact)
+    fig = evaluate(improved.result.full_int8_path, verify, contract, cfg.threads, LATENCY_RUNS, reference=artifact)
     keep = ("images", "agreement_pct", "decided_agreement_pct", "decided_images", "top1_pct", "delta_top1_pts",
             "max_abs_prob_diff", "p50_ms", "cpu_p50_ms")
     out = {k: fig.get(k) for k in keep}
@@ -499,16 +390,15 @@ def check_out_dir(out: Path, run: RunInfo) -> Path | None:
     """Refuse an --out that is not ours to replace; the previous export's manifest path when there is one.
 
     An export is built in a new folder beside ``out`` and swapped in only when
-    it is complete, so ``out`` must be new, empty, or a previous export.
+    it is complete, so ``out`` must be new, empty, or a previous export (and writable: :func:`check_out_folder`).
     """
     out = out.expanduser()
-    if out.resolve() == run.run_dir.resolve() or (out / "model.keras").exists():
+    if out.resolve() == run.run_dir.resolve() or (out / MODEL_FILE).exists():
         raise ConfigError(f"expected --out to be a folder for the export, received the run directory {out} itself; "
                           "use the default (RUN_DIR/export) or another folder")
+    check_out_folder(out, "for the export")
     if not out.exists():
         return None
-    if not out.is_dir():
-        raise ConfigError(f"expected --out to be a folder, received the file {out}; choose another --out")
     if (out / MANIFEST_FILE).is_file():
         return out / MANIFEST_FILE
     if any(out.iterdir()):
@@ -571,19 +461,19 @@ def export(config: ExportConfig | str | os.PathLike[str], **options: Any) -> Exp
 
     t0 = time.perf_counter()
     need_calib = any(s.calibrated for s in schemes)
-    calib, calib_info = (_calibration_set(cfg, run, contract) if need_calib else (None, {}))
+    calib, calib_info = (calibration_images(cfg, run, contract) if need_calib else (None, {}))
     calib_seconds = time.perf_counter() - t0
-    verify = _verification_set(cfg, run, contract, model)
+    verify = verification_set(cfg, run, contract, model)
     selection = None
-    if verify is not None and any(s.name in SEARCHABLE for s in schemes) and (cfg.search or cfg.diagnose):
-        if len(verify.labels) >= 4:
-            selection, verify = verify.split(cfg.selection_fraction, cfg.seed, run.labels)
+    if verify is not None and any(s.searchable for s in schemes) and (cfg.search or cfg.diagnose):
+        if len(verify) >= 4:
+            selection, verify = _split(verify, cfg)
             log.info("int8 budget %s: %d validation images choose a float fallback when needed, %d others "
-                     "verify and report", budget_of(cfg).describe(), len(selection), len(verify.labels))
+                     "verify and report", budget_of(cfg).describe(), len(selection), len(verify))
         else:
             log.warning("too few validation images (%d) to keep a selection half apart: no float-fallback search",
-                        len(verify.labels))
-    golden = _golden_set(cfg, run, contract, model)
+                        len(verify))
+    golden = golden_set(cfg, run, contract, model)
 
     with replace_dir(out) as new, scratch_dir("edgeport-export-") as tmp:
         ctx = ConversionContext(model=model, workdir=tmp, calibration=calib, io_dtype=cfg.io_dtype,
@@ -591,9 +481,9 @@ def export(config: ExportConfig | str | os.PathLike[str], **options: Any) -> Exp
         results = [_export_scheme(s, ctx, cfg, run, contract, verify, new, golden, selection) for s in schemes]
         results += _carry_over(previous, out, new, run, {s.name for s in schemes})
         results.sort(key=lambda a: ALL_SCHEMES.index(a.scheme))
-        shutil.copyfile(run.run_dir / "labels.txt", new / "labels.txt")
+        shutil.copyfile(run.run_dir / LABELS_FILE, new / LABELS_FILE)
         if golden is not None:
-            write_golden(new / GOLDEN_DIR, golden.images, golden.targets, golden.reference, run.labels, contract,
+            write_golden(new / GOLDEN_DIR, golden.images, golden.labels, golden.reference, run.labels, contract,
                          {a.scheme: a.golden for a in results if a.ok and a.golden})
         manifest = {
             "schema_version": SCHEMA_VERSION,
@@ -613,7 +503,7 @@ def export(config: ExportConfig | str | os.PathLike[str], **options: Any) -> Exp
             "verification": verify.info if verify else {},
             "budget": {**budget_of(cfg).to_dict(), "default": budget_of(cfg) is DEFAULT_BUDGET,
                        "search": cfg.search, "selection_images": len(selection) if selection is not None else 0},
-            "golden": {"dir": GOLDEN_DIR, "images": len(golden.targets)} if golden is not None else {},
+            "golden": {"dir": GOLDEN_DIR, "images": len(golden)} if golden is not None else {},
             "tolerance": cfg.tolerance,
             "max_drop": cfg.max_drop,
             "shared_seconds": {k: round(v, 3) for k, v in ctx.shared_seconds.items()},

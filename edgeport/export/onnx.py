@@ -1,11 +1,12 @@
 """ONNX targets: float32 via tf2onnx, float16 internals, static QDQ int8, embedded metadata.
 
-The float32 model comes from Keras' own ONNX export (``model.export(...,
-format="onnx")``, which drives ``tf2onnx.convert.from_function``) with an
-explicit float32 NHWC input signature and a dynamic batch dimension. The
-float16 model keeps float32 inputs/outputs; the int8 model is quantized
-statically (QDQ, per-channel weights, reduce_range) with onnxruntime on
-the calibration images.
+The float32 model is converted as Keras' own ONNX export does it (a
+``tf.function`` of the inference call, frozen, then tf2onnx), but with the
+image as the only graph input (:func:`export_float32` says why), an explicit
+float32 NHWC signature and a dynamic batch dimension. The float16 model
+keeps float32 inputs/outputs; the int8 model is quantized statically (QDQ,
+per-channel weights, reduce_range) with onnxruntime on the calibration
+images, by one of its calibrators (:data:`CALIBRATORS`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from edgeport._lazy import require
-from edgeport.contract import METADATA_KEY
 from edgeport.errors import ConfigError, MissingDependencyError, ModelError
-from edgeport.export.config import SCHEME_RANGE_RULES
 from edgeport.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -159,21 +158,23 @@ class _BelowWarning(logging.Filter):
         return record.levelno >= logging.WARNING
 
 
+#: edgeport's range-rule name -> onnxruntime's ``CalibrationMethod`` member
+CALIBRATORS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
+
+
 def check_calibration_method(method: str) -> str:
-    """``method`` lower-cased, or ConfigError when it is not one of onnxruntime's calibrators
-    (``SCHEME_RANGE_RULES["onnx-int8"]``)."""
+    """``method`` lower-cased, or ConfigError when it is not one of onnxruntime's calibrators."""
     m = str(method).strip().lower()
-    offered = SCHEME_RANGE_RULES["onnx-int8"]
-    if m not in offered:
-        raise ConfigError(f"expected --calibration-method for onnx-int8 one of {', '.join(offered)}, received '{method}'")
+    if m not in CALIBRATORS:
+        raise ConfigError(f"expected --calibration-method for onnx-int8 one of {', '.join(CALIBRATORS)}, "
+                          f"received '{method}'")
     return m
 
 
 def _ort_method(method: str):
     from onnxruntime.quantization import CalibrationMethod
 
-    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-            "percentile": CalibrationMethod.Percentile}[check_calibration_method(method)]
+    return getattr(CalibrationMethod, CALIBRATORS[check_calibration_method(method)])
 
 
 def preprocess(src: str | Path, dst: str | Path) -> Path:

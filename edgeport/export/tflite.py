@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
@@ -20,14 +21,39 @@ from edgeport.contract import METADATA_KEY
 from edgeport.errors import ModelError
 from edgeport.export.config import IO_DTYPES
 from edgeport.progress import Progress
+from edgeport.schemes import Precision, SchemeSpec, get_scheme
 
 if TYPE_CHECKING:
-    from edgeport.export.ranges import Histogram
+    from edgeport.export.int8.ranges import Histogram
 
 log = logging.getLogger(__name__)
 
-#: Converter settings per TFLite scheme (see :func:`convert_saved_model`).
-TFLITE_SCHEMES = ("fp32", "fp16", "dynamic", "int8", "int16x8")
+@dataclass(frozen=True)
+class TFLiteSettings:
+    """How ``TFLiteConverter`` makes one kind of model: its settings as data (:func:`convert_saved_model`)."""
+
+    optimize: bool = False  #: ``tf.lite.Optimize.DEFAULT`` (quantize what the rest allows)
+    supported_types: tuple[str, ...] = ()  #: e.g. ``("float16",)``: float16 weights
+    #: ``float``; ``int8`` (full integer, builtin int8 ops only, integer I/O per ``io_dtype``) or ``int16``
+    #: (16-bit activations, float builtins beside them): both calibrated on representative images
+    activations: str = "float"
+    #: Dense weights quantized per channel. Per-channel hybrid FULLY_CONNECTED is op version 12, which
+    #: tflite-runtime 2.14 (the newest Raspberry Pi wheel) cannot register; per-tensor keeps version 9.
+    per_channel_dense: bool = True
+
+    @property
+    def calibrated(self) -> bool:
+        return self.activations != "float"
+
+
+#: the converter's settings for each TFLite precision
+PRESETS: dict[Precision, TFLiteSettings] = {
+    Precision.FP32: TFLiteSettings(),
+    Precision.FP16: TFLiteSettings(optimize=True, supported_types=("float16",)),
+    Precision.DYNAMIC: TFLiteSettings(optimize=True, per_channel_dense=False),
+    Precision.INT8: TFLiteSettings(optimize=True, activations="int8"),
+    Precision.INT16X8: TFLiteSettings(optimize=True, activations="int16"),
+}
 
 
 class UnsupportedOpsError(ModelError):
@@ -77,51 +103,47 @@ def representative_dataset(images: np.ndarray, desc: str, progress: bool = True)
 
 def convert_saved_model(
     saved_model: str | Path,
-    scheme: str,
+    settings: TFLiteSettings | str,
     calibration: np.ndarray | None = None,
     io_dtype: str = "uint8",
     progress: bool = True,
 ) -> bytes:
-    """Convert a SavedModel to TFLite flatbuffer bytes for one scheme.
-
-    fp32: float reference; fp16: float16 weights; dynamic: int8 weights with
-    float activations (dynamic range); int8: full integer with ``io_dtype``
-    input/output; int16x8: 16-bit activations, 8-bit weights, float I/O.
+    """Convert a SavedModel to TFLite flatbuffer bytes with ``settings`` (or a precision's :data:`PRESETS`:
+    fp32, fp16, dynamic, int8 with ``io_dtype`` input/output, int16x8 with float I/O).
 
     The export calibrates int8 and int16x8 once instead (:func:`calibrate`,
     :func:`quantize_calibrated`); the one-converter-run-per-scheme path here is
     the reference that shortcut is tested against.
     """
     tf = require("tensorflow", "TFLite conversion")
+    if isinstance(settings, str):
+        if settings not in {p.value for p in PRESETS}:
+            raise ModelError(f"expected a TFLite precision, one of {', '.join(p.value for p in PRESETS)}, "
+                             f"received '{settings}'")
+        settings = PRESETS[Precision(settings)]
     conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    if scheme == "fp32":
-        pass
-    elif scheme == "fp16":
+    if settings.optimize:
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.target_spec.supported_types = [tf.float16]
-    elif scheme == "dynamic":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        # Per-channel hybrid FULLY_CONNECTED is op version 12, which tflite-runtime 2.14 (the
-        # newest Raspberry Pi wheel) cannot register; per-tensor Dense weights keep version 9.
-        conv._experimental_disable_per_channel_quantization_for_dense_layers = True  # noqa: SLF001
-    elif scheme in ("int8", "int16x8"):
+    if settings.supported_types:
+        conv.target_spec.supported_types = [getattr(tf, t) for t in settings.supported_types]
+    if not settings.per_channel_dense:
+        conv._experimental_disable_per_channel_quantization_for_dense_layers = True  # noqa: SLF001 - see TFLiteSettings
+    if settings.calibrated:
         if calibration is None or len(calibration) == 0:
-            raise ModelError(f"expected calibration images for the {scheme} scheme, received none")
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = representative_dataset(calibration, f"{scheme} calibration", progress)
-        if scheme == "int8":
-            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            conv.inference_input_type = conv.inference_output_type = _io_type(tf, io_dtype)
-        else:
-            # the builtin float kernels beside the 16x8 set: an op without a 16x8 kernel (MobileNetV3's
-            # HARD_SWISH) stays float instead of failing the conversion
-            conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
-                                              tf.lite.OpsSet.TFLITE_BUILTINS]
-            # int16 activations always go through the older calibrate-and-quantize path; with the
-            # MLIR quantizer on, TF first runs a calibration pass whose result it then discards.
-            conv.experimental_new_quantizer = False
-    else:
-        raise ModelError(f"expected a TFLite scheme {TFLITE_SCHEMES}, received '{scheme}'")
+            raise ModelError(f"expected calibration images for {settings.activations} activations, received none")
+        conv.representative_dataset = representative_dataset(calibration, f"{settings.activations} calibration",
+                                                              progress)
+    if settings.activations == "int8":
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = conv.inference_output_type = _io_type(tf, io_dtype)
+    elif settings.activations == "int16":
+        # the builtin float kernels beside the 16x8 set: an op without a 16x8 kernel (MobileNetV3's
+        # HARD_SWISH) stays float instead of failing the conversion
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                                          tf.lite.OpsSet.TFLITE_BUILTINS]
+        # int16 activations always go through the older calibrate-and-quantize path; with the
+        # MLIR quantizer on, TF first runs a calibration pass whose result it then discards.
+        conv.experimental_new_quantizer = False
     return bytes(conv.convert())
 
 
@@ -150,9 +172,10 @@ def calibrate(saved_model: str | Path, calibration: np.ndarray, progress: bool =
     return bytes(conv.convert())
 
 
-def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8",
+def quantize_calibrated(calibrated: bytes, precision: str, io_dtype: str = "uint8",
                         float_nodes: Sequence[str] = ()) -> bytes:
-    """The int8 or int16x8 model from a :func:`calibrate` result, as the converter would write it.
+    """The int8 or int16x8 model (``precision``) from a :func:`calibrate` result, as the converter would
+    write it.
 
     int8 goes through the MLIR quantizer with ``io_dtype`` input/output; int16x8
     through the older quantizer (the only one TF uses for 16-bit activations)
@@ -169,15 +192,15 @@ def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8",
     kernels between a DEQUANTIZE and a QUANTIZE, everything else stays int8.
     """
     tf = require("tensorflow", "TFLite quantization")
-    if scheme == "int8":
+    if precision == Precision.INT8:
         from tensorflow.lite.python import convert as tf_convert
 
         io = _io_type(tf, io_dtype)
         return bytes(tf_convert.mlir_quantize(calibrated, input_data_type=io, output_data_type=io,
                                               denylisted_nodes=list(float_nodes) or None))
     if float_nodes:
-        raise ModelError(f"expected float_nodes only for the int8 scheme, received {len(float_nodes)} for '{scheme}'")
-    if scheme == "int16x8":
+        raise ModelError(f"expected float_nodes only for int8, received {len(float_nodes)} for '{precision}'")
+    if precision == Precision.INT16X8:
         from tensorflow.lite.python import conversion_metadata_schema_py_generated as conversion
         from tensorflow.lite.python.optimize import calibrator
 
@@ -191,7 +214,7 @@ def quantize_calibrated(calibrated: bytes, scheme: str, io_dtype: str = "uint8",
         model = calibrator.Calibrator(calibrated)._calibrator.QuantizeModel(  # noqa: SLF001
             f32, f32, True, i16, i64, False, False)
         return _set_optimization_mode(bytes(model), conversion.ModelOptimizationMode.PTQ_INT16)
-    raise ModelError(f"expected a calibrated TFLite scheme (int8, int16x8), received '{scheme}'")
+    raise ModelError(f"expected a calibrated TFLite precision (int8, int16x8), received '{precision}'")
 
 
 def _recorded_ranges(obj) -> dict[int, tuple[float, float]]:
@@ -219,7 +242,7 @@ def activation_histograms(calibrated: bytes, images: np.ndarray, progress: bool 
     tf = require("tensorflow", "TFLite calibration")
     from tensorflow.lite.tools import flatbuffer_utils as fu
 
-    from edgeport.export.ranges import Histogram
+    from edgeport.export.int8.ranges import Histogram
 
     obj = fu.convert_bytearray_to_object(bytearray(calibrated))
     inputs = {int(i) for i in obj.subgraphs[0].inputs}
@@ -348,21 +371,18 @@ def graph_summary(model: bytes) -> dict:
     return {"ops": dict(sorted(ops.items())), "float_ops": sorted(float_ops), "weight_dtypes": weights}
 
 
-#: integer schemes whose converter keeps an op without an integer kernel float (see quantize_calibrated)
-FLOAT_FALLBACK = ("int16x8",)
-
-
-def check_integer(model: bytes, scheme: str) -> dict:
+def check_integer(model: bytes, scheme: SchemeSpec | str) -> dict:
     """:func:`graph_summary` of an integer scheme's model.
 
     Ops that stayed float are listed under ``float_fallback`` for a scheme
-    with a float fallback (int16x8); for full-integer int8 they make the
-    scheme unsupported for this model (:class:`UnsupportedOpsError`).
+    with a float fallback (:attr:`~edgeport.schemes.SchemeSpec.float_fallback`: int16x8); for
+    full-integer int8 they make the scheme unsupported for this model (:class:`UnsupportedOpsError`).
     """
+    spec = get_scheme(scheme) if isinstance(scheme, str) else scheme
     summary = graph_summary(model)
     if summary["float_ops"]:
-        if scheme not in FLOAT_FALLBACK:
-            raise UnsupportedOpsError(scheme, summary["float_ops"])
+        if not spec.float_fallback:
+            raise UnsupportedOpsError(spec.name, summary["float_ops"])
         summary["float_fallback"] = list(summary["float_ops"])
     return summary
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from edgeport.benchmarks.runner import gate
 from edgeport.benchmarks.comparison import COMPARE_KIND, compare, merge
+from edgeport.benchmarks.runner import gate
 from edgeport.cli import main
 from edgeport.errors import DataError
 

@@ -17,10 +17,10 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from edgeport.build.backbones import BACKBONES  # noqa: E402
-from edgeport.build.heads import HEADS  # noqa: E402
-from edgeport.export import ALL_SCHEMES, ExportConfig, export  # noqa: E402
-from edgeport.imaging import load_resized  # noqa: E402
+from edgeport.build.backbones import BACKBONES
+from edgeport.build.heads import HEADS
+from edgeport.export import ALL_SCHEMES, ExportConfig, export
+from edgeport.imaging import load_resized
 
 #: the combination of each backbone that runs in the default suite (every head appears at least once)
 DEFAULT_HEAD = {"resnet50v2": "gap", "mobilenet_v2": "conv", "mobilenet_v3_small": "conv-bn-dropout",

@@ -9,11 +9,11 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from edgeport.contract import InputContract  # noqa: E402
-from edgeport.errors import ModelError  # noqa: E402
-from edgeport.export import ALL_SCHEMES, ExportConfig, export  # noqa: E402
-from edgeport.files import sha256_file  # noqa: E402
-from edgeport.metadata import read_model_info  # noqa: E402
+from edgeport.contract import InputContract
+from edgeport.errors import ModelError
+from edgeport.export import ALL_SCHEMES, ExportConfig, export
+from edgeport.files import sha256_file
+from edgeport.metadata import read_model_info
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +209,7 @@ def test_an_interrupted_export_leaves_the_previous_one_and_no_temp_folder(tiny_r
         path.write_bytes(b"half a model")
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(converters.CONVERTERS._items, "onnx", interrupted)  # noqa: SLF001
+    monkeypatch.setitem(converters.CONVERTERS._items, "onnx", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export(ExportConfig(run_dir=str(tiny_run_dir), out=str(out), schemes=("fp32", "onnx"), verify_samples=4,
                             progress=False))

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
 
-from edgeport.export import ExportConfig, export  # noqa: E402
+from edgeport.export import ExportConfig, export
 
 SIZE = 16
 

@@ -6,9 +6,9 @@ import pytest
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from edgeport.export.onnx import embed_metadata, graph_summary  # noqa: E402
-from edgeport.export.verify import open_engine, predict  # noqa: E402
-from edgeport.metadata import read_model_info, read_onnx_metadata  # noqa: E402
+from edgeport.export.onnx import embed_metadata, graph_summary
+from edgeport.export.verify import open_engine, predict
+from edgeport.metadata import read_model_info, read_onnx_metadata
 
 ONNX = {"onnx": "model.onnx", "onnx-fp16": "model_fp16.onnx", "onnx-int8": "model_int8.onnx"}
 

@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from edgeport.build.precision import as_float32, global_policy, is_float32, layer_policies  # noqa: E402
-from edgeport.export import ALL_SCHEMES, ExportConfig, export  # noqa: E402
+from edgeport.build.precision import as_float32, global_policy, is_float32, layer_policies
+from edgeport.export import ALL_SCHEMES, ExportConfig, export
 
 SIZE = 16
 

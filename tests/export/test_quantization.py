@@ -11,10 +11,10 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from conftest import write_run  # noqa: E402
-from test_search import SIZE, _nearest_center_model  # noqa: E402
+from conftest import write_run
+from int8.test_search import SIZE, _nearest_center_model
 
-from edgeport.export import ExportConfig, export  # noqa: E402
+from edgeport.export import ExportConfig, export
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from edgeport.export.tflite import check_integer, embed_metadata, graph_summary  # noqa: E402
-from edgeport.export.verify import open_engine, predict  # noqa: E402
-from edgeport.metadata import read_model_info, read_tflite_metadata  # noqa: E402
+from edgeport.export.tflite import check_integer, embed_metadata, graph_summary
+from edgeport.export.verify import open_engine, predict
+from edgeport.metadata import read_model_info, read_tflite_metadata
 
 TFLITE = {"fp32": "model_fp32.tflite", "fp16": "model_fp16.tflite", "dynamic": "model_dynamic.tflite",
           "int8": "model_int8.tflite", "int16x8": "model_int16x8.tflite"}

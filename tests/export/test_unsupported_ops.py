@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from edgeport.cli import main  # noqa: E402
-from edgeport.export import ALL_SCHEMES  # noqa: E402
+from edgeport.cli import main
+from edgeport.export import ALL_SCHEMES
 
 
 def test_default_export_exits_0_with_an_unsupported_scheme(sine_run_dir, tmp_path, capsys):

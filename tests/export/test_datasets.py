@@ -4,7 +4,7 @@ import numpy as np
 
 from edgeport.contract import InputContract
 from edgeport.data import Sample
-from edgeport.export.calibration import load_images, per_class_counts, stratified_pick
+from edgeport.export.datasets import load_images, per_class_counts, stratified_pick
 
 
 def _samples(counts):

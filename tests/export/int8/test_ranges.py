@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edgeport.errors import ConfigError
-from edgeport.export.config import ExportConfig, range_rules
-from edgeport.export.ranges import RANGE_RULES, Histogram, clip_range, quant_error
+from edgeport.export.config import ExportConfig
+from edgeport.export.int8.ranges import RANGE_RULES, Histogram, clip_range, quant_error, range_rules
 
 
 def _hist(values: np.ndarray) -> Histogram:
@@ -100,7 +100,7 @@ def hot_pixel_model(keras):
 def hot_pixel(keras, tmp_path_factory):
     pytest.importorskip("tensorflow")
     from edgeport.contract import InputContract
-    from edgeport.export.search import EvalSet
+    from edgeport.evalset import EvalSet
     from edgeport.export.tflite import calibrate, export_saved_model
 
     rng = np.random.default_rng(0)
@@ -117,8 +117,10 @@ def hot_pixel(keras, tmp_path_factory):
 
 
 def test_the_calibrate_phase_repairs_int8_without_keeping_anything_float(hot_pixel, tmp_path):
-    from edgeport.export.fallback import TFLiteCandidates
-    from edgeport.export.search import Budget, evaluate, search
+    from edgeport.export.int8.budget import Budget
+    from edgeport.export.int8.candidates import TFLiteCandidates
+    from edgeport.export.int8.search import search
+    from edgeport.export.verify import evaluate
 
     calib, calibrated, data, contract = hot_pixel
     cands = TFLiteCandidates(calibrated, "uint8", images=calib)
@@ -140,8 +142,8 @@ def test_the_calibrate_phase_repairs_int8_without_keeping_anything_float(hot_pix
 
 
 def test_each_rule_on_its_own(hot_pixel, tmp_path):
-    from edgeport.export.fallback import TFLiteCandidates
-    from edgeport.export.search import evaluate
+    from edgeport.export.int8.candidates import TFLiteCandidates
+    from edgeport.export.verify import evaluate
 
     calib, calibrated, data, contract = hot_pixel
     cands = TFLiteCandidates(calibrated, "uint8", images=calib)

@@ -9,7 +9,7 @@ runtime's own code (:mod:`edgeport.export.verify`), on ``selection`` images
 only: the caller reports figures on other images.
 
 What the search does (measured on ResNet50V2 and MobileNetV2 flowers models;
-see the issue-10 notes):
+see the int8 section of the README):
 
 1. full int8; done if it meets the budget;
    **calibrate** (with ``rules``): full int8 on each other activation-range
@@ -54,155 +54,15 @@ import numpy as np
 
 from edgeport.contract import InputContract
 from edgeport.errors import ConfigError, ModelError
-from edgeport.export.calibration import stratified_indices
-from edgeport.export.config import Budget
-from edgeport.export.fallback import Candidates, Group, search_groups
+from edgeport.evalset import EvalSet
+from edgeport.export.int8.budget import Budget, selection_margin, tightened
+from edgeport.export.int8.candidates import Candidates
+from edgeport.export.int8.graph import Group, search_groups
+from edgeport.export.verify import evaluate
 from edgeport.progress import Progress
+from edgeport.sampling import stratified_indices
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class EvalSet:
-    """Images (N,H,W,3 uint8 RGB) with labels and the Keras model's probabilities on them."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    reference: np.ndarray
-    classes: tuple[str, ...] = ()  #: class names (default: their indices)
-
-    def __len__(self) -> int:
-        return int(len(self.labels))
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return self.classes or tuple(str(i) for i in range(self.reference.shape[1]))
-
-    def take(self, idx: np.ndarray) -> "EvalSet":
-        return EvalSet(self.images[idx], self.labels[idx], self.reference[idx], self.classes)
-
-    def decided(self) -> int:
-        """Images on which the Keras model is decided (its top-2 margin above DECIDED_MARGIN)."""
-        from edgeport.metrics import DECIDED_MARGIN, margins
-
-        return int((margins(self.reference) > DECIDED_MARGIN).sum()) if len(self) else 0
-
-
-def split_selection(labels: np.ndarray, fraction: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint stratified (selection, report) index arrays over ``labels``.
-
-    ``fraction`` of each class (rounded, at least one image when the class has
-    two or more) goes to selection, the rest to report.
-    """
-    if not 0 < fraction < 1:
-        raise ConfigError(f"expected a selection fraction between 0 and 1, received {fraction}")
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    sel: list[int] = []
-    for k in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == k))
-        n = int(round(len(idx) * fraction))
-        if len(idx) >= 2:
-            n = min(max(n, 1), len(idx) - 1)
-        sel.extend(int(i) for i in idx[:n])
-    selection = np.array(sorted(sel), dtype=np.int64)
-    report = np.setdiff1d(np.arange(len(labels)), selection)
-    return selection, report
-
-
-def model_figures(probs: np.ndarray, data: EvalSet) -> dict:
-    """:func:`edgeport.metrics.compare` figures against Keras (agreement_pct, decided_agreement_pct,
-    delta_top1_pts, ...) plus mean_kl (KL(Keras || artifact), nats: continuous, so it ranks units that
-    differ by a single image of agreement)."""
-    from edgeport.metrics import compare
-
-    fig = compare(probs, data.reference, data.labels, data.names)
-    fig.pop("per_class_top1_pct", None)
-    ref = data.reference.astype(np.float64)
-    p = np.clip(probs.astype(np.float64), 1e-7, 1.0)
-    q = np.clip(ref, 1e-7, 1.0)
-    p, q = p / p.sum(1, keepdims=True), q / q.sum(1, keepdims=True)
-    fig["mean_kl"] = round(float((q * (np.log(q) - np.log(p))).sum(1).mean()), 6)
-    return fig
-
-
-#: invokes per engine before switching to the other when two are timed together (the first not counted)
-LATENCY_BLOCK = 5
-#: a p50 keeps sampling past its ``runs`` until this many seconds of invokes (at most LATENCY_MAX_RUNS):
-#: 20 invokes of a 3 ms model are 60 ms, which one burst of other work on the machine can cover
-LATENCY_SECONDS = 0.5
-LATENCY_MAX_RUNS = 400
-
-
-def latency_p50(engine, image: np.ndarray, contract: InputContract, runs: int = 20, warmup: int = 5,
-                reference=None) -> dict:
-    """Median wall and process-CPU milliseconds of at least ``runs`` invokes of one image (after ``warmup``;
-    more, up to :data:`LATENCY_MAX_RUNS`, until :data:`LATENCY_SECONDS` of them).
-
-    With ``reference`` (another open engine) the two run in alternating blocks of :data:`LATENCY_BLOCK`
-    invokes and its medians are added (``ref_p50_ms``, ``ref_cpu_p50_ms``): their ratio holds on a machine
-    whose load changes between two measurements made apart (20 separate invokes each gave a fallback that
-    costs 1.01x full int8 1.41x on ResNet50V2). The first invoke of each block is not counted: it runs
-    on caches the other model filled. (onnxruntime sessions are not timed this way: :func:`evaluate`.)
-    """
-    from edgeport.runtime.classifier import to_input_tensor
-
-    engines = [engine] if reference is None else [engine, reference]
-    xs = [to_input_tensor(image, contract, e.input) for e in engines]
-    for _ in range(warmup):
-        for e, x in zip(engines, xs):
-            e.invoke(x)
-    wall: list[list[float]] = [[] for _ in engines]
-    cpu: list[list[float]] = [[] for _ in engines]
-    runs = max(1, runs)
-    spent = 0.0
-    while len(wall[0]) < runs or (spent < LATENCY_SECONDS and len(wall[0]) < LATENCY_MAX_RUNS):
-        for k, (e, x) in enumerate(zip(engines, xs)):
-            if reference is not None:
-                e.invoke(x)  # not counted: the first after the other engine's block
-            for _ in range(LATENCY_BLOCK - 1 if reference is not None else 1):
-                t, c = time.perf_counter(), time.process_time()
-                e.invoke(x)
-                wall[k].append(time.perf_counter() - t)
-                cpu[k].append(time.process_time() - c)
-                spent += wall[k][-1]
-    ms = [(round(1000.0 * float(np.median(w)), 4), round(1000.0 * float(np.median(c)), 4)) for w, c in zip(wall, cpu)]
-    out = {"p50_ms": ms[0][0], "cpu_p50_ms": ms[0][1], "runs": len(wall[0])}
-    if reference is not None:
-        out["ref_p50_ms"], out["ref_cpu_p50_ms"] = ms[1]
-    return out
-
-
-def evaluate(path: str | Path, data: EvalSet, contract: InputContract, threads: int | None = None,
-             latency_runs: int = 20, progress: bool = False, desc: str = "candidate",
-             reference: str | Path | None = None) -> dict:
-    """``path`` in its verification engine: :func:`model_figures` on ``data`` (+ p50 when latency_runs > 0,
-    and the p50 of the model at ``reference`` timed with it, see :func:`latency_p50`).
-
-    LiteRT/tflite-runtime models are timed alternating with the reference; onnxruntime ones one after the
-    other, each session alone: two sessions open at once slowed each other's runs (int8 6.6 -> 10.7 ms on
-    2 cores, whatever the block length), their thread pools competing.
-    """
-    from contextlib import ExitStack
-
-    from edgeport.export.verify import open_engine, predict
-
-    timed = latency_runs > 0 and len(data) > 0
-    with ExitStack() as stack:
-        engine = stack.enter_context(open_engine(path, threads))
-        t0 = time.perf_counter()
-        probs = predict(engine, data.images, contract, progress, desc)
-        fig: dict = model_figures(probs, data)
-        fig["predict_seconds"] = round(time.perf_counter() - t0, 3)
-        fig["threads"] = engine.threads
-        if timed:
-            together = reference is not None and engine.name != "onnxruntime"
-            ref = stack.enter_context(open_engine(reference, threads)) if together else None
-            fig.update(latency_p50(engine, data.images[0], contract, latency_runs, reference=ref))
-    if timed and reference is not None and "ref_p50_ms" not in fig:
-        with open_engine(reference, threads) as ref:
-            alone = latency_p50(ref, data.images[0], contract, latency_runs)
-        fig["ref_p50_ms"], fig["ref_cpu_p50_ms"] = alone["p50_ms"], alone["cpu_p50_ms"]
-    return fig
 
 
 @dataclass
@@ -378,32 +238,6 @@ def _choose(steps: Sequence[Step], max_slowdown: float | None = None) -> Step:
                                        s.p50_ms if s.p50_ms is not None else float("inf"), s.step))
     fast = [s for s in steps if max_slowdown is None or s.slowdown is None or s.slowdown <= max_slowdown]
     return min(fast or list(steps), key=lambda s: (s.shortfall, s.float_macs_share, s.step))
-
-
-def selection_margin(limit: float | None, images: int) -> float:
-    """One standard error, in points, of an agreement near ``limit`` (97 % when unset) measured on
-    ``images`` images: what the search adds to an agreement limit on the selection images so that a
-    candidate chosen there also meets it on images it has not seen (97 % on 368 images: 0.89 points)."""
-    a = (limit if limit is not None else 97.0) / 100.0
-    a = min(max(a, 0.5), 0.999)
-    return round(100.0 * float(np.sqrt(a * (1.0 - a) / max(images, 1))), 4)
-
-
-def tightened(budget: Budget, agreement_margin: float, decided_margin: float | None = None) -> Budget:
-    """``budget`` with its agreement limits raised by a margin (clamped to 100 %).
-
-    The Δtop-1 limit is left as it is: on the selection images of a model
-    with many near-ties, its standard error is about a point, and raising it
-    by that much sent the search on to keep most of a network float for no
-    measurable gain (ResNet50V2 flowers, issue-10 notes).
-    """
-    decided_margin = agreement_margin if decided_margin is None else decided_margin
-    return Budget(
-        max_drop=budget.max_drop,
-        min_agreement=None if budget.min_agreement is None else min(100.0, budget.min_agreement + agreement_margin),
-        min_decided_agreement=(None if budget.min_decided_agreement is None
-                               else min(100.0, budget.min_decided_agreement + decided_margin)),
-    )
 
 
 def search(

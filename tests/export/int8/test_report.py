@@ -9,11 +9,12 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from test_search import Fixture  # noqa: E402
+from edgeport.export.int8.budget import Budget
+from edgeport.export.int8.candidates import TFLiteCandidates
+from edgeport.export.int8.report import onnx_layer_stats, plot_report, tflite_layer_stats
+from edgeport.export.int8.search import search
 
-from edgeport.export.fallback import TFLiteCandidates  # noqa: E402
-from edgeport.export.quantreport import onnx_layer_stats, plot_report, tflite_layer_stats  # noqa: E402
-from edgeport.export.search import Budget, search  # noqa: E402
+from .test_search import Fixture
 
 
 @pytest.fixture(scope="module")

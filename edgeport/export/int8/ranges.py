@@ -3,7 +3,7 @@
 TFLite's converter records each activation's min and max over the
 calibration images and quantizes on them (``minmax``). One outlier pixel in
 one image then sets a residual stream's int8 step for every image: on the
-ResNet50V2 flowers model of issue 10 the conv5 outputs kept 3-4 dB SQNR and
+ResNet50V2 flowers model of the README's int8 section the conv5 outputs kept 3-4 dB SQNR and
 full int8 agreed with Keras on 81 % of the photos. The other rules clip the
 range to where the values are, trading a few clipped outliers for a finer
 step everywhere else:
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeport.errors import ConfigError
+from edgeport.schemes import ALL_SCHEMES, get_scheme
 
 #: range rules
 RANGE_RULES = ("minmax", "percentile", "entropy", "mse", "narrowest")
@@ -153,3 +154,19 @@ def clip_range(h: Histogram, rule: str) -> tuple[float, float]:
         (plo, phi), (mlo, mhi) = percentile_range(h), mse_range(h)
         return max(plo, mlo), min(phi, mhi)
     raise ConfigError(f"expected a range rule, one of {', '.join(RANGE_RULES)}, received '{rule}'")
+
+
+def range_rules(scheme: str, method: str) -> tuple[str, ...]:
+    """The activation-range rules ``scheme`` may use under ``--calibration-method method``: all it offers,
+    min/max first, for ``auto``; the one named otherwise (ConfigError when the scheme does not offer it)."""
+    offered = get_scheme(scheme).range_rules
+    if not offered:
+        return ()
+    if method == "auto":
+        return offered
+    if method not in offered:
+        others = [s for s in ALL_SCHEMES if method in get_scheme(s).range_rules]
+        raise ConfigError(f"expected --calibration-method for {scheme} to be one of auto, {', '.join(offered)}; "
+                          f"received '{method}' (offered by {', '.join(others) or 'no scheme'}). Use auto, or "
+                          f"export {scheme} in a separate run with --schemes")
+    return (method,)

@@ -15,12 +15,15 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from edgeport.contract import InputContract  # noqa: E402
-from edgeport.errors import ConfigError  # noqa: E402
-from edgeport.export.fallback import (  # noqa: E402
-    OnnxCandidates, TFLiteCandidates, block_groups, keras_layer_names, layers_in, segments,
-)
-from edgeport.export.search import Budget, EvalSet, evaluate, search, split_selection  # noqa: E402
+from edgeport.contract import InputContract
+from edgeport.errors import ConfigError
+from edgeport.evalset import EvalSet
+from edgeport.export.int8.budget import Budget
+from edgeport.export.int8.candidates import OnnxCandidates, TFLiteCandidates
+from edgeport.export.int8.graph import block_groups, keras_layer_names, layers_in, segments
+from edgeport.export.int8.search import search
+from edgeport.export.verify import evaluate
+from edgeport.sampling import split_selection
 
 SIZE = 16
 CENTERS = np.array([40 + 40 * k for k in range(5)], np.float64) / 255.0
@@ -249,7 +252,7 @@ def test_residual_blocks_are_one_unit(keras, tmp_path):
 
 
 def _step(i, met, macs, p50, shortfall=0.0):
-    from edgeport.export.search import Step
+    from edgeport.export.int8.search import Step
 
     return Step(step=i, phase="greedy", action="", float_groups=[], float_ops=int(100 * macs), float_macs_share=macs,
                 images=10, agreement_pct=97.0, delta_top1_pts=0.0, decided_agreement_pct=None, mean_kl=0.0,
@@ -257,7 +260,7 @@ def _step(i, met, macs, p50, shortfall=0.0):
 
 
 def test_choice_prefers_fewest_float_macs_then_the_smallest_shortfall():
-    from edgeport.export.search import _choose
+    from edgeport.export.int8.search import _choose
 
     steps = [_step(0, False, 0.0, 5.0, 3.0), _step(1, True, 0.4, 4.0), _step(2, True, 0.1, 9.0), _step(3, False, 0.05, 5.0, 0.5)]
     assert _choose(steps).step == 2  # a noisy faster p50 does not beat keeping fewer MACs float
@@ -265,7 +268,7 @@ def test_choice_prefers_fewest_float_macs_then_the_smallest_shortfall():
 
 
 def test_selection_margin_is_one_standard_error():
-    from edgeport.export.search import selection_margin, tightened
+    from edgeport.export.int8.budget import selection_margin, tightened
 
     assert selection_margin(97.0, 368) == pytest.approx(0.889, abs=1e-3)
     assert selection_margin(97.0, 100) > selection_margin(97.0, 1000)
@@ -276,7 +279,7 @@ def test_selection_margin_is_one_standard_error():
 def test_a_fallback_slower_than_allowed_does_not_count(fragile, tmp_path):
     """The repair of the fragile model is accurate; with a slowdown limit below what it costs it is refused,
     and the message says why and what would accept it."""
-    from edgeport.export import search as search_mod
+    from edgeport.export.int8 import search as search_mod
 
     cands = TFLiteCandidates(fragile.calibrated, "uint8", fragile.layers)
     sel, _ = split_selection(fragile.data.labels, 0.5, seed=0)

@@ -1,8 +1,8 @@
 import pytest
 
 from edgeport.errors import ConfigError, DataError, ModelError
-from edgeport.export.rundir import read_run
 from edgeport.files import sha256_file
+from edgeport.rundir import read_run
 
 
 def _run(tmp_path, config="image_size: 24\nbackbone: tiny\nresize: bilinear\n"):
