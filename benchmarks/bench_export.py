@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schemes", default="all")
     p.add_argument("--calibration-samples", type=int, default=200)
     p.add_argument("--verify-samples", type=int, default=200)
-    p.add_argument("--int16x8-verify-samples", type=int, default=20)
+    p.add_argument("--verify-seconds", type=float, default=60.0)
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     make_s = time.perf_counter() - t0
     cfg = ExportConfig(run_dir=str(run), out=str(work / "export"), schemes=args.schemes,
                        calibration_samples=args.calibration_samples, verify_samples=args.verify_samples,
-                       int16x8_verify_samples=args.int16x8_verify_samples)
+                       verify_seconds=args.verify_seconds)
     t1 = time.perf_counter()
     res = export(cfg)
     total_s = time.perf_counter() - t1

@@ -25,6 +25,7 @@ class EvalSet:
     reference: np.ndarray
     classes: tuple[str, ...] = ()  #: class names (default: their indices)
     info: dict = field(default_factory=dict, compare=False)  #: where they come from (a manifest entry)
+    ids: tuple[str, ...] = ()  #: which image each is (its path relative to the data), when known
 
     def __len__(self) -> int:
         return int(len(self.labels))
@@ -37,7 +38,8 @@ class EvalSet:
         """The images at ``idx`` (``info`` updated with the given entries)."""
         idx = np.asarray(idx, dtype=np.int64)
         images = self.images[idx] if isinstance(self.images, np.ndarray) else [self.images[i] for i in idx]
-        return EvalSet(images, self.labels[idx], self.reference[idx], self.classes, {**self.info, **info})
+        ids = tuple(self.ids[i] for i in idx) if self.ids else ()
+        return EvalSet(images, self.labels[idx], self.reference[idx], self.classes, {**self.info, **info}, ids)
 
     def subset(self, n: int, seed: int) -> "EvalSet":
         """All of them, or a stratified seeded ``n`` of them."""

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from edgeport.errors import ConfigError
 from edgeport.progress import PROGRESS_MODES
+from edgeport.schemes import ALL_SCHEMES
 
 
 class EdgeportParser(argparse.ArgumentParser):
@@ -135,8 +136,8 @@ SHARED: dict[str, Flag] = {
     "seed": Flag("random seed", type=int, metavar="N"),
     "threads": Flag("engine threads, comma-separated positive integers like 1 or 1,2,4", type=thread_counts,
                     metavar="N[,N...]"),
-    "schemes": Flag("schemes, comma-separated names from fp32, fp16, dynamic, int8, int16x8, onnx, onnx-fp16, "
-                    "onnx-int8", type=name_list, metavar="NAMES"),
+    "schemes": Flag(f"schemes, comma-separated names from {', '.join(ALL_SCHEMES)}", type=name_list,
+                    metavar="NAMES"),
     "engines": Flag("engines: auto (the best installed engine per artifact), all, or names like "
                     "litert,onnxruntime", metavar="ENGINES"),
     "max_drop": Flag("top-1 points a scheme may lose before it fails (exit 1)", type=points, metavar="POINTS"),
@@ -144,6 +145,11 @@ SHARED: dict[str, Flag] = {
                      "(a line when a long task passes 5 s, then at most one per 30 s, and its end with its "
                      "duration) or off", choices=PROGRESS_MODES, metavar="MODE", default="auto, off with -q"),
     "json": Flag("print the result as JSON instead of text"),
+    "confidence": Flag("level of every interval reported and of each budget's decision (met when the whole "
+                       "interval is on the good side, missed when wholly on the bad side, else not decided)",
+                       type=float, metavar="LEVEL"),
+    "undecided": Flag("what a budget not decided at this many images does: pass (fail only on evidence of a miss) "
+                      "or fail (pass only on evidence of a meet)", choices=("pass", "fail")),
 }
 
 

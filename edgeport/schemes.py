@@ -69,8 +69,6 @@ class SchemeSpec:
     #: an op without a kernel at this precision stays float (the converter's fallback) instead of making
     #: the scheme unsupported for the model
     float_fallback: bool = False
-    #: runs on slow reference kernels: the export verifies it on fewer images
-    slow_kernels: bool = False
 
 
 SCHEMES: Registry[SchemeSpec] = Registry("export scheme")
@@ -88,7 +86,7 @@ for _spec in (
                range_rules=("minmax", "percentile", "mse", "narrowest", "entropy"), searchable=True),
     SchemeSpec("int16x8", "model_int16x8.tflite", "tflite", "int16x8", "int16x8 (int8 weights, int16 activations)",
                "int16 activations, int8 weights (calibrated), float32 I/O", calibrated=True, rank=4,
-               int8_weights=True, float_fallback=True, slow_kernels=True),
+               int8_weights=True, float_fallback=True),
     SchemeSpec("onnx", "model.onnx", "onnx", "fp32", "float32", "float32 ONNX (tf2onnx), dynamic batch",
                reference=True, rank=5),
     SchemeSpec("onnx-fp16", "model_fp16.onnx", "onnx", "fp16", "float16 (weights and activations)",

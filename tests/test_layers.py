@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgeport"
 #: the layer below the stages (shared by build, export, runtime, benchmarks)
 SHARED = ("contract", "manifest", "schemes", "metrics", "files", "golden", "metadata", "imaging", "data", "registry",
           "errors", "progress", "config", "video", "synthetic", "_lazy", "flags", "chatter", "evalset", "sampling",
-          "rundir", "tables")
+          "rundir", "tables", "intervals")
 FORBIDDEN = ("edgeport.build", "edgeport.export", "edgeport.pipeline", "tensorflow", "keras", "tf2onnx", "onnx")
 #: (file, module) pairs allowed despite the rule
 ALLOWED = {("runtime/engines.py", "tensorflow")}

@@ -1,4 +1,11 @@
-"""``edgeport bench compare A.json B.json ...``: several devices' reports in one table and plot."""
+"""``edgeport bench compare A.json B.json ...``: several devices' reports in one table and plot.
+
+Each device after the first is set against the first on every artifact x engine x threads both measured:
+its p50 as a ratio with a bootstrap interval from both devices' timed runs, and its top-1 as a difference
+in points with an interval, paired image by image (Tango's score interval) when both scored the same images
+in the same order, else as two unrelated shares (Newcombe's). A difference whose interval excludes no
+change (1x, 0 points) is *beyond noise*, marked with ``*`` in the table.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,9 @@ from edgeport.benchmarks import report as rep
 from edgeport.contract import printable
 from edgeport.errors import ConfigError
 from edgeport.files import atomic_write_text, write_json
+from edgeport.intervals import (
+    CONFIDENCE, independent_difference_interval, paired_counts, paired_difference_interval, ratio_interval,
+)
 from edgeport.tables import markdown_table, text_table
 
 COMPARE_KIND = "edgeport-compare"
@@ -38,8 +48,74 @@ def merge(reports: Sequence[dict], names: Sequence[str] | None = None) -> dict:
         for c in (r.get("data") or {}).get("classes") or []:
             if c not in classes:
                 classes.append(c)
-    return {"schema_version": rep.SCHEMA_VERSION, "kind": COMPARE_KIND, "reports": sources,
-            "data": {"classes": classes}, "rows": rows}
+    merged = {"schema_version": rep.SCHEMA_VERSION, "kind": COMPARE_KIND, "reports": sources,
+              "data": {"classes": classes}, "rows": rows}
+    merged["differences"] = differences(merged)
+    return merged
+
+
+def _key(r: dict) -> tuple:
+    return (r["artifact"], r["scheme"], r["engine"], r["threads"])
+
+
+def differences(merged: dict, confidence: float = CONFIDENCE) -> list[dict]:
+    """Each later device against the first, per artifact x engine x threads measured on both (module doc)."""
+    sources = merged["reports"]
+    if len(sources) < 2:
+        return []
+    base = sources[0]
+    by = {(r["device"], _key(r)): r for r in merged["rows"] if r["status"] == rep.OK}
+    out = []
+    for src in sources[1:]:
+        same_images = (bool((base.get("data") or {}).get("order_sha256"))
+                       and (base.get("data") or {}).get("order_sha256") == (src.get("data") or {}).get("order_sha256")
+                       and (base.get("data") or {}).get("labels") == (src.get("data") or {}).get("labels"))
+        for (device, key), a in by.items():
+            if device != base["device"] or (src["device"], key) not in by:
+                continue
+            b = by[(src["device"], key)]
+            entry = {"device": src["device"], "against": base["device"], "artifact": key[0], "scheme": key[1],
+                     "engine": key[2], "threads": key[3], "confidence": confidence}
+            entry.update(_latency_difference(a, b, confidence))
+            entry.update(_accuracy_difference(a, b, (base.get("data") or {}).get("labels") if same_images else None,
+                                              confidence))
+            out.append(entry)
+    return out
+
+
+def _latency_difference(a: dict, b: dict, confidence: float) -> dict:
+    la, lb = a.get("latency_ms") or {}, b.get("latency_ms") or {}
+    if not la.get("p50") or lb.get("p50") is None:
+        return {}
+    ratio = float(lb["p50"]) / float(la["p50"])
+    ci = ratio_interval(lb.get("samples") or [], la.get("samples") or [], confidence)
+    if ci is None and la.get("p50_ci") and lb.get("p50_ci"):  # no samples: the two intervals' extreme ratios
+        ci = (lb["p50_ci"][0] / la["p50_ci"][1], lb["p50_ci"][1] / la["p50_ci"][0]) if la["p50_ci"][0] > 0 else None
+    out = {"p50_ratio": round(ratio, 4), "p50_ratio_ci": [round(ci[0], 4), round(ci[1], 4)] if ci else None}
+    out["latency_beyond_noise"] = bool(ci) and (ci[0] > 1.0 or ci[1] < 1.0)
+    return out
+
+
+def _accuracy_difference(a: dict, b: dict, labels: list | None, confidence: float) -> dict:
+    aa, ab = a.get("accuracy") or {}, b.get("accuracy") or {}
+    if aa.get("top1_pct") is None or ab.get("top1_pct") is None:
+        return {}
+    diff = float(ab["top1_pct"]) - float(aa["top1_pct"])
+    ta, tb = aa.get("top1"), ab.get("top1")
+    if labels is not None and ta is not None and tb is not None and len(ta) == len(tb) == len(labels):
+        y = list(labels)
+        counts = paired_counts([p == t for p, t in zip(tb, y)], [p == t for p, t in zip(ta, y)])
+        ci = paired_difference_interval(*counts, level=confidence)
+        how = "paired"
+        same = 100.0 * sum(p == q for p, q in zip(ta, tb)) / len(ta) if ta else None
+    else:
+        na, nb = int(aa.get("images") or 0), int(ab.get("images") or 0)
+        ci = independent_difference_interval(round(float(ab["top1_pct"]) * nb / 100), nb,
+                                             round(float(aa["top1_pct"]) * na / 100), na, confidence)
+        how, same = "unpaired", None
+    return {"top1_diff_pts": round(diff, 4), "top1_diff_pts_ci": list(ci) if ci else None, "pairing": how,
+            "same_answer_pct": None if same is None else round(same, 4),
+            "accuracy_beyond_noise": bool(ci) and (ci[0] > 0.0 or ci[1] < 0.0)}
 
 
 def side_by_side(merged: dict) -> tuple[list[str], list[list[str]]]:
@@ -60,17 +136,32 @@ def side_by_side(merged: dict) -> tuple[list[str], list[list[str]]]:
         if r["status"] != rep.OK:
             return [rep.status_text(r), "", ""]
         acc = r.get("accuracy") or {}
-        return [rep._f((r.get("latency_ms") or {}).get("p50"), ".2f"), rep._f(acc.get("top1_pct"), ".1f"),
-                rep._signed(acc.get("delta_top1_pts"))]
+        return [rep.fmt_num((r.get("latency_ms") or {}).get("p50"), ".2f"), rep.fmt_num(acc.get("top1_pct"), ".1f"),
+                rep.fmt_signed(acc.get("delta_top1_pts"))]
+
+    diffs = {(d["device"], (d["artifact"], d["scheme"], d["engine"], d["threads"])): d
+             for d in merged.get("differences") or []}
+
+    def versus(d: dict | None) -> list[str]:
+        if d is None:
+            return ["-", "-"]
+        ratio = f"{d['p50_ratio']:.2f}x{'*' if d.get('latency_beyond_noise') else ''}" if "p50_ratio" in d else "-"
+        top1 = (f"{d['top1_diff_pts']:+.1f}{'*' if d.get('accuracy_beyond_noise') else ''}"
+                if "top1_diff_pts" in d else "-")
+        return [ratio, top1]
 
     head = ["artifact", "scheme", "engine", "thr"]
-    for d in devices:
+    for i, d in enumerate(devices):
         head += [f"{d} p50 ms", f"{d} top-1 %", f"{d} Δtop-1"]
+        if i:
+            head += [f"{d} p50 / {devices[0]}'s", f"{d} top-1 - {devices[0]}'s"]
     body = []
     for key in keys:
         row = [printable(str(key[0])), str(key[1]), str(key[2]), "-" if key[3] is None else str(key[3])]
-        for d in devices:
+        for i, d in enumerate(devices):
             row += text(cell.get(key + (d,)))
+            if i:
+                row += versus(diffs.get((d, key)))
         body.append(row)
     return head, body
 
@@ -83,8 +174,11 @@ def format_side_by_side(merged: dict, markdown: bool = False) -> str:
 
 def to_markdown(merged: dict, plot_name: str | None = None) -> str:
     parts = ["# edgeport benchmark comparison", "", format_side_by_side(merged, markdown=True), "",
-             "Each device's Δtop-1 is against its own fp32 artifact; every row of every device, with all its "
-             "figures, is in compare.csv and compare.json.", ""]
+             "Each device's Δtop-1 is against its own fp32 artifact. 'p50 / first's' and 'top-1 - first's' set each "
+             "device against the first on the same artifact; * marks a difference beyond noise (its 95 % interval "
+             "excludes no change: a bootstrap of both devices' timed runs for the p50 ratio; Tango's paired "
+             "interval for top-1 when both scored the same images, else Newcombe's). Every row of every device, "
+             "with all its figures and intervals, is in compare.csv and compare.json.", ""]
     parts += ["## Schemes", ""] + [f"- {line}" for line in rep.precision_legend(merged["rows"])] + [""]
     for src in merged["reports"]:
         parts += [f"## {src['device']}", ""] + [f"- {line}" for line in rep.environment_lines(src.get("environment") or {})]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgeport.errors import ConfigError
+from edgeport.intervals import CONFIDENCE, check_confidence
 from edgeport.progress import as_mode
 
 SPLITS = ("val", "test", "train", "all")
@@ -42,10 +43,15 @@ class BenchConfig:
     out: str | None = None
     timeout: float = 1800.0
     device_name: str | None = None
+    confidence: float = CONFIDENCE  #: level of the intervals reported and of the --max-drop gate's decision
+    undecided: str = "pass"  #: a --max-drop not decided at this many images: pass (with a note) or fail
     progress: bool | str = "auto"  #: auto | bar | line | off (True: auto, False: off)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "progress", as_mode(self.progress))
+        check_confidence(self.confidence)
+        if self.undecided not in ("pass", "fail"):
+            raise ConfigError(f"expected --undecided pass or fail, received '{self.undecided}'")
         if self.split not in SPLITS:
             raise ConfigError(f"expected --split one of {', '.join(SPLITS)}, received '{self.split}'")
         if self.limit is not None and self.limit < 1:
@@ -75,10 +81,13 @@ class CheckConfig:
     engines: str = "auto"  #: auto | all | a comma-separated list (as in bench)
     schemes: tuple[str, ...] = ()
     threads: int | None = None
-    #: agreement with Keras may be at most this many points below what export measured (32 images: 1 image = 3.1)
-    tolerance_pts: float = 5.0
+    #: agreement with Keras may be this many points below what export measured before the check fails, decided
+    #: on the interval of the difference (:mod:`edgeport.intervals`): on 32 images one image is no evidence
+    tolerance_pts: float = 0.0
     #: the largest probability difference may exceed export's by at most this much
     prob_tolerance: float = 0.1
+    confidence: float = CONFIDENCE  #: level of the interval the agreement is decided on
+    undecided: str = "pass"  #: a difference not decided on the golden images: pass (with a note) or fail
     progress: bool | str = "auto"  #: auto | bar | line | off (True: auto, False: off)
 
     def __post_init__(self) -> None:
@@ -88,3 +97,6 @@ class CheckConfig:
                               f"and --prob-tolerance {self.prob_tolerance}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"expected --threads >= 1, received {self.threads}")
+        check_confidence(self.confidence)
+        if self.undecided not in ("pass", "fail"):
+            raise ConfigError(f"expected --undecided pass or fail, received '{self.undecided}'")

@@ -7,10 +7,12 @@ from typing import Sequence
 import numpy as np
 
 from edgeport.errors import ConfigError
+from edgeport.intervals import CONFIDENCE, median_interval
 
 
-def latency_stats(times_ms: Sequence[float] | np.ndarray) -> dict[str, float]:
-    """mean, std, p50, p90, p99, min, max (ms) and images/s of single-inference times.
+def latency_stats(times_ms: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE) -> dict:
+    """mean, std, p50 (with ``p50_ci``, its order-statistics interval; None under 6 runs), p90, p99, min, max
+    (ms) and images/s of single-inference times.
 
     Percentiles use linear interpolation (numpy's default); ``images_per_s``
     is ``1000 / mean``.
@@ -23,6 +25,7 @@ def latency_stats(times_ms: Sequence[float] | np.ndarray) -> dict[str, float]:
         "mean": mean,
         "std": float(t.std()),
         "p50": float(np.percentile(t, 50)),
+        "p50_ci": list(median_interval(t, confidence) or ()) or None,
         "p90": float(np.percentile(t, 90)),
         "p99": float(np.percentile(t, 99)),
         "min": float(t.min()),

@@ -1,4 +1,5 @@
-"""bench.png: top-1 accuracy vs p50 latency, Pareto front marked, point size by file size.
+"""bench.png: top-1 accuracy vs p50 latency, Pareto front marked, point size by file size, and each
+point's intervals (top-1: Clopper-Pearson; p50: order statistics) as error bars.
 
 Drawn with matplotlib when it is installed, else with OpenCV (always there,
 so a Raspberry Pi gets a plot too).
@@ -32,6 +33,8 @@ class Point:
     mb: float
     front: bool
     reference: bool = False  #: the fp32 point the others are compared with
+    latency_ci: tuple[float, float] | None = None
+    top1_ci: tuple[float, float] | None = None
 
 
 def points_from_rows(rows: Sequence[dict], group_key: str = "engine") -> list[Point]:
@@ -50,9 +53,11 @@ def points_from_rows(rows: Sequence[dict], group_key: str = "engine") -> list[Po
         acc = r["accuracy"]
         if acc.get("images_total") and acc.get("images") and acc["images"] < acc["images_total"]:
             label += f" ({acc['images']}/{acc['images_total']} imgs)"  # a time-capped accuracy pass
+        lat_ci, acc_ci = r["latency_ms"].get("p50_ci"), acc.get("top1_pct_ci")
         pts.append(Point(label, str(r.get(group_key) or ""), float(r["latency_ms"]["p50"]),
                          float(r["accuracy"]["top1_pct"]), (r.get("bytes") or 0) / 1048576.0, front[i],
-                         reference=r["scheme"] == "fp32"))
+                         reference=acc.get("reference") == f"{r['artifact']}@{r['engine']}",
+                         latency_ci=tuple(lat_ci) if lat_ci else None, top1_ci=tuple(acc_ci) if acc_ci else None))
     return pts
 
 
@@ -138,6 +143,13 @@ def _with_matplotlib(pts: list[Point], path: Path, title: str) -> bool:
     for gi, g in enumerate(groups):
         gp = [p for p in pts if p.group == g]
         color = [c / 255 for c in _PALETTE[gi % len(_PALETTE)]]
+        for p in gp:  # the intervals: a figure is not read finer than its images and runs
+            if p.top1_ci or p.latency_ci:
+                yerr = [[p.top1_pct - p.top1_ci[0]], [p.top1_ci[1] - p.top1_pct]] if p.top1_ci else None
+                xerr = ([[max(0.0, p.latency_ms - p.latency_ci[0])], [max(0.0, p.latency_ci[1] - p.latency_ms)]]
+                        if p.latency_ci else None)
+                ax.errorbar([p.latency_ms], [p.top1_pct], xerr=xerr, yerr=yerr, fmt="none", ecolor=color,
+                            elinewidth=0.8, capsize=2, alpha=0.7, zorder=1)
         ax.scatter([p.latency_ms for p in gp], [p.top1_pct for p in gp], s=[_size(p.mb, max_mb) ** 2 for p in gp],
                    color=color, alpha=0.6, label=g, edgecolors="none")
     fr = sorted((p for p in pts if p.front), key=lambda p: p.latency_ms)
@@ -233,7 +245,8 @@ def _with_opencv(pts: list[Point], path: Path, title: str) -> None:
         cv2.putText(img, f"{10 ** vx if log_x else vx:.3g}", (x - 15, h - mb + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, "p50 latency (ms)" + (", log scale" if log_x else ""), (w // 2 - 90, h - 15), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, "top-1 %", (8, mt - 12), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, title + "  (size ~ file size, ringed = Pareto front)", (ml, 25), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, title + "  (size ~ file size, ringed = Pareto front)", (ml, 25), font, 0.5, (0, 0, 0), 1,
+                cv2.LINE_AA)
     groups = sorted({p.group for p in pts})
     max_mb = max(p.mb for p in pts)
     fr = sorted((p for p in pts if p.front), key=lambda p: p.latency_ms)
@@ -242,6 +255,11 @@ def _with_opencv(pts: list[Point], path: Path, title: str) -> None:
     for p in pts:
         c = bgr(_PALETTE[groups.index(p.group) % len(_PALETTE)])
         r = int(_size(p.mb, max_mb))
+        if p.top1_ci:  # error bars: the intervals
+            cv2.line(img, px(p.latency_ms, max(y0, p.top1_ci[0])), px(p.latency_ms, min(y1, p.top1_ci[1])), c, 1,
+                     cv2.LINE_AA)
+        if p.latency_ci and p.latency_ci[0] > 0:
+            cv2.line(img, px(p.latency_ci[0], p.top1_pct), px(p.latency_ci[1], p.top1_pct), c, 1, cv2.LINE_AA)
         cv2.circle(img, px(p.latency_ms, p.top1_pct), r, c, -1, cv2.LINE_AA)
         if p.front:
             cv2.circle(img, px(p.latency_ms, p.top1_pct), r + 4, (0, 0, 0), 1, cv2.LINE_AA)
@@ -286,4 +304,6 @@ def plot_report(report: dict, path: str | os.PathLike[str], backend: str = "auto
     multi = len({str(r.get("device") or "") for r in rows}) > 1
     pts = points_from_rows(rows, "device" if multi else "engine")
     title = "edgeport compare" if multi else f"edgeport bench: {(report.get('environment') or {}).get('device', '')}"
+    level = 100 * float((report.get("config") or {}).get("confidence") or 0.95)
+    title += f" (bars: {level:g} % intervals)"
     return plot_points(pts, path, title, backend)

@@ -23,7 +23,9 @@ from edgeport.files import atomic_write_text, json_ready, write_json
 from edgeport.metrics import DECIDED_MARGIN
 from edgeport.tables import markdown_table, text_table
 
-SCHEMA_VERSION = 2  #: 2: accuracy in percent (*_pct), decided agreement, sha256 of the file measured
+#: 2: accuracy in percent (*_pct), decided agreement, sha256 of the file measured; 3: every figure with its
+#: interval (*_ci), the paired counts of Δtop-1 (top1_pairs), each variant's top-1 per image and latency samples
+SCHEMA_VERSION = 3
 KIND = "edgeport-bench"
 
 #: Row statuses.
@@ -35,10 +37,10 @@ ROW_KEYS = (
     "bytes", "load_s", "first_inference_ms", "warmup", "runs", "latency_ms", "images_per_s",
     "peak_rss_mb", "baseline_rss_mb", "pid", "accuracy",
 )
-LATENCY_KEYS = ("mean", "std", "p50", "p90", "p99", "min", "max")
-ACCURACY_KEYS = ("images", "top1_pct", "top5_pct", "per_class_top1_pct", "reference_top1_pct", "delta_top1_pts",
-                 "agreement_pct", "decided_agreement_pct", "decided_images", "worst_class", "worst_class_drop_pts",
-                 "reference")
+LATENCY_KEYS = ("mean", "std", "p50", "p50_ci", "p90", "p99", "min", "max")
+ACCURACY_KEYS = ("images", "top1_pct", "top1_pct_ci", "top5_pct", "per_class_top1_pct", "reference_top1_pct",
+                 "delta_top1_pts", "delta_top1_pts_ci", "agreement_pct", "agreement_pct_ci", "decided_agreement_pct",
+                 "decided_images", "worst_class", "worst_class_drop_pts", "reference")
 TOP_KEYS = ("schema_version", "kind", "environment", "config", "export", "data", "rows")
 
 
@@ -91,14 +93,23 @@ def load(path: str | os.PathLike[str]) -> dict:
     return validate(data, str(p))
 
 
-def _f(value: object, spec: str = ".1f", scale: float = 1.0) -> str:
+def fmt_num(value: object, spec: str = ".1f", scale: float = 1.0) -> str:
+    """A number for a table cell ('-' for none or not finite)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return format(float(value) * scale, spec)
 
 
-def _signed(value: object) -> str:
+def fmt_signed(value: object) -> str:
     return "-" if value is None else f"{float(value):+.1f}"
+
+
+def fmt_ci(value: object, ci: Sequence[float] | None, spec: str = ".1f") -> str:
+    """'97.8 [95.8-99.1]': a figure with its interval ('-' for none)."""
+    if value is None:
+        return "-"
+    text = format(float(value), spec)  # type: ignore[arg-type]
+    return f"{text} [{format(ci[0], spec)}, {format(ci[1], spec)}]" if ci else text
 
 
 def _worst(row: dict) -> str:
@@ -128,20 +139,20 @@ def _columns(with_device: bool) -> list[tuple[str, object, bool]]:
         ("engine", lambda r: str(r["engine"]), False),
         ("thr", lambda r: str(r["threads"] if r["threads"] is not None else "-"), True),
         ("status", status_text, False),
-        ("MB", lambda r: _f(r["bytes"], ".2f", 1 / 1048576) if r["bytes"] else "-", True),
-        ("p50 ms", lambda r: _f(lat(r, "p50"), ".2f"), True),
-        ("mean ms", lambda r: _f(lat(r, "mean"), ".2f"), True),
-        ("p99 ms", lambda r: _f(lat(r, "p99"), ".2f"), True),
-        ("img/s", lambda r: _f(r["images_per_s"], ".1f"), True),
+        ("MB", lambda r: fmt_num(r["bytes"], ".2f", 1 / 1048576) if r["bytes"] else "-", True),
+        ("p50 ms [CI]", lambda r: fmt_ci(lat(r, "p50"), lat(r, "p50_ci"), ".2f"), True),
+        ("mean ms", lambda r: fmt_num(lat(r, "mean"), ".2f"), True),
+        ("p99 ms", lambda r: fmt_num(lat(r, "p99"), ".2f"), True),
+        ("img/s", lambda r: fmt_num(r["images_per_s"], ".1f"), True),
         ("runs", lambda r: str(r["runs"]) if r["runs"] is not None else "-", True),
-        ("load s", lambda r: _f(r["load_s"], ".2f"), True),
-        ("RSS MB", lambda r: _f(r["peak_rss_mb"], ".0f"), True),
+        ("load s", lambda r: fmt_num(r["load_s"], ".2f"), True),
+        ("RSS MB", lambda r: fmt_num(r["peak_rss_mb"], ".0f"), True),
         ("n", lambda r: str(acc(r, "images")) if acc(r, "images") is not None else "-", True),
-        ("top-1 %", lambda r: _f(acc(r, "top1_pct"), ".1f"), True),
-        ("top-5 %", lambda r: _f(acc(r, "top5_pct"), ".1f"), True),
-        ("Δtop-1", lambda r: _signed(acc(r, "delta_top1_pts")), True),
-        ("agree %", lambda r: _f(acc(r, "agreement_pct"), ".1f"), True),
-        ("decided %", lambda r: _f(acc(r, "decided_agreement_pct"), ".1f"), True),
+        ("top-1 % [CI]", lambda r: fmt_ci(acc(r, "top1_pct"), acc(r, "top1_pct_ci")), True),
+        ("top-5 %", lambda r: fmt_num(acc(r, "top5_pct"), ".1f"), True),
+        ("Δtop-1 [CI]", lambda r: fmt_ci(acc(r, "delta_top1_pts"), acc(r, "delta_top1_pts_ci"), "+.1f"), True),
+        ("agree % [CI]", lambda r: fmt_ci(acc(r, "agreement_pct"), acc(r, "agreement_pct_ci")), True),
+        ("decided %", lambda r: fmt_num(acc(r, "decided_agreement_pct"), ".1f"), True),
         ("worst class", _worst, False),
         ("note", lambda r: str(r.get("reason") or ""), False),
     ]
@@ -205,9 +216,13 @@ def to_markdown(report: dict, plot_name: str | None = None) -> str:
                  f"(at most {cfg.get('max_seconds')} s) of one `engine.invoke` on real preprocessed images, "
                  "each variant in a fresh process.")
     parts += ["", format_markdown_table(report["rows"]), ""]
+    level = 100 * float(cfg.get("confidence") or 0.95)
     parts += ["n: images scored; Δtop-1: top-1 change vs the fp32 artifact in points; agree %: top-1 agreement "
               "with fp32; decided %: the same on the images where fp32's top-1 beats its top-2 by more than "
-              f"{DECIDED_MARGIN:g}; worst class: the class with the largest top-1 drop vs fp32.", ""]
+              f"{DECIDED_MARGIN:g}; worst class: the class with the largest top-1 drop vs fp32. [CI]: the "
+              f"{level:g} % interval (shares: Clopper-Pearson; Δtop-1: Tango's paired score interval on the same "
+              "images; p50: order statistics of the timed runs). Two figures whose intervals overlap are not shown "
+              "to differ.", ""]
     parts += ["## Schemes", ""] + [f"- {line}" for line in precision_legend(report["rows"])] + [""]
     parts += ["## Environment", ""] + [f"- {line}" for line in environment_lines(report.get("environment", {}))]
     if plot_name:
@@ -218,10 +233,12 @@ def to_markdown(report: dict, plot_name: str | None = None) -> str:
 def csv_rows(rows: Sequence[dict], classes: Sequence[str] = ()) -> tuple[list[str], list[list[object]]]:
     head = ["device", "artifact", "scheme", "precision", "format", "engine", "engine_version", "threads", "status",
             "reason", "bytes", "load_s", "first_inference_ms", "warmup", "runs"]
-    head += [f"latency_{k}_ms" for k in LATENCY_KEYS]
-    head += ["images_per_s", "peak_rss_mb", "baseline_rss_mb", "pid", "images", "top1_pct", "top5_pct",
-             "delta_top1_pts", "agreement_pct", "decided_agreement_pct", "decided_images", "worst_class",
-             "worst_class_drop_pts", "reference", "sha256"]
+    head += [f"latency_{k}_ms" for k in LATENCY_KEYS if k != "p50_ci"] + ["latency_p50_ci_low_ms",
+                                                                          "latency_p50_ci_high_ms"]
+    head += ["images_per_s", "peak_rss_mb", "baseline_rss_mb", "pid", "images", "top1_pct", "top1_pct_ci_low",
+             "top1_pct_ci_high", "top5_pct", "delta_top1_pts", "delta_top1_pts_ci_low", "delta_top1_pts_ci_high",
+             "agreement_pct", "agreement_pct_ci_low", "agreement_pct_ci_high", "decided_agreement_pct",
+             "decided_images", "worst_class", "worst_class_drop_pts", "reference", "confidence", "sha256"]
     head += [f"top1_pct_{c}" for c in classes]
     body = []
     for r in rows:
@@ -231,14 +248,19 @@ def csv_rows(rows: Sequence[dict], classes: Sequence[str] = ()) -> tuple[list[st
         vals = [r.get("device"), r["artifact"], r["scheme"], r["precision"], r["format"], r["engine"],
                 r["engine_version"], r["threads"], r["status"], r["reason"], r["bytes"], r["load_s"],
                 r["first_inference_ms"], r["warmup"], r["runs"]]
-        vals += [lat.get(k) for k in LATENCY_KEYS]
+        vals += [lat.get(k) for k in LATENCY_KEYS if k != "p50_ci"] + _ends(lat.get("p50_ci"))
         vals += [r["images_per_s"], r["peak_rss_mb"], r["baseline_rss_mb"], r["pid"], acc.get("images"),
-                 acc.get("top1_pct"), acc.get("top5_pct"), acc.get("delta_top1_pts"), acc.get("agreement_pct"),
+                 acc.get("top1_pct"), *_ends(acc.get("top1_pct_ci")), acc.get("top5_pct"), acc.get("delta_top1_pts"),
+                 *_ends(acc.get("delta_top1_pts_ci")), acc.get("agreement_pct"), *_ends(acc.get("agreement_pct_ci")),
                  acc.get("decided_agreement_pct"), acc.get("decided_images"), acc.get("worst_class"),
-                 acc.get("worst_class_drop_pts"), acc.get("reference"), r.get("sha256")]
+                 acc.get("worst_class_drop_pts"), acc.get("reference"), acc.get("confidence"), r.get("sha256")]
         vals += [pc.get(c) for c in classes]
         body.append(["" if v is None else v for v in json_ready(vals)])  # type: ignore[union-attr]
     return head, body
+
+
+def _ends(ci: Sequence[float] | None) -> list[float | None]:
+    return [ci[0], ci[1]] if ci else [None, None]
 
 
 def to_csv(rows: Sequence[dict], classes: Sequence[str] = ()) -> str:

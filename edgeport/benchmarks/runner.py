@@ -10,6 +10,7 @@ workers as a ``.npy`` file. No TensorFlow anywhere.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ from edgeport.benchmarks.config import BenchConfig
 from edgeport.benchmarks.environment import describe
 from edgeport import metrics
 from edgeport.benchmarks.metrics import latency_stats
+from edgeport.intervals import CONFIDENCE, MISSED, UNDECIDED, decide_difference
 from edgeport.config import to_dict
 from edgeport.contract import InputContract
 from edgeport.errors import ConfigError, DataError, EdgeportError
@@ -148,8 +150,11 @@ def select_samples(cfg: BenchConfig, data: str, labels: tuple[str, ...]) -> tupl
     order = np.random.default_rng(0).permutation(len(samples))
     samples = [samples[i] for i in order[: cfg.limit or len(samples)]]
     pairs = [(s.path, index[ds.classes[s.label]]) for s in samples]
+    # which images in which order, independent of where the data sits: `bench compare` pairs two devices'
+    # answers image by image only when this matches
+    order = hashlib.sha256("\n".join(os.path.relpath(s.path, ds.root) for s in samples).encode()).hexdigest()
     summary = {"root": ds.root, "layout": ds.layout, "split": cfg.split, "classes": list(labels),
-               "source": data}
+               "source": data, "order_sha256": order}
     return pairs, summary
 
 
@@ -400,11 +405,13 @@ def run(cfg: BenchConfig) -> dict:
             if c and key not in images:
                 images[key], skipped = decode_images(pairs, c, work, cfg.progress)
         first = next(iter(images.values()), None)
+        if first is not None and cfg.accuracy:  # the true class per image, in order: compare pairs devices with it
+            data_summary["labels"] = [int(v) for v in first.labels]
         data_summary.update({"images": int(first.labels.size) if first else 0,
                              "skipped": skipped, "num_skipped": len(skipped)})
         by_artifact = {f: images[(c.height, c.width, c.resize)] if c else None for f, c in contracts.items()}
         rows, predictions = _measure(plans, by_artifact, hashes, cfg, work)
-    _fill_accuracy(rows, predictions, by_artifact, labels)
+    _fill_accuracy(rows, predictions, by_artifact, labels, cfg.confidence)
 
     environment = describe(cfg.device_name)
     for row in rows:
@@ -482,8 +489,9 @@ def _measure(plans: Plan, images: dict[str, Images | None], hashes: dict[str, st
 
 
 def _fill_accuracy(rows: list[dict], predictions: dict[tuple[str, str], dict], images: dict[str, Images | None],
-                   labels: tuple[str, ...]) -> None:
-    """Accuracy of each ok row vs its fp32 reference (needs every prediction, so it comes last)."""
+                   labels: tuple[str, ...], confidence: float = CONFIDENCE) -> None:
+    """Accuracy of each ok row vs its fp32 reference, with intervals and its top-1 per image (``top1``: what
+    `bench compare` pairs across devices); needs every prediction, so it comes last."""
     for row in rows:
         p = predictions.get((row["artifact"], row["engine"]))
         imgs = images.get(row["artifact"])
@@ -494,14 +502,17 @@ def _fill_accuracy(rows: list[dict], predictions: dict[tuple[str, str], dict], i
         # a time-capped pass saw a prefix of the (shuffled) images: compare on what both saw
         n = len(p["topk"]) if ref_topk is None else min(len(p["topk"]), len(ref_topk))
         if ref_topk is None:
-            summary = {**metrics.accuracy(p["topk"][:n], imgs.labels[:n], labels), **dict.fromkeys(
-                ("reference_top1_pct", "delta_top1_pts", "agreement_pct", "decided_agreement_pct",
-                 "decided_images", "worst_class", "worst_class_drop_pts"))}
+            summary = {**metrics.accuracy(p["topk"][:n], imgs.labels[:n], labels, confidence=confidence),
+                       **dict.fromkeys(("reference_top1_pct", "delta_top1_pts", "delta_top1_pts_ci", "agreement_pct",
+                                        "agreement_pct_ci", "decided_agreement_pct", "decided_images", "worst_class",
+                                        "worst_class_drop_pts"))}
         else:
             ref_probs = predictions[ref]["topk_probs"][:n]
             margin = ref_probs[:, 0] - ref_probs[:, 1] if ref_probs.shape[1] > 1 else None
-            summary = metrics.compare(p["topk"][:n], ref_topk[:n], imgs.labels[:n], labels, reference_margin=margin)
+            summary = metrics.compare(p["topk"][:n], ref_topk[:n], imgs.labels[:n], labels, reference_margin=margin,
+                                      confidence=confidence)
         summary["reference"] = f"{ref[0]}@{ref[1]}" if ref else None
+        summary["top1"] = [int(i) for i in np.asarray(p["topk"])[:n, 0]]
         summary["images_total"] = int(imgs.labels.size)
         row["accuracy"] = summary
         if n < imgs.labels.size:
@@ -513,7 +524,8 @@ def _row(base: dict, engine: str, threads: int, res: dict, cfg: BenchConfig) -> 
     if not res.get("ok"):
         return rep.empty_row(**base, engine=engine, threads=threads, status=rep.FAILED,
                              reason=res.get("reason", "failed"), pid=res.get("pid"))
-    stats = latency_stats(res["times_ms"])
+    stats = latency_stats(res["times_ms"], cfg.confidence)
+    stats["samples"] = [round(float(t), 4) for t in res["times_ms"]]  # for compare's ratio intervals
     ips = stats.pop("images_per_s")
     runs = len(res["times_ms"])
     note = f"time-capped: {runs}/{cfg.runs} runs in {cfg.max_seconds:g} s" if runs < cfg.runs else ""
@@ -526,17 +538,32 @@ def _row(base: dict, engine: str, threads: int, res: dict, cfg: BenchConfig) -> 
     )
 
 
-def gate(report: dict, max_drop: float) -> list[str]:
-    """Variants whose top-1 fell more than ``max_drop`` points below fp32 (the CI gate)."""
-    bad = []
+def gate(report: dict, max_drop: float, confidence: float = CONFIDENCE,
+         undecided: str = "pass") -> tuple[list[str], list[str]]:
+    """The ``--max-drop`` gate, decided on each variant's Δtop-1 interval vs fp32 (paired, image by image):
+    (variants that fail it, variants it is not decided for). A variant fails when its whole interval is
+    below ``-max_drop`` (``undecided="fail"``: also when the interval straddles it). A report without paired
+    counts (written before they were recorded) is judged on its point estimate, and says so."""
+    bad, open_ = [], []
     seen = set()
+    several = len({x.get("device") for x in report["rows"]}) > 1
     for r in report["rows"]:
         a = r.get("accuracy") or {}
         d = a.get("delta_top1_pts")
         key = (r.get("device"), r["artifact"], r["engine"])
-        if d is not None and d < -max_drop and key not in seen:
-            seen.add(key)
-            where = f"{r['device']}: " if r.get("device") and len({x.get('device') for x in report['rows']}) > 1 else ""
-            bad.append(f"{where}{r['artifact']} ({r['scheme']}) on {r['engine']}: top-1 {d:+.1f} points vs fp32 "
-                       f"(allowed -{max_drop:g})")
-    return bad
+        if d is None or key in seen:
+            continue
+        seen.add(key)
+        where = f"{r['device']}: " if r.get("device") and several else ""
+        what = f"{where}{r['artifact']} ({r['scheme']}) on {r['engine']}"
+        if a.get("top1_pairs"):
+            decision = decide_difference("max_drop", tuple(a["top1_pairs"]), -max_drop, confidence)
+            line = f"{what}: top-1 vs fp32 {decision.describe()} ({100 * confidence:g} % interval)"
+            if decision.outcome == MISSED or (decision.outcome == UNDECIDED and undecided == "fail"):
+                bad.append(line)
+            elif decision.outcome == UNDECIDED:
+                open_.append(line)
+        elif d < -max_drop:
+            bad.append(f"{what}: top-1 {d:+.1f} points vs fp32 (allowed -{max_drop:g}; this report has no paired "
+                       "counts for an interval: re-run `edgeport bench`)")
+    return bad, open_

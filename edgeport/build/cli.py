@@ -69,6 +69,8 @@ def main(args: argparse.Namespace) -> int:
     m = result.metrics
     print(f"run: {result.run_dir}")
     top5 = f", top-5 {m['val_top5_pct']:.2f} %" if m.get("val_top5_pct") is not None else ""
-    print(f"val top-1 {m['val_top1_pct']:.2f} %{top5} (n={m['val']['images']}; "
+    ci = m.get("val_top1_pct_ci")
+    interval = f" [{ci[0]:.1f}, {ci[1]:.1f}] (95 % interval)" if ci else ""
+    print(f"val top-1 {m['val_top1_pct']:.2f} %{interval}{top5} (n={m['val']['images']}; "
           f"{m['data']['num_skipped']} images skipped)")
     return 0

@@ -428,7 +428,8 @@ def _finish(cfg: BuildConfig, out: Path, src: inputs.TrainingData, models: Model
     probs = deploy.predict(val_images, verbose=0)
     val = accuracy(np.asarray(probs, np.float64), src.labels("val"), src.classes, confusion=True)
     metrics: dict[str, Any] = {
-        "val_top1_pct": val["top1_pct"], "val_top5_pct": val["top5_pct"], "val": val,
+        "val_top1_pct": val["top1_pct"], "val_top1_pct_ci": val["top1_pct_ci"], "val_top5_pct": val["top5_pct"],
+        "val": val,
     }
     if src.count("test"):
         test_ds = inputs.image_dataset(src, "test", cfg.image_size, cfg.batch_size, shuffle=False, seed=cfg.seed)

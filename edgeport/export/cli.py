@@ -6,7 +6,7 @@ import argparse
 
 from edgeport.export.config import CALIBRATION_METHODS, IO_DTYPES, ExportConfig
 from edgeport.flags import Flag, add_config_flags, add_shared, one_value
-from edgeport.schemes import get_scheme
+from edgeport.schemes import ALL_SCHEMES, get_scheme
 from edgeport.tables import text_table
 
 #: ExportConfig fields that are no flag: RUN_DIR is the positional argument; tolerance is a config key
@@ -24,10 +24,12 @@ HELP: dict[str, str | Flag] = {
     "calibration_samples": "images for int8/int16x8/onnx-int8 calibration, stratified over classes",
     "calibration_data": Flag("a folder/CSV of images to calibrate with", default="the run's training split"),
     "seed": "of the calibration and verification picks",
-    "verify_samples": Flag("validation images each artifact is checked on (all when fewer)"),
+    "verify_samples": Flag("validation images each artifact is checked on", default="all of them"),
+    "verify_seconds": Flag("at most this long verifying one scheme (int16x8's reference kernels are slow): a "
+                           "class-balanced prefix of the images counts, and the table says how many",
+                           type=float, metavar="SECONDS"),
     "golden_images": "stratified validation images written into EXPORT/golden with the Keras model's "
                      "probabilities, for `edgeport check` on a device (0: none)",
-    "int16x8_verify_samples": "validation images for int16x8, which runs on slow reference kernels",
     "max_drop": Flag("against the Keras model's top-1 on the held-aside verification images: part of the budget "
                      "every lossy scheme must meet", default="the default budget"),
     "min_agreement": Flag("fail schemes whose top-1 agrees with the Keras model's on fewer than this % of the "
@@ -35,6 +37,8 @@ HELP: dict[str, str | Flag] = {
     "min_decided_agreement": Flag("the same, counted on the images where the Keras model is decided (its top-2 "
                                   "margin > 0.1); with no budget limit given, the budget is this at 98",
                                   default="98 when no limit is given"),
+    "confidence": "the budget of every lossy scheme on the held-aside images",
+    "undecided": "the table says how many images would decide it",
     "search": "int8/onnx-int8 that miss the budget: search for the cheapest ops to keep float (--no-search: "
               "fail them instead)",
     "max_evals": "candidate models the float-fallback search may evaluate per scheme",
@@ -57,7 +61,7 @@ HELP: dict[str, str | Flag] = {
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "export",
-        help="convert a build run to TFLite/ONNX (fp32, fp16, dynamic, int8, int16x8, onnx, onnx-fp16, onnx-int8)",
+        help=f"convert a build run to TFLite/ONNX ({', '.join(ALL_SCHEMES)})",
         description=(
             "Convert RUN_DIR/model.keras to each scheme, load every artifact in its engine and compare it "
             "with the Keras model on the run's validation images, embed the labels and input contract in "
@@ -76,17 +80,25 @@ def _cells(f: dict) -> list[str]:
     def num(key: str, spec: str) -> str:
         return format(f[key], spec) if f.get(key) is not None else "-"
 
-    return [str(f.get("images", "-")), num("p50_ms", ".2f"), num("agreement_pct", ".2f"),
-            num("decided_agreement_pct", ".2f"), num("top1_pct", ".2f"), num("delta_top1_pts", "+.2f"),
-            num("max_abs_prob_diff", ".2e")]
+    def with_ci(key: str, spec: str) -> str:
+        ci = f.get(f"{key}_ci")
+        if f.get(key) is None or not ci:
+            return num(key, spec)
+        short = spec.replace(".2", ".1")
+        return f"{format(f[key], spec)} [{format(ci[0], short)}, {format(ci[1], short)}]"
+
+    outcome = (f.get("budget") or {}).get("outcome", "")
+    return [str(f.get("images", "-")), num("p50_ms", ".2f"), with_ci("agreement_pct", ".2f"),
+            num("decided_agreement_pct", ".2f"), num("top1_pct", ".2f"), with_ci("delta_top1_pts", "+.2f"),
+            num("max_abs_prob_diff", ".2e"), {"undecided": "not decided"}.get(outcome, outcome)]
 
 
 def format_table(result) -> str:
     """A plain-text table of each scheme's verification figures (a searched int8 shows its full-int8 model
     beside it, measured on the same images), then the notes."""
     v = result.manifest.get("verification") or {}
-    head = ["scheme", "file", "status", "MB", "in dtype", "n", "p50 ms", "agree %", "decided %", "top-1 %",
-            "Δtop-1", "max|Δp|"]
+    head = ["scheme", "file", "status", "MB", "in dtype", "n", "p50 ms", "agree % [CI]", "decided %", "top-1 %",
+            "Δtop-1 [CI]", "max|Δp|", "budget"]
     rows, notes = [], []
     for a in result.artifacts:
         f = a.verification or {}
@@ -112,8 +124,11 @@ def format_table(result) -> str:
         from edgeport.export.int8.budget import Budget
 
         budget = Budget(b.get("max_drop"), b.get("min_agreement"), b.get("min_decided_agreement"))
+        level = 100 * float(b.get("confidence", 0.95))
         lines.append(f"budget: {budget.describe()}{' (the default)' if b.get('default') else ''}"
-                     f"{'' if b.get('search', True) else '; no float-fallback search'}")
+                     f"{'' if b.get('search', True) else '; no float-fallback search'}; decided on {level:g} % "
+                     "intervals ([CI] above): met when the whole interval meets it, missed when none of it does, "
+                     f"else not decided (which {'fails' if b.get('undecided') == 'fail' else 'passes'})")
     c = result.manifest.get("calibration") or {}
     if c:
         chosen = ", ".join(f"{a.scheme} {a.quantization['ranges']}" for a in result.artifacts

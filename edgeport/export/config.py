@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeport.errors import ConfigError
-from edgeport.export.int8.budget import Budget
+from edgeport.export.int8.budget import UNDECIDED_ACTIONS, Budget
 from edgeport.export.int8.ranges import RANGE_RULES, range_rules
+from edgeport.intervals import CONFIDENCE, check_confidence
 from edgeport.progress import as_mode
 from edgeport.schemes import ALL_SCHEMES, parse_schemes
 
@@ -38,12 +39,15 @@ class ExportConfig:
     calibration_samples: int = 200
     calibration_data: str | None = None
     seed: int = 0
-    verify_samples: int = 400  #: half choose int8 fallbacks, half report (when a calibrated scheme is exported)
+    #: validation images (None: all of them); with a searchable scheme half choose int8 fallbacks, half report
+    verify_samples: int | None = None
+    verify_seconds: float = 60.0  #: at most this long verifying one scheme (slow kernels: int16x8); a stratified prefix
     golden_images: int = 32  #: images of the golden set written into the export (0: none)
-    int16x8_verify_samples: int = 20
     max_drop: float | None = None  #: the budget: top-1 points below Keras (all lossy schemes)
     min_agreement: float | None = None  #: the budget: % top-1 agreement with Keras
     min_decided_agreement: float | None = None  #: the budget: % agreement where Keras is decided
+    confidence: float = CONFIDENCE  #: level of every interval, and of the budget's decision
+    undecided: str = "pass"  #: a budget not decided at this many images: pass (with a warning) or fail
     search: bool = True  #: int8/onnx-int8 missing the budget: search for the cheapest float fallback
     max_evals: int = 32  #: candidate evaluations per searched scheme
     max_slowdown: float | None = 1.25  #: a fallback's p50 may be at most this times full int8's (None: any)
@@ -64,9 +68,14 @@ class ExportConfig:
             raise ConfigError(f"expected --io-dtype one of {', '.join(IO_DTYPES)}, received '{self.io_dtype}'")
         if not 13 <= int(self.opset) <= 21:
             raise ConfigError(f"expected --opset between 13 and 21 (onnxruntime/tf2onnx range), received {self.opset}")
-        for name in ("calibration_samples", "verify_samples", "int16x8_verify_samples"):
-            if int(getattr(self, name)) < 1:
+        for name in ("calibration_samples", "verify_samples"):
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ConfigError(f"expected --{name.replace('_', '-')} >= 1, received {getattr(self, name)}")
+        if not self.verify_seconds > 0:
+            raise ConfigError(f"expected --verify-seconds > 0, received {self.verify_seconds}")
+        check_confidence(self.confidence)
+        if self.undecided not in UNDECIDED_ACTIONS:
+            raise ConfigError(f"expected --undecided one of {', '.join(UNDECIDED_ACTIONS)}, received '{self.undecided}'")
         if int(self.golden_images) < 0:
             raise ConfigError(f"expected --golden-images >= 0, received {self.golden_images}")
         Budget(self.max_drop, self.min_agreement, self.min_decided_agreement)  # checks the limits

@@ -25,7 +25,7 @@ from edgeport.export.config import ExportConfig
 from edgeport.imaging import ImageDecodeError, load_resized
 from edgeport.progress import Progress
 from edgeport.rundir import RunInfo
-from edgeport.sampling import stratified_indices
+from edgeport.sampling import round_robin, stratified_indices
 
 log = logging.getLogger(__name__)
 
@@ -116,17 +116,31 @@ def verification_set(cfg: ExportConfig, run: RunInfo, contract: InputContract,
                     run.run_dir / "data_split.csv")
         return None
     split, samples = held
-    picked = stratified_pick(samples, cfg.verify_samples, cfg.seed)
+    picked = stratified_pick(samples, cfg.verify_samples or len(samples), cfg.seed)
     images, labels, kept = load_images(picked, contract, f"loading {split} images", cfg.progress)
     t0 = time.perf_counter()
     reference = _keras_probabilities(model, images, f"{split} images")
-    data = EvalSet(images, labels, reference, run.labels)
-    info = {"split": split, "images": len(kept), "per_class": per_class_counts(kept, run.labels),
-            "keras_top1_pct": data.reference_top1_pct, "keras_seconds": round(time.perf_counter() - t0, 3),
-            "int16x8_images": min(cfg.int16x8_verify_samples, len(kept))}
+    # classes in turn, so that any prefix a time-capped verification gets through is balanced
+    order = round_robin(labels, seed=cfg.seed)
+    ids = tuple(_relative(s.path, run) for s in kept)
+    data = EvalSet(images, labels, reference, run.labels, ids=ids).take(order)
+    info = {"split": split, "images": len(kept), "available": len(samples),
+            "per_class": per_class_counts(kept, run.labels), "keras_top1_pct": data.reference_top1_pct,
+            "keras_seconds": round(time.perf_counter() - t0, 3)}
     log.info("verification: %d %s images, per class %s; Keras top-1 %.2f %%", len(kept), split,
              info["per_class"], info["keras_top1_pct"] or 0.0)
-    return EvalSet(images, labels, reference, run.labels, info)
+    return EvalSet(data.images, data.labels, data.reference, run.labels, info, data.ids)
+
+
+def _relative(path: str, run: RunInfo) -> str:
+    """An image's path as the manifest records it: relative to the data's root when the run's split knows it."""
+    import os
+
+    root = getattr(run.split, "root", None)
+    try:
+        return os.path.relpath(path, root) if root else str(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
 
 
 def golden_set(cfg: ExportConfig, run: RunInfo, contract: InputContract,

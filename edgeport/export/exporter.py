@@ -33,6 +33,7 @@ from edgeport.export.tflite import UnsupportedOpsError
 from edgeport.export.verify import evaluate, latency_p50, open_engine, predict, verify_artifact
 from edgeport.files import check_out_folder, replace_dir, scratch_dir, sha256_file
 from edgeport.golden import GOLDEN_DIR, write_golden
+from edgeport.intervals import MISSED, UNDECIDED
 from edgeport.manifest import (
     FAILED,
     FAILED_DIR,
@@ -228,16 +229,19 @@ def _graph(path: Path, fmt: str) -> dict:
 
 
 def _golden_figures(engine, contract: InputContract, golden: EvalSet) -> dict:
-    """What one artifact gives on the golden images in the export machine's engine."""
-    f = compare(predict(engine, golden.images, contract, progress=False), golden.reference, golden.labels,
-                golden.names)
+    """What one artifact gives on the golden images in the export machine's engine: its figures and its top-1
+    class on each image (`edgeport check` pairs a device's answers with these)."""
+    probs = predict(engine, golden.images, contract, progress=False)
+    f = compare(probs, golden.reference, golden.labels, golden.names)
     return {"images": f["images"], "agreement_pct": f["agreement_pct"], "max_abs_prob_diff": f["max_abs_prob_diff"],
-            "engine": engine.name, "engine_version": engine.version()}
+            "top1": [int(i) for i in probs.argmax(1)], "engine": engine.name, "engine_version": engine.version()}
 
 
 def _gate(a: ArtifactResult, cfg: ExportConfig, reference: bool) -> None:
-    """A float32 reference must match Keras to the tolerance; every other scheme must meet the budget
-    (:func:`~edgeport.export.quantization.budget_of`) on the report images."""
+    """A float32 reference must match Keras to the tolerance; every other scheme is held to the budget
+    (:func:`~edgeport.export.int8.budget.budget_of`) on the report images, decided on each figure's interval:
+    it fails when it misses (``--undecided fail``: also when it is not decided), and an undecided one says
+    how many images would decide it."""
     v = a.verification
     if not v.get("images"):
         if cfg.max_drop is not None or cfg.min_agreement is not None or cfg.min_decided_agreement is not None:
@@ -250,11 +254,17 @@ def _gate(a: ArtifactResult, cfg: ExportConfig, reference: bool) -> None:
                    f"(tolerance {cfg.tolerance:g}; agreement {v['agreement_pct']:.2f} %)")
         return
     budget = budget_of(cfg)
-    if not budget.met(v):
-        decided = v.get("decided_agreement_pct")
-        a.fail(f"misses the budget ({budget.describe()}) on {v['images']} held-aside images: agreement "
-               f"{v['agreement_pct']:.2f} %, Δtop-1 {v['delta_top1_pts']:+.2f} points"
-               + (f", agreement where Keras is decided {decided:.2f} %" if decided is not None else ""))
+    decision = budget.decide(v, cfg.confidence)
+    v["budget"] = decision.to_dict()
+    where = f"on {v['images']} held-aside images: {decision.describe()}"
+    if decision.outcome == MISSED:
+        a.fail(f"misses the budget ({budget.describe()}) {where}")
+    elif decision.outcome == UNDECIDED and cfg.undecided == "fail":
+        a.fail(f"the budget ({budget.describe()}) is not decided {where}; --undecided fail ships only what is shown "
+               "to meet it (use more validation images, or --undecided pass)")
+    elif decision.outcome == UNDECIDED:
+        a.notes.append(f"the budget ({budget.describe()}) is not decided {where}: shipped, since nothing shows it "
+                       "misses (--undecided fail would refuse it)")
 
 
 #: timed invokes of one image for each artifact's p50 (at least; :func:`latency_p50` times at least 0.5 s)
@@ -328,13 +338,11 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
         with open_engine(path, cfg.threads) as engine:
             a.input, a.output = engine.input.to_dict(), engine.output.to_dict()
             if verify is not None:
-                n = verify.info["int16x8_images"] if scheme.slow_kernels else len(verify)
-                data = verify.subset(n, cfg.seed)
-                a.verification = verify_artifact(engine, contract, data.images, data.labels, data.reference,
-                                                 run.labels, cfg.progress, f"{scheme.name} verification")
-                a.verification.update(latency_p50(engine, data.images[0], contract, LATENCY_RUNS))
-                if n < len(verify):
-                    a.verification["note"] = f"{n} of {len(verify)} images (slow reference kernels)"
+                a.verification = verify_artifact(engine, contract, verify.images, verify.labels, verify.reference,
+                                                 run.labels, cfg.progress, f"{scheme.name} verification",
+                                                 max_seconds=cfg.verify_seconds, confidence=cfg.confidence)
+                a.verification.update(latency_p50(engine, verify.images[0], contract, LATENCY_RUNS,
+                                                  confidence=cfg.confidence))
             if golden is not None:
                 a.golden = _golden_figures(engine, contract, golden)
         if improved is not None and verify is not None and a.quantization.get("applied"):
@@ -356,8 +364,8 @@ def _split(verify: EvalSet, cfg: ExportConfig) -> tuple[EvalSet, EvalSet]:
     verified and reported on): nothing reported was used to choose."""
     selection, report = verify.split(cfg.selection_fraction, cfg.seed)
     info = {**verify.info, "images": len(report), "selection_images": len(selection),
-            "keras_top1_pct": report.reference_top1_pct,
-            "int16x8_images": min(verify.info["int16x8_images"], len(report))}
+            "keras_top1_pct": report.reference_top1_pct, "report_image_ids": list(report.ids),
+            "selection_image_ids": list(selection.ids)}
     return selection, replace(report, info=info)
 
 
@@ -365,11 +373,13 @@ def _full_int8_figures(improved: Improved, verify: EvalSet, contract: InputContr
                        artifact: Path) -> dict:
     """The full-integer model on the same report images, measured in the same run: the table's side-by-side
     row. Its p50 is measured with ``artifact``'s invokes alternating (``artifact_latency``: the artifact's)."""
-    fig = evaluate(improved.result.full_int8_path, verify, contract, cfg.threads, LATENCY_RUNS, reference=artifact)
-    keep = ("images", "agreement_pct", "decided_agreement_pct", "decided_images", "top1_pct", "delta_top1_pts",
-            "max_abs_prob_diff", "p50_ms", "cpu_p50_ms")
+    fig = evaluate(improved.result.full_int8_path, verify, contract, cfg.threads, LATENCY_RUNS, reference=artifact,
+                   confidence=cfg.confidence)
+    keep = ("images", "agreement_pct", "agreement_pct_ci", "decided_agreement_pct", "decided_images", "top1_pct",
+            "delta_top1_pts", "delta_top1_pts_ci", "max_abs_prob_diff", "p50_ms", "p50_ci_ms", "cpu_p50_ms")
     out = {k: fig.get(k) for k in keep}
-    out["artifact_latency"] = ({"p50_ms": fig["ref_p50_ms"], "cpu_p50_ms": fig["ref_cpu_p50_ms"]}
+    out["artifact_latency"] = ({"p50_ms": fig["ref_p50_ms"], "cpu_p50_ms": fig["ref_cpu_p50_ms"],
+                                "p50_ci_ms": fig.get("ref_p50_ci_ms"), "cpu_p50_ci_ms": fig.get("ref_cpu_p50_ci_ms")}
                                if "ref_p50_ms" in fig else {})
     return out
 
@@ -502,7 +512,8 @@ def export(config: ExportConfig | str | os.PathLike[str], **options: Any) -> Exp
             "calibration": {**calib_info, "load_seconds": round(calib_seconds, 3)} if calib_info else {},
             "verification": verify.info if verify else {},
             "budget": {**budget_of(cfg).to_dict(), "default": budget_of(cfg) is DEFAULT_BUDGET,
-                       "search": cfg.search, "selection_images": len(selection) if selection is not None else 0},
+                       "search": cfg.search, "selection_images": len(selection) if selection is not None else 0,
+                       "confidence": cfg.confidence, "undecided": cfg.undecided},
             "golden": {"dir": GOLDEN_DIR, "images": len(golden)} if golden is not None else {},
             "tolerance": cfg.tolerance,
             "max_drop": cfg.max_drop,

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgeport.contract import InputContract
 from edgeport.evalset import EvalSet
+from edgeport.intervals import CONFIDENCE, median_interval, ratio_interval
 from edgeport.metrics import compare
 from edgeport.progress import track
 from edgeport.runtime.classifier import to_input_tensor, to_probabilities
@@ -34,10 +35,15 @@ def open_engine(path: str | Path, threads: int | None = None) -> Engine:
 
 
 def predict(engine: Engine, images: np.ndarray, contract: InputContract, progress: bool = True,
-            desc: str = "predict") -> np.ndarray:
-    """(N,H,W,3) uint8 RGB -> (N,classes) float32 probabilities, one image per invoke."""
-    out = [to_probabilities(engine.invoke(to_input_tensor(img, contract, engine.input)), engine.output)
-           for img in track(images, desc, enabled=progress)]
+            desc: str = "predict", max_seconds: float | None = None) -> np.ndarray:
+    """(N,H,W,3) uint8 RGB -> (N,classes) float32 probabilities, one image per invoke; with ``max_seconds``,
+    those of the first images predicted within that time (at least one)."""
+    out = []
+    t0 = time.perf_counter()
+    for img in track(images, desc, enabled=progress):
+        out.append(to_probabilities(engine.invoke(to_input_tensor(img, contract, engine.input)), engine.output))
+        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+            break
     return np.stack(out) if out else np.zeros((0, int(np.prod(engine.output.shape))), np.float32)
 
 
@@ -50,23 +56,30 @@ def verify_artifact(
     classes: Sequence[str],
     progress: bool = True,
     desc: str = "verify",
+    max_seconds: float | None = None,
+    confidence: float = CONFIDENCE,
 ) -> dict:
     """Run ``images`` through ``engine`` as the runtime would and compare with the Keras ``reference``
-    probabilities (:func:`edgeport.metrics.compare`: agreement, Δtop-1, max |Δp|, ...)."""
+    probabilities (:func:`edgeport.metrics.compare`: agreement, Δtop-1, max |Δp|, ..., with intervals).
+    With ``max_seconds`` only the images done within that time count (put them in a stratified order)."""
     t0 = time.perf_counter()
-    probs = predict(engine, images, contract, progress, desc)
+    probs = predict(engine, images, contract, progress, desc, max_seconds)
     seconds = time.perf_counter() - t0
-    figures = compare(probs, reference, labels, classes)
+    n = len(probs)
+    figures = compare(probs, reference[:n], labels[:n], classes, confidence=confidence)
+    if n < len(images):
+        figures["note"] = (f"{n} of {len(images)} images: the verification is capped at {max_seconds:g} s a scheme "
+                           "(--verify-seconds)")
     figures.update(engine=engine.name, engine_version=engine.version(), threads=engine.threads,
-                   seconds=round(seconds, 3), ms_per_image=round(1000.0 * seconds / max(len(images), 1), 3))
+                   seconds=round(seconds, 3), ms_per_image=round(1000.0 * seconds / max(n, 1), 3))
     return figures
 
 
-def model_figures(probs: np.ndarray, data: EvalSet) -> dict:
+def model_figures(probs: np.ndarray, data: EvalSet, confidence: float = CONFIDENCE) -> dict:
     """:func:`edgeport.metrics.compare` figures against Keras (agreement_pct, decided_agreement_pct,
     delta_top1_pts, ...) plus mean_kl (KL(Keras || artifact), nats: continuous, so it ranks units that
     differ by a single image of agreement)."""
-    fig = compare(probs, data.reference, data.labels, data.names)
+    fig = compare(probs, data.reference, data.labels, data.names, confidence=confidence)
     fig.pop("per_class_top1_pct", None)
     ref = data.reference.astype(np.float64)
     p = np.clip(probs.astype(np.float64), 1e-7, 1.0)
@@ -82,50 +95,94 @@ LATENCY_BLOCK = 5
 #: 20 invokes of a 3 ms model are 60 ms, which one burst of other work on the machine can cover
 LATENCY_SECONDS = 0.5
 LATENCY_MAX_RUNS = 400
+#: ... and stops before its ``runs`` once this many seconds are spent (slow kernels: int16x8's ~0.4 s an
+#: invoke), after at least LATENCY_MIN_RUNS (the fewest with an order-statistics interval of the median)
+LATENCY_MAX_SECONDS = 5.0
+LATENCY_MIN_RUNS = 6
 
 
-def latency_p50(engine, image: np.ndarray, contract: InputContract, runs: int = 20, warmup: int = 5,
-                reference=None) -> dict:
-    """Median wall and process-CPU milliseconds of at least ``runs`` invokes of one image (after ``warmup``;
-    more, up to :data:`LATENCY_MAX_RUNS`, until :data:`LATENCY_SECONDS` of them).
-
-    With ``reference`` (another open engine) the two run in alternating blocks of :data:`LATENCY_BLOCK`
-    invokes and its medians are added (``ref_p50_ms``, ``ref_cpu_p50_ms``): their ratio holds on a machine
-    whose load changes between two measurements made apart (20 separate invokes each gave a fallback that
-    costs 1.01x full int8 1.41x on ResNet50V2). The first invoke of each block is not counted: it runs
-    on caches the other model filled. (onnxruntime sessions are not timed this way: :func:`evaluate`.)
-    """
+def _timed(engines: list, image: np.ndarray, contract: InputContract, runs: int,
+           warmup: int) -> tuple[list[list[float]], list[list[float]]]:
+    """Wall and process-CPU seconds of each invoke of each engine (two: alternating blocks)."""
     from edgeport.runtime.classifier import to_input_tensor
 
-    engines = [engine] if reference is None else [engine, reference]
     xs = [to_input_tensor(image, contract, e.input) for e in engines]
     for _ in range(warmup):
         for e, x in zip(engines, xs):
             e.invoke(x)
     wall: list[list[float]] = [[] for _ in engines]
     cpu: list[list[float]] = [[] for _ in engines]
-    runs = max(1, runs)
+    runs, alternate = max(1, runs), len(engines) > 1
     spent = 0.0
-    while len(wall[0]) < runs or (spent < LATENCY_SECONDS and len(wall[0]) < LATENCY_MAX_RUNS):
+
+    def more() -> bool:
+        n = len(wall[0])
+        if n < LATENCY_MIN_RUNS:
+            return True
+        if n < runs:
+            return spent < LATENCY_MAX_SECONDS
+        return spent < LATENCY_SECONDS and n < LATENCY_MAX_RUNS
+
+    while more():
         for k, (e, x) in enumerate(zip(engines, xs)):
-            if reference is not None:
+            if alternate:
                 e.invoke(x)  # not counted: the first after the other engine's block
-            for _ in range(LATENCY_BLOCK - 1 if reference is not None else 1):
+            for _ in range(LATENCY_BLOCK - 1 if alternate else 1):
                 t, c = time.perf_counter(), time.process_time()
                 e.invoke(x)
                 wall[k].append(time.perf_counter() - t)
                 cpu[k].append(time.process_time() - c)
                 spent += wall[k][-1]
-    ms = [(round(1000.0 * float(np.median(w)), 4), round(1000.0 * float(np.median(c)), 4)) for w, c in zip(wall, cpu)]
-    out = {"p50_ms": ms[0][0], "cpu_p50_ms": ms[0][1], "runs": len(wall[0])}
+    return wall, cpu
+
+
+def _p50s(wall: list[float], cpu: list[float], confidence: float, prefix: str = "") -> dict:
+    """p50 (wall and CPU) in ms with their order-statistics intervals."""
+    def ms(v: float) -> float:
+        return round(1000.0 * float(v), 4)
+
+    out = {f"{prefix}p50_ms": ms(np.median(wall)), f"{prefix}cpu_p50_ms": ms(np.median(cpu))}
+    for key, samples in ((f"{prefix}p50_ci_ms", wall), (f"{prefix}cpu_p50_ci_ms", cpu)):
+        ci = median_interval(samples, confidence)
+        out[key] = [ms(ci[0]), ms(ci[1])] if ci else None
+    return out
+
+
+def _slowdown(cpu: list[float], ref_cpu: list[float], confidence: float) -> dict:
+    """The CPU-time p50 of one over the other, with a bootstrap interval."""
+    if not ref_cpu or np.median(ref_cpu) <= 0:
+        return {}
+    ci = ratio_interval(cpu, ref_cpu, confidence)
+    return {"slowdown": round(float(np.median(cpu) / np.median(ref_cpu)), 4),
+            "slowdown_ci": [round(ci[0], 4), round(ci[1], 4)] if ci else None}
+
+
+def latency_p50(engine, image: np.ndarray, contract: InputContract, runs: int = 20, warmup: int = 5,
+                reference=None, confidence: float = CONFIDENCE) -> dict:
+    """Median wall and process-CPU milliseconds of at least ``runs`` invokes of one image (after ``warmup``;
+    more, up to :data:`LATENCY_MAX_RUNS`, until :data:`LATENCY_SECONDS` of them; fewer, not under
+    :data:`LATENCY_MIN_RUNS`, past :data:`LATENCY_MAX_SECONDS`), each with its interval
+    (``p50_ci_ms``, ``cpu_p50_ci_ms``: order statistics of the invokes).
+
+    With ``reference`` (another open engine) the two run in alternating blocks of :data:`LATENCY_BLOCK`
+    invokes and its medians are added (``ref_p50_ms``, ``ref_cpu_p50_ms``), with their ratio in CPU time
+    (``slowdown``, ``slowdown_ci``: bootstrap): that ratio holds on a machine whose load changes between
+    two measurements made apart (20 separate invokes each gave a fallback that costs 1.01x full int8 1.41x
+    on ResNet50V2). The first invoke of each block is not counted: it runs on caches the other model
+    filled. (onnxruntime sessions are not timed this way: :func:`evaluate`.)
+    """
+    engines = [engine] if reference is None else [engine, reference]
+    wall, cpu = _timed(engines, image, contract, runs, warmup)
+    out = {**_p50s(wall[0], cpu[0], confidence), "runs": len(wall[0])}
     if reference is not None:
-        out["ref_p50_ms"], out["ref_cpu_p50_ms"] = ms[1]
+        out.update(_p50s(wall[1], cpu[1], confidence, prefix="ref_"))
+        out.update(_slowdown(cpu[0], cpu[1], confidence))
     return out
 
 
 def evaluate(path: str | Path, data: EvalSet, contract: InputContract, threads: int | None = None,
              latency_runs: int = 20, progress: bool = False, desc: str = "candidate",
-             reference: str | Path | None = None) -> dict:
+             reference: str | Path | None = None, confidence: float = CONFIDENCE) -> dict:
     """``path`` in its verification engine: :func:`model_figures` on ``data`` (+ p50 when latency_runs > 0,
     and the p50 of the model at ``reference`` timed with it, see :func:`latency_p50`).
 
@@ -140,15 +197,21 @@ def evaluate(path: str | Path, data: EvalSet, contract: InputContract, threads: 
         engine = stack.enter_context(open_engine(path, threads))
         t0 = time.perf_counter()
         probs = predict(engine, data.images, contract, progress, desc)
-        fig: dict = model_figures(probs, data)
+        fig: dict = model_figures(probs, data, confidence)
         fig["predict_seconds"] = round(time.perf_counter() - t0, 3)
         fig["threads"] = engine.threads
         if timed:
             together = reference is not None and engine.name != "onnxruntime"
             ref = stack.enter_context(open_engine(reference, threads)) if together else None
-            fig.update(latency_p50(engine, data.images[0], contract, latency_runs, reference=ref))
-    if timed and reference is not None and "ref_p50_ms" not in fig:
-        with open_engine(reference, threads) as ref:
-            alone = latency_p50(ref, data.images[0], contract, latency_runs)
-        fig["ref_p50_ms"], fig["ref_cpu_p50_ms"] = alone["p50_ms"], alone["cpu_p50_ms"]
+            wall, cpu = _timed([engine] if ref is None else [engine, ref], data.images[0], contract,
+                               latency_runs, 5)
+    if timed:
+        fig.update(_p50s(wall[0], cpu[0], confidence), runs=len(wall[0]))
+    if timed and reference is not None:
+        if len(wall) == 1:  # onnxruntime: the reference session alone, right after
+            with open_engine(reference, threads) as ref:
+                ref_wall, ref_cpu = _timed([ref], data.images[0], contract, latency_runs, 5)
+            wall, cpu = [wall[0], ref_wall[0]], [cpu[0], ref_cpu[0]]
+        fig.update(_p50s(wall[1], cpu[1], confidence, prefix="ref_"))
+        fig.update(_slowdown(cpu[0], cpu[1], confidence))
     return fig

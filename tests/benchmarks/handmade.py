@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgeport.benchmarks import report as rep
+from edgeport.intervals import paired_difference_interval
 
 CLASSES = ["a", "b"]
 
@@ -11,13 +12,20 @@ def make_row(artifact: str, scheme: str, top1: float | None, delta: float | None
              engine: str = "litert", threads: int = 1, status: str = rep.OK, fmt: str = "tflite") -> dict:
     acc = None
     if top1 is not None:
-        acc = {"images": 10, "top1_pct": top1, "top5_pct": None, "per_class_top1_pct": {"a": top1, "b": top1},
-               "reference_top1_pct": 90.0, "delta_top1_pts": delta, "agreement_pct": 90.0,
-               "decided_agreement_pct": 95.0, "decided_images": 8, "worst_class": "a",
-               "worst_class_drop_pts": -delta if delta else None, "reference": "model_fp32.tflite@litert"}
+        # 1000 images, the fp32 reference right on 900; the artifact's losses (or gains) all on images fp32 got
+        # right (or wrong): counts whose intervals the gate decides on
+        lost, won = max(0, round(-10 * (delta or 0))), max(0, round(10 * (delta or 0)))
+        pairs = [900 - lost, won, lost, 100 - won]
+        acc = {"images": 1000, "top1_pct": top1, "top1_pct_ci": [top1 - 2, top1 + 2], "top5_pct": None,
+               "per_class_top1_pct": {"a": top1, "b": top1}, "reference_top1_pct": 90.0, "delta_top1_pts": delta,
+               "delta_top1_pts_ci": list(paired_difference_interval(*pairs)), "top1_pairs": pairs,
+               "agreement_pct": 90.0, "agreement_pct_ci": [88.0, 91.8], "decided_agreement_pct": 95.0,
+               "decided_images": 800, "worst_class": "a", "worst_class_drop_pts": -delta if delta else None,
+               "reference": "model_fp32.tflite@litert"}
     lat = None
     if status == rep.OK:
-        lat = {"mean": p50 + 1, "std": 0.5, "p50": p50, "p90": p50 + 2, "p99": p50 + 3, "min": p50 - 1, "max": p50 + 4}
+        lat = {"mean": p50 + 1, "std": 0.5, "p50": p50, "p50_ci": [p50 - 0.5, p50 + 0.5], "p90": p50 + 2,
+               "p99": p50 + 3, "min": p50 - 1, "max": p50 + 4}
     return rep.empty_row(
         artifact=artifact, scheme=scheme, precision=scheme, format=fmt, engine=engine, engine_version="1.0",
         threads=threads, status=status, reason="" if status == rep.OK else "broken", bytes=1048576 * (4 if scheme == "fp32" else 1),

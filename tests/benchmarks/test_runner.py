@@ -51,7 +51,7 @@ def test_writes_the_four_files_with_every_scheme(bench, tiny_export_dir):
     back = load(out / "bench.json")
     from edgeport.benchmarks.report import SCHEMA_VERSION
 
-    assert back["schema_version"] == SCHEMA_VERSION == 2 and back["environment"]["python"]
+    assert back["schema_version"] == SCHEMA_VERSION == 3 and back["environment"]["python"]
     files = {a["file"] for a in _manifest(tiny_export_dir)["artifacts"]}
     assert {r["artifact"] for r in report["rows"]} == files
     md = (out / "bench.md").read_text()

@@ -37,7 +37,7 @@ def _export_every_scheme(run_dir: Path | str, out: Path, policy: str) -> dict:
 
     # conversion of every scheme is what is checked here: no accuracy budget on these 1-epoch models
     res = export(ExportConfig(run_dir=str(run_dir), out=str(out), calibration_samples=8, verify_samples=8,
-                              int16x8_verify_samples=4, min_agreement=0.0, search=False, progress=False))
+                              min_agreement=0.0, search=False, progress=False))
     statuses = {a.scheme: (a.status, a.reason) for a in res.artifacts}
     assert list(statuses) == list(ALL_SCHEMES)
     assert all(s == "ok" for s, _ in statuses.values()), statuses
@@ -108,7 +108,7 @@ def test_two_devices_under_mixed_precision_export(tmp_path, class_folders):
     with open(out / "history.csv", newline="") as f:
         assert [(r["phase"], r["epoch"]) for r in csv.DictReader(f)] == [("1", "1"), ("2", "1")]
     exp = [sys.executable, "-m", "edgeport", "-q", "export", str(out), "--out", str(tmp_path / "export"),
-           "--calibration-samples", "8", "--verify-samples", "8", "--int16x8-verify-samples", "4",
+           "--calibration-samples", "8", "--verify-samples", "8",
            "--min-agreement", "0", "--no-search"]
     proc = subprocess.run(exp, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -45,7 +45,8 @@ def keras():
 
 @pytest.fixture(scope="session")
 def gray_data_dir(tmp_path_factory) -> Path:
-    """5 classes of flat gray images, class k at gray level 40 + 40 k (PNG, 20 px)."""
+    """5 classes of 20 flat gray images, class k at gray level 40 + 40 k (PNG, 20 px): 25 validation images,
+    enough for a collapsed int8 to be shown to miss a budget (it would not be on 10)."""
     import cv2
 
     root = tmp_path_factory.mktemp("gray-data")
@@ -53,7 +54,7 @@ def gray_data_dir(tmp_path_factory) -> Path:
     for k in range(5):
         d = root / f"level{k}"
         d.mkdir()
-        for i in range(8):
+        for i in range(20):
             img = np.full((20, 20, 3), 40 + 40 * k, np.int16) + rng.integers(-3, 4, (20, 20, 3))
             cv2.imwrite(str(d / f"{i}.png"), img.clip(0, 255).astype(np.uint8))
     return root

@@ -116,7 +116,7 @@ def test_every_scheme_exports_and_verifies(backbone, head, tiny_data_dir, tmp_pa
     # random weights decide at random: no accuracy budget (min_agreement 0 replaces the default one) and no
     # float-fallback search; what is checked is that every scheme converts, loads and runs right
     res = export(ExportConfig(run_dir=str(run), out=str(tmp_path / "export"), calibration_samples=5,
-                              verify_samples=5, int16x8_verify_samples=2, min_agreement=0.0, search=False,
+                              verify_samples=5, min_agreement=0.0, search=False,
                               golden_images=0, progress=False))
     statuses = {a.scheme: (a.status, a.reason) for a in res.artifacts}
     assert list(statuses) == list(ALL_SCHEMES)
@@ -125,7 +125,7 @@ def test_every_scheme_exports_and_verifies(backbone, head, tiny_data_dir, tmp_pa
     for a in res.artifacts:
         assert (tmp_path / "export" / a.file).is_file()
         v = a.verification
-        assert v["images"] == (2 if a.scheme == "int16x8" else 5)
+        assert v["images"] == 5  # every scheme, int16x8 too (well within --verify-seconds)
         assert abs(v["mean_prob_sum"] - 1.0) < 0.05, (a.scheme, v)
         if a.scheme in ("fp32", "onnx"):
             assert v["max_abs_prob_diff"] <= 1e-4 and v["agreement_pct"] == 100.0, (a.scheme, v)

@@ -16,13 +16,15 @@ def test_defaults(tmp_path):
     cfg = ExportConfig(run_dir=str(tmp_path))
     assert cfg.out_dir == tmp_path / "export"
     assert cfg.scheme_list == ALL_SCHEMES
-    assert (cfg.io_dtype, cfg.calibration_samples, cfg.verify_samples) == ("uint8", 200, 400)
+    # every validation image verifies (a slow scheme for at most verify_seconds), decided at 95 %
+    assert (cfg.io_dtype, cfg.calibration_samples, cfg.verify_samples) == ("uint8", 200, None)
     assert cfg.search and (cfg.max_drop, cfg.min_agreement, cfg.min_decided_agreement) == (None, None, None)
-    assert cfg.int16x8_verify_samples < cfg.verify_samples
+    assert (cfg.verify_seconds, cfg.confidence, cfg.undecided) == (60.0, 0.95, "pass")
 
 
 @pytest.mark.parametrize("bad", [{"io_dtype": "int4"}, {"opset": 9}, {"calibration_samples": 0},
-                                 {"max_drop": -1.0}, {"schemes": "int4"}])
+                                 {"max_drop": -1.0}, {"schemes": "int4"}, {"confidence": 1.2},
+                                 {"undecided": "maybe"}, {"verify_seconds": 0}])
 def test_bad_values_are_config_errors(tmp_path, bad):
     with pytest.raises(ConfigError, match="expected|unknown"):
         ExportConfig(run_dir=str(tmp_path), **bad)

@@ -70,7 +70,12 @@ def test_verification_figures(manifest):
                 "engine", "seconds"} <= set(v)
         assert v["delta_top1_pts"] == pytest.approx(v["top1_pct"] - manifest["verification"]["keras_top1_pct"],
                                                     abs=1e-3) or a["scheme"] == "int16x8"
-    assert arts["int16x8"]["verification"]["images"] == manifest["verification"]["int16x8_images"]
+        # each share with its interval at 95 %, the difference from the paired counts
+        lo, hi = v["agreement_pct_ci"]
+        assert lo <= v["agreement_pct"] <= hi and sum(v["top1_pairs"]) == v["images"]
+        lo, hi = v["delta_top1_pts_ci"]
+        assert lo <= v["delta_top1_pts"] <= hi
+        assert v["images"] == n or "--verify-seconds" in v.get("note", "")  # a time-capped prefix says so
 
 
 def test_op_without_integer_kernel_makes_only_that_scheme_unsupported(sine_run_dir, tmp_path):
@@ -141,36 +146,57 @@ def test_a_diverged_model_is_a_model_error_and_writes_nothing(tiny_run_dir, tmp_
     assert not (tmp_path / "export").exists()
 
 
+def _figures(n: int, agree: int, decided: int, decided_agree: int, pairs: tuple[int, int, int, int],
+             max_abs_prob_diff: float = 0.01) -> dict:
+    """Verification figures as metrics.compare writes them, from counts (intervals derived, not typed in)."""
+    from edgeport.intervals import paired_difference_interval, proportion_interval
+
+    return {"images": n, "agreements": agree, "agreement_pct": 100.0 * agree / n,
+            "agreement_pct_ci": list(proportion_interval(agree, n)), "decided_images": decided,
+            "decided_agreements": decided_agree, "decided_agreement_pct": 100.0 * decided_agree / decided,
+            "top1_pairs": list(pairs), "delta_top1_pts": 100.0 * (pairs[1] - pairs[2]) / n,
+            "delta_top1_pts_ci": list(paired_difference_interval(*pairs)), "max_abs_prob_diff": max_abs_prob_diff}
+
+
 def test_gate_rules(tmp_path):
+    """Lossy schemes are decided on intervals: failed only on evidence of a miss; float32 on the tolerance."""
     from edgeport.export.exporter import ArtifactResult, _gate
 
     def art(**v):
         return ArtifactResult("int8", "model_int8.tflite", "tflite", verification=v)
 
-    figures = {"images": 10, "agreement_pct": 90.0, "decided_agreement_pct": 100.0, "delta_top1_pts": -2.0,
-               "max_abs_prob_diff": 0.01}
     cfg = ExportConfig(run_dir=str(tmp_path))
-    a = art(**figures)
+    # 1000 images, 900 agree, Δtop-1 -2 points: clear evidence either way
+    clear = _figures(1000, 900, 800, 800, (480, 10, 30, 480))
+    a = art(**clear)
     _gate(a, cfg, reference=False)  # the default budget: Keras' decided answers kept (100 %)
-    assert a.ok
-    a = art(**{**figures, "decided_agreement_pct": 95.0})
+    assert a.ok and a.verification["budget"]["outcome"] == "met"
+    a = art(**_figures(1000, 900, 800, 760, (480, 10, 30, 480)))  # 95 % where decided, [93.25, 96.40]
     _gate(a, cfg, reference=False)
     assert "misses the budget (agreement where Keras is decided >= 98 %)" in a.reason
-    a = art(**figures)
+    assert "decided 95.00 % [93.25, 96.40] vs limit 98 %: missed" in a.reason
+    a = art(**_figures(40, 36, 30, 29, (18, 1, 2, 19)))  # 96.7 % where decided on 30 images: [82.8, 99.9]
+    _gate(a, cfg, reference=False)
+    assert a.ok and a.verification["budget"]["outcome"] == "undecided"
+    assert "not decided at 30 images (about" in a.notes[-1] and "--undecided fail" in a.notes[-1]
+    a = art(**_figures(40, 36, 30, 29, (18, 1, 2, 19)))
+    _gate(a, ExportConfig(run_dir=str(tmp_path), undecided="fail"), reference=False)
+    assert not a.ok and "is not decided on 40 held-aside images" in a.reason
+    a = art(**clear)
     _gate(a, cfg, reference=True)  # a float32 reference must match Keras to 1e-4
     assert not a.ok and "differs from Keras by 0.01" in a.reason
-    a = art(**{**figures, "max_abs_prob_diff": float("nan")})
+    a = art(**{**clear, "max_abs_prob_diff": float("nan")})
     _gate(a, cfg, reference=True)  # NaN is no match
     assert not a.ok and "differs from Keras by nan" in a.reason
-    a = art(**figures)
-    _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=1.5), reference=False)
-    assert "misses the budget (Δtop-1 >= -1.5 points)" in a.reason and "Δtop-1 -2.00" in a.reason
-    a = art(**figures)  # a user's limit replaces the default one (decided agreement is not checked)
-    _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=2.5, min_agreement=90), reference=False)
-    assert a.ok
-    a = art(**figures)
+    a = art(**clear)
+    _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=0.5), reference=False)  # Δ -2.0 [-3.3, -0.8]
+    assert "misses the budget (Δtop-1 >= -0.5 points)" in a.reason and "Δtop-1 -2.00 [-3." in a.reason
+    a = art(**clear)  # a user's limit replaces the default one (decided agreement is not checked)
+    _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=3.5, min_agreement=85), reference=False)
+    assert a.ok and set(a.verification["budget"]["limits"]) == {"max_drop", "min_agreement"}
+    a = art(**clear)
     _gate(a, ExportConfig(run_dir=str(tmp_path), min_agreement=97), reference=False)
-    assert "agreement 90.00 %" in a.reason
+    assert "agreement 90.00 % [" in a.reason
     a = art()
     _gate(a, ExportConfig(run_dir=str(tmp_path), max_drop=2.5), reference=False)
     assert "needs validation images" in a.reason

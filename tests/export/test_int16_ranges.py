@@ -39,7 +39,7 @@ def tiny_activation_run(keras, tiny_data_dir, tmp_path_factory) -> Path:
 
 def _export(run: Path, out: Path):
     return export(ExportConfig(run_dir=str(run), out=str(out), schemes=("int16x8",), calibration_samples=8,
-                               verify_samples=8, int16x8_verify_samples=8, min_agreement=0.0, progress=False))
+                               verify_samples=8, min_agreement=0.0, progress=False))
 
 
 def test_tiny_ranges_are_widened_and_int16x8_verifies(tiny_activation_run, tmp_path):

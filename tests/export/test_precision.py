@@ -70,7 +70,7 @@ def test_run_saved_with_mixed_layers_exports_every_scheme(keras, images, tiny_da
     with global_policy("mixed_float16"):
         _model(keras, images).save(run / "model.keras")
     res = export(ExportConfig(run_dir=str(run), out=str(tmp_path / "export"), calibration_samples=8,
-                              verify_samples=8, int16x8_verify_samples=4, min_agreement=0.0, search=False,
+                              verify_samples=8, min_agreement=0.0, search=False,
                               progress=False))
     assert [(a.scheme, a.status) for a in res.artifacts] == [(s, "ok") for s in ALL_SCHEMES], \
         [(a.scheme, a.reason) for a in res.artifacts if not a.ok]

@@ -57,13 +57,21 @@ def test_the_default_budget_repairs_a_fragile_int8_model(repaired):
 
 
 def test_no_selecting_on_the_reported_images(repaired):
+    """The images that chose (the search's) and those that decide and report are different images, by name."""
     v, b = repaired.manifest["verification"], repaired.manifest["budget"]
     assert b["default"] and b["min_decided_agreement"] == 98.0
-    assert v["selection_images"] > 0 and v["images"] > 0
-    assert v["selection_images"] + v["images"] == 30  # 6 val images per class, split apart
+    chose, reported = v["selection_image_ids"], v["report_image_ids"]
+    assert len(chose) == v["selection_images"] > 0 and len(reported) == v["images"] > 0
+    assert not set(chose) & set(reported)  # disjoint by identity
+    assert len(set(chose) | set(reported)) == 30  # 6 val images per class, all used, split apart
+    assert all(name.endswith(".png") for name in chose + reported)
     search = repaired.artifact("int8").quantization["search"]
     assert search["selection_images"] == v["selection_images"]
     assert all(step["images"] <= v["selection_images"] for step in search["trace"])
+    for scheme in ("int8", "onnx-int8"):  # every figure reported (and the decision) is on the report half
+        a = repaired.artifact(scheme)
+        assert a.verification["images"] == len(reported) == sum(a.verification["top1_pairs"])
+        assert a.verification["budget"]["limits"]["min_decided_agreement"]["images"] == a.verification["decided_images"]
 
 
 def test_the_label_travels_in_the_file_and_the_manifest(repaired):

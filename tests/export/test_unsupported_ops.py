@@ -20,7 +20,7 @@ from edgeport.export import ALL_SCHEMES
 def test_default_export_exits_0_with_an_unsupported_scheme(sine_run_dir, tmp_path, capsys):
     out = tmp_path / "all"
     rc = main(["-q", "export", str(sine_run_dir), "--out", str(out), "--calibration-samples", "8",
-               "--verify-samples", "8", "--int16x8-verify-samples", "4"])
+               "--verify-samples", "8"])
     manifest = json.loads((out / "manifest.json").read_text())
     statuses = {a["scheme"]: a["status"] for a in manifest["artifacts"]}
     assert statuses == {s: "unsupported" if s == "int8" else "ok" for s in ALL_SCHEMES}

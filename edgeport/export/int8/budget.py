@@ -1,19 +1,31 @@
-"""What an int8 artifact may lose against the Keras model: the budget and how the search holds to it.
+"""What a lossy artifact may lose against the Keras model: the budget, how it is decided, how the search aims.
 
 ``--max-drop``, ``--min-agreement`` and ``--min-decided-agreement`` make a
-:class:`Budget`; with none given the export holds every searchable scheme to
-:data:`DEFAULT_BUDGET`. The search holds candidates to a stricter
-:func:`tightened` budget on the images it chooses on, so that what it chooses
-also meets the real one on images it has not seen.
+:class:`Budget`; with none given the export holds every lossy scheme to
+:data:`DEFAULT_BUDGET`.
+
+:meth:`Budget.decide` judges an artifact on the images nobody chose on, with
+each figure's interval (:mod:`edgeport.intervals`): a limit is *met* when its
+whole interval is on the good side, *missed* when wholly on the bad side, else
+*undecided* at this many images. A scheme fails only on evidence that it
+misses (``--undecided fail`` also fails the undecided ones).
+
+The search aims higher on the images it chooses on (:func:`tightened`, by one
+standard error of the limit at that many images, :func:`selection_margin`), so
+that what it chooses is not the luckiest of its candidates on those images.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from edgeport.errors import ConfigError
+from edgeport.intervals import CONFIDENCE, MISSED, UNDECIDED, Decision, combine, decide_difference, decide_share
+
+#: what ``--undecided`` may say a budget not decided at this many images does
+UNDECIDED_ACTIONS = ("pass", "fail")
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,22 @@ class Budget:
         return round(miss, 6)
 
     def met(self, figures: dict) -> bool:
+        """The point estimates meet every limit (what the search compares, on its own images)."""
         return self.shortfall(figures) == 0.0
+
+    def decide(self, figures: dict, confidence: float = CONFIDENCE) -> "BudgetDecision":
+        """Each limit decided on its interval (figures of :func:`edgeport.metrics.compare`, which carry the
+        counts): met, missed or undecided, and together (missed if any is missed, met if all are met)."""
+        decisions = []
+        if self.max_drop is not None:
+            decisions.append(decide_difference("max_drop", tuple(figures["top1_pairs"]), -self.max_drop, confidence))
+        if self.min_agreement is not None:
+            decisions.append(decide_share("min_agreement", int(figures["agreements"]), int(figures["images"]),
+                                          self.min_agreement, confidence))
+        if self.min_decided_agreement is not None and figures.get("decided_images"):
+            decisions.append(decide_share("min_decided_agreement", int(figures["decided_agreements"]),
+                                          int(figures["decided_images"]), self.min_decided_agreement, confidence))
+        return BudgetDecision(combine(decisions) if decisions else "met", tuple(decisions), confidence)
 
     def describe(self) -> str:
         parts = []
@@ -68,6 +95,31 @@ class Budget:
         return asdict(self)
 
 
+_FIGURE_OF = {"max_drop": "Δtop-1", "min_agreement": "agreement", "min_decided_agreement": "agreement where Keras "
+              "is decided"}
+
+
+@dataclass(frozen=True)
+class BudgetDecision:
+    """:meth:`Budget.decide`'s verdict: ``outcome`` (met, missed, undecided) and each limit's :class:`Decision`."""
+
+    outcome: str
+    limits: tuple[Decision, ...] = field(default_factory=tuple)
+    confidence: float = CONFIDENCE
+
+    def describe(self) -> str:
+        """'agreement 96.20 % [94.1, 97.7] against 97: not decided at 368 images (about 2900 would decide it);
+        Δtop-1 ...' (the limits that decided the outcome first)."""
+        order = {MISSED: 0, UNDECIDED: 1}
+        parts = [f"{_FIGURE_OF.get(d.name, d.name)} {d.describe()}"
+                 for d in sorted(self.limits, key=lambda d: order.get(d.outcome, 2))]
+        return f"{'; '.join(parts)} ({100 * self.confidence:g} % intervals)"
+
+    def to_dict(self) -> dict:
+        return {"outcome": self.outcome, "confidence": self.confidence,
+                "limits": {d.name: d.to_dict() for d in self.limits}}
+
+
 #: what a user who sets no limit gets: no int8 file that flips the float model's clear decisions
 DEFAULT_BUDGET = Budget(max_drop=None, min_agreement=None, min_decided_agreement=98.0)
 
@@ -81,8 +133,9 @@ def budget_of(cfg) -> Budget:
 
 def selection_margin(limit: float | None, images: int) -> float:
     """One standard error, in points, of an agreement near ``limit`` (97 % when unset) measured on
-    ``images`` images: what the search adds to an agreement limit on the selection images so that a
-    candidate chosen there also meets it on images it has not seen (97 % on 368 images: 0.89 points)."""
+    ``images`` images (the binomial model behind every interval, at one sigma): what the search adds to an
+    agreement limit on the selection images so that the candidate it picks among many is not merely the
+    luckiest there (97 % on 368 images: 0.89 points)."""
     a = (limit if limit is not None else 97.0) / 100.0
     a = min(max(a, 0.5), 0.999)
     return round(100.0 * float(np.sqrt(a * (1.0 - a) / max(images, 1))), 4)

@@ -50,7 +50,7 @@ def improve(scheme: SchemeSpec, ctx, cfg: ExportConfig, selection: EvalSet,
     result = search(cands, selection, contract, budget, max_evals=cfg.max_evals, threads=cfg.threads,
                     out=path if cfg.search else None, workdir=ctx.workdir / f"search-{scheme.name}", seed=cfg.seed,
                     progress=cfg.progress, rank_always=cfg.diagnose, max_slowdown=cfg.max_slowdown,
-                    rules=ctx.range_rules(scheme.name))
+                    rules=ctx.range_rules(scheme.name), confidence=cfg.confidence)
     log.info("%s: %s (%.0f s)", scheme.name, result.message, time.perf_counter() - t0)
     float_set = dict(result.float_set)
     float_set.pop("nodes", None)  # every node is in the report; the manifest keeps the names people read

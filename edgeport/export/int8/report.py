@@ -357,22 +357,30 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def _ci(ci: list[float] | None, spec: str) -> str:
+    return f" [{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci else ""
+
+
 def to_markdown(scheme: SchemeSpec, result: SearchResult, rows: list[dict]) -> str:
     """The report for people: the outcome, the search trace, the ranking, the worst layers."""
     r = result
     lines = [f"# {scheme.name}: {headline(r)}", "", r.message, "",
              f"Budget: {r.budget.describe()}; on the {r.selection_images} selection images the search required "
-             f"{r.target.describe()} (agreement limits raised by one standard error). The export's verification "
-             "figures come from the other validation images.", "",
+             f"{r.target.describe()} of the point estimates (agreement limits raised by one standard error, so "
+             "that the candidate it picks is not merely the luckiest on these images). The export decides the "
+             f"budget on the other validation images, on {100 * r.confidence:g} % intervals ([CI]: Clopper-Pearson for "
+             "shares, Tango's paired score interval for Δtop-1, a bootstrap for the p50 ratio).", "",
              "## Search trace", "",
-             "| step | phase | action | ranges | float ops | float MACs % | images | agree % | decided agree % | "
-             "Δtop-1 | mean KL | p50 ms | p50 / full int8 (CPU) | met |",
+             "| step | phase | action | ranges | float ops | float MACs % | images | agree % [CI] | decided agree % | "
+             "Δtop-1 [CI] | mean KL | p50 ms | p50 / full int8 (CPU) [CI] | met |",
              "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for s in r.trace:
         lines.append(f"| {s.step} | {s.phase} | {s.action} | {s.ranges} | {s.float_ops} | {100 * s.float_macs_share:.1f} | "
-                     f"{s.images} | {_pct(s.agreement_pct)} | {_pct(s.decided_agreement_pct)} | "
-                     f"{s.delta_top1_pts:+.2f} | {s.mean_kl:.4f} | {'-' if s.p50_ms is None else f'{s.p50_ms:.2f}'} | "
-                     f"{'-' if s.slowdown is None else f'{s.slowdown:.2f}x'} | {'yes' if s.met else ''} |")
+                     f"{s.images} | {_pct(s.agreement_pct)}{_ci(s.agreement_pct_ci, '.1f')} | "
+                     f"{_pct(s.decided_agreement_pct)} | {s.delta_top1_pts:+.2f}{_ci(s.delta_top1_pts_ci, '+.1f')} | "
+                     f"{s.mean_kl:.4f} | {'-' if s.p50_ms is None else f'{s.p50_ms:.2f}'} | "
+                     f"{'-' if s.slowdown is None else f'{s.slowdown:.2f}x'}{_ci(s.slowdown_ci, '.2f')} | "
+                     f"{'yes' if s.met else ''} |")
     if r.ranking:
         lines += ["", "## Model-level sensitivity (each unit quantized alone, everything else float)", "",
                   "| unit | ops | MACs % | agree % | Δtop-1 | mean KL |", "|---|---:|---:|---:|---:|---:|"]

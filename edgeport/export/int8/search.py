@@ -59,6 +59,7 @@ from edgeport.export.int8.budget import Budget, selection_margin, tightened
 from edgeport.export.int8.candidates import Candidates
 from edgeport.export.int8.graph import Group, search_groups
 from edgeport.export.verify import evaluate
+from edgeport.intervals import CONFIDENCE
 from edgeport.progress import Progress
 from edgeport.sampling import stratified_indices
 
@@ -84,6 +85,9 @@ class Step:
     cpu_p50_ms: float | None = None
     slowdown: float | None = None  #: its p50 over full int8's, invokes alternating (process CPU time)
     met: bool = False
+    agreement_pct_ci: list[float] | None = None  #: interval of agreement_pct on these images
+    delta_top1_pts_ci: list[float] | None = None
+    slowdown_ci: list[float] | None = None  #: bootstrap interval of the slowdown
     shortfall: float = 0.0
     seconds: float = 0.0
     ranges: str = "minmax"  #: the activation-range rule it was quantized on
@@ -124,6 +128,7 @@ class SearchResult:
     selection_images: int
     rank_images: int
     message: str = ""
+    confidence: float = CONFIDENCE  #: level of the intervals in the trace
 
     @property
     def float_ops(self) -> int:
@@ -150,6 +155,7 @@ class SearchResult:
             "groups": [g.to_dict() for g in self.groups], "evaluations": self.evaluations,
             "max_evals": self.max_evals, "seconds": round(self.seconds, 3),
             "selection_images": self.selection_images, "rank_images": self.rank_images,
+            "confidence": self.confidence,
         }
 
 
@@ -162,8 +168,9 @@ class _Runner:
 
     def __init__(self, cands: Candidates, selection: EvalSet, rank_set: EvalSet, contract: InputContract,
                  budget: Budget, threads: int | None, latency_runs: int, workdir: Path, bar: Progress,
-                 max_evals: int, max_slowdown: float | None = None) -> None:
+                 max_evals: int, max_slowdown: float | None = None, confidence: float = CONFIDENCE) -> None:
         self.cands, self.selection, self.rank_set, self.contract = cands, selection, rank_set, contract
+        self.confidence = confidence
         self.budget, self.threads, self.latency_runs = budget, threads, latency_runs
         self.max_slowdown = max_slowdown
         self.full_cost: float | None = None  # full int8's p50 (CPU time, else wall): what slowdowns divide by
@@ -203,7 +210,7 @@ class _Runner:
         data = self.rank_set if rank else self.selection
         reference = self.kept.get(0) if step > 0 else None  # full int8, the first candidate
         fig = evaluate(path, data, self.contract, self.threads, 0 if rank else self.latency_runs,
-                       reference=reference)
+                       reference=reference, confidence=self.confidence)
         desc = self.cands.describe(float_ops)
         s = Step(step=step, phase=phase, action=action, float_groups=list(groups), float_ops=desc["ops"],
                  float_macs_share=desc["macs_share"], images=len(data), agreement_pct=fig["agreement_pct"],
@@ -212,7 +219,9 @@ class _Runner:
                  p50_ms=fig.get("p50_ms"), cpu_p50_ms=fig.get("cpu_p50_ms"),
                  slowdown=None if rank else self._slowdown(fig),
                  met=(not rank) and self.budget.met(fig), shortfall=self.budget.shortfall(fig),
-                 seconds=round(time.perf_counter() - t0, 3), ranges=self.cands.rule)
+                 seconds=round(time.perf_counter() - t0, 3), ranges=self.cands.rule,
+                 agreement_pct_ci=fig.get("agreement_pct_ci"), delta_top1_pts_ci=fig.get("delta_top1_pts_ci"),
+                 slowdown_ci=None if rank or step == 0 else fig.get("slowdown_ci"))
         if s.met and self.too_slow(s):
             s.met = False  # accurate enough, but slower than a fallback may be
         self.trace.append(s)
@@ -259,6 +268,7 @@ def search(
     rank_always: bool = False,
     max_slowdown: float | None = None,
     rules: Sequence[str] = (),
+    confidence: float = CONFIDENCE,
 ) -> SearchResult:
     """Find the cheapest float fallback of ``cands`` that meets ``budget`` on ``selection``.
 
@@ -301,7 +311,7 @@ def search(
     rank_set = selection.take(stratified_indices(selection.labels, rank_images, seed))
     with Progress(max_evals, f"{cands.scheme} float-fallback search", enabled=progress) as bar:
         r = _Runner(cands, selection, rank_set, contract, target, threads, latency_runs, workdir, bar, max_evals,
-                    max_slowdown)
+                    max_slowdown, confidence)
         full = r.run("full", "full int8" if cands.rule == "minmax" else f"full int8, {cands.rule} ranges", set(), [])
         full_path = workdir / f"full_int8{cands.suffix}"
         shutil.copyfile(r.kept[full.step], full_path)
@@ -329,7 +339,7 @@ def search(
         scheme=cands.scheme, budget=budget, target=target, margin=margin, met=chosen.met, model_path=model_path, full_int8_path=full_path,
         float_set=float_set, chosen=chosen, full_int8=full, trace=list(r.trace), ranking=ranking, groups=groups,
         evaluations=len(r.trace), max_evals=max_evals, seconds=time.perf_counter() - t_start,
-        selection_images=len(selection), rank_images=len(rank_set), message=message,
+        selection_images=len(selection), rank_images=len(rank_set), message=message, confidence=confidence,
     )
     for step, path in r.kept.items():  # candidates other than the chosen one are not needed any more
         if path != model_path and (out is not None or step != chosen.step):
