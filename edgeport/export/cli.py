@@ -53,6 +53,13 @@ HELP: dict[str, str | Flag] = {
                                choices=CALIBRATION_METHODS),
     "diagnose": "write EXPORT/quantization/ (model-level sensitivity, per-layer SQNR, PNG) even when full int8 "
                 "meets the budget",
+    "qat": "when post-training int8/onnx-int8 needs ops kept float or misses the budget, also fine-tune the model "
+           "under simulated int8 (quantization-aware training: per-channel int8 weights, BatchNorm folded, per-tensor "
+           "int8 activations on the calibrated ranges, distilling the Keras model over the run's train split) and "
+           "search again from there; the cheaper result that meets the budget is kept",
+    "qat_epochs": "epochs of the QAT fine-tune",
+    "qat_lr": Flag("learning rate of the QAT fine-tune (Adam)", type=float, metavar="LR"),
+    "resume": "continue an interrupted QAT fine-tune from its last epoch (RUN_DIR/checkpoints/qat)",
     "threads": Flag("one value: the engine threads of the verification", default="all cores"),
     "progress": "",
 }

@@ -54,6 +54,10 @@ class ExportConfig:
     selection_fraction: float = 0.5  #: validation images that choose (the rest report)
     calibration_method: str = "auto"  #: int8 / onnx-int8 activation ranges: auto, minmax, percentile, entropy, mse
     diagnose: bool = False  #: write EXPORT/quantization/ (sensitivity ranking, per-layer table) in any case
+    qat: bool = False  #: post-training int8 missing the budget: also fine-tune under simulated int8 (QAT)
+    qat_epochs: int = 2  #: epochs of the QAT fine-tune over the run's train split
+    qat_lr: float = 1e-4  #: its learning rate (Adam)
+    resume: bool = False  #: continue an interrupted QAT fine-tune from its last epoch (RUN_DIR/checkpoints/qat)
     tolerance: float = 1e-4
     threads: int | None = None
     progress: bool | str = "auto"  #: auto | bar | line | off (True: auto, False: off)
@@ -90,6 +94,10 @@ class ExportConfig:
                               f"received '{self.calibration_method}'")
         for scheme in self.scheme_list:
             range_rules(scheme, self.calibration_method)  # a rule the scheme lacks: said before any work
+        if int(self.qat_epochs) < 1:
+            raise ConfigError(f"expected --qat-epochs >= 1, received {self.qat_epochs}")
+        if not 0 < float(self.qat_lr) < 1:
+            raise ConfigError(f"expected --qat-lr between 0 and 1 (e.g. 1e-4), received {self.qat_lr}")
         if self.tolerance <= 0:
             raise ConfigError(f"expected a positive tolerance, received {self.tolerance}")
 

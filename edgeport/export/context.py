@@ -30,7 +30,10 @@ class ConversionContext:
     calibration_method: str = "auto"  #: int8/onnx-int8 activation ranges (``--calibration-method``)
     shared_seconds: dict[str, float] = field(default_factory=dict)
     graphs: dict[str, dict] = field(default_factory=dict)
+    #: what a QAT fine-tune needs (:meth:`qat`): its settings and the run's train split, checkpoints, labels
+    qat_options: dict = field(default_factory=dict)
     _saved_model: Path | None = None
+    _qat: object = None
     _onnx_base: Path | None = None
     _calibrated: bytes | BaseException | None = None
     _candidates: dict = field(default_factory=dict)
@@ -88,6 +91,29 @@ class ConversionContext:
                 self.shared_seconds["onnx_preprocess"] = time.perf_counter() - t0
             self._candidates[scheme.name] = cands
         return self._candidates[scheme.name]
+
+    def qat(self, rule: str):
+        """The QAT fine-tune of the model (once per export, shared by every searchable scheme) and a context on
+        the fine-tuned model (its own SavedModel, calibration and candidates); (QATResult, ConversionContext)."""
+        if self._qat is None:
+            from dataclasses import replace
+
+            from edgeport.export.exporter import load_keras_model
+            from edgeport.export.int8.qat import QATSettings, fine_tune
+
+            o = self.qat_options
+            settings = QATSettings(epochs=o["epochs"], lr=o["lr"], rule=rule, seed=o.get("seed", 0))
+            student = load_keras_model(o["model_path"])  # a copy to fine-tune; self.model stays the reference
+            t0 = time.perf_counter()
+            result = fine_tune(self.model, student, o["train"], o["classes"], o["contract"], self.calibration,
+                               settings, o.get("checkpoint_dir"), o.get("resume", False), self.progress,
+                               fingerprint=f"{o.get('source_sha256', '')}:{settings}")
+            self.shared_seconds["qat"] = time.perf_counter() - t0
+            child = replace(self, model=result.model, workdir=self.workdir / "qat", shared_seconds={}, graphs={},
+                            _saved_model=None, _onnx_base=None, _calibrated=None, _candidates={}, _qat=None)
+            child.workdir.mkdir(parents=True, exist_ok=True)
+            self._qat = (result, child)
+        return self._qat
 
     def range_rules(self, scheme: str) -> tuple[str, ...]:
         """The activation-range rules ``scheme`` may use (the first is its full-integer model's)."""

@@ -16,6 +16,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeport import __version__
 from edgeport._lazy import require
 from edgeport.config import to_dict
@@ -281,8 +283,7 @@ def _improve(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig, sele
         log.warning("%s: the float-fallback search failed (%s); keeping full int8", scheme.name, _short(exc, 300))
         a.notes.append(f"the float-fallback search failed ({_short(exc, 300)}); this is the full-integer model")
         return None
-    chosen = improved.result.chosen
-    applied = cfg.search and (improved.result.float_ops > 0 or chosen.ranges != improved.result.full_int8.ranges)
+    applied = cfg.search and improved.applied
     a.precision = improved.label if applied else scheme.label
     a.quantization = {**improved.entry, "applied": applied}
     if applied:
@@ -316,6 +317,9 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
         extra = {"io_dtype": cfg.io_dtype} if scheme.integer_io else {}
         if a.precision != scheme.label:
             extra["precision"] = a.precision
+        qat = (a.quantization or {}).get("qat") or {}
+        if qat.get("chosen"):  # the file says it was fine-tuned, and how much
+            extra["qat"] = {k: qat[k] for k in ("epochs", "images", "seconds")}
         _embed(path, scheme.format, _model_info(run, contract, scheme.name, scheme.format, scheme.file, extra))
     except Exception as exc:  # noqa: BLE001 - converters raise anything; isolate the scheme
         path.unlink(missing_ok=True)
@@ -359,6 +363,18 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
     return a
 
 
+def _qat_options(cfg: ExportConfig, run: RunInfo, contract: InputContract) -> dict:
+    """What a QAT fine-tune needs from the run (``--qat``): its train split, model file, checkpoint folder, and
+    how long its fine-tune epochs took (the estimate a message gives when QAT is not asked for)."""
+    timing = run.metrics.get("timing") if isinstance(run.metrics.get("timing"), dict) else {}
+    epochs = [float(t) for t in timing.get("phase2_epoch_seconds") or [] if isinstance(t, (int, float))]
+    return {"enabled": cfg.qat, "epochs": cfg.qat_epochs, "lr": cfg.qat_lr, "seed": cfg.seed, "resume": cfg.resume,
+            "model_path": run.model_path, "train": run.samples("train") if cfg.qat else [], "classes": run.labels,
+            "contract": contract, "checkpoint_dir": run.run_dir / "checkpoints" / "qat",
+            "source_sha256": run.source_sha256, "epoch_seconds": float(np.median(epochs)) if epochs else None,
+            "train_images": len(run.samples("train"))}
+
+
 def _split(verify: EvalSet, cfg: ExportConfig) -> tuple[EvalSet, EvalSet]:
     """(selection images for the float-fallback search, the disjoint rest as the set every artifact is
     verified and reported on): nothing reported was used to choose."""
@@ -373,7 +389,8 @@ def _full_int8_figures(improved: Improved, verify: EvalSet, contract: InputContr
                        artifact: Path) -> dict:
     """The full-integer model on the same report images, measured in the same run: the table's side-by-side
     row. Its p50 is measured with ``artifact``'s invokes alternating (``artifact_latency``: the artifact's)."""
-    fig = evaluate(improved.result.full_int8_path, verify, contract, cfg.threads, LATENCY_RUNS, reference=artifact,
+    baseline = improved.baseline or improved.result  # post-training full int8, QAT or not
+    fig = evaluate(baseline.full_int8_path, verify, contract, cfg.threads, LATENCY_RUNS, reference=artifact,
                    confidence=cfg.confidence)
     keep = ("images", "agreement_pct", "agreement_pct_ci", "decided_agreement_pct", "decided_images", "top1_pct",
             "delta_top1_pts", "delta_top1_pts_ci", "max_abs_prob_diff", "p50_ms", "p50_ci_ms", "cpu_p50_ms")
@@ -487,7 +504,8 @@ def export(config: ExportConfig | str | os.PathLike[str], **options: Any) -> Exp
 
     with replace_dir(out) as new, scratch_dir("edgeport-export-") as tmp:
         ctx = ConversionContext(model=model, workdir=tmp, calibration=calib, io_dtype=cfg.io_dtype,
-                                opset=cfg.opset, progress=cfg.progress, calibration_method=cfg.calibration_method)
+                                opset=cfg.opset, progress=cfg.progress, calibration_method=cfg.calibration_method,
+                                qat_options=_qat_options(cfg, run, contract))
         results = [_export_scheme(s, ctx, cfg, run, contract, verify, new, golden, selection) for s in schemes]
         results += _carry_over(previous, out, new, run, {s.name for s in schemes})
         results.sort(key=lambda a: ALL_SCHEMES.index(a.scheme))

@@ -240,6 +240,9 @@ def _plot_sensitivity(ax, layers: Sequence[dict], search: dict) -> None:
     if finite:
         xs, ys = zip(*finite)
         ax.plot(xs, ys, "-", color="#1f77b4", lw=1.2, marker=".", ms=4, label="SQNR of int8 tensor (dB)")
+        qat = [(r["depth"], r["sqnr_db_qat"]) for r in layers if r.get("sqnr_db_qat") not in (None, math.inf)]
+        if qat:
+            ax.plot(*zip(*qat), "-", color="#2ca02c", lw=1.2, marker=".", ms=4, label="after QAT (dB)")
         # where the error enters: the largest falls of SQNR from one tensor to the next
         falls = sorted(range(1, len(finite)), key=lambda i: finite[i][1] - finite[i - 1][1])[:2]
         for k, i in enumerate(falls):
@@ -327,17 +330,28 @@ def layer_stats(scheme: SchemeSpec, ctx, cands, result: SearchResult,
     return onnx_layer_stats(cands.preprocessed, result.full_int8_path, images, layers)
 
 
-def write_report(scheme: SchemeSpec, ctx, cands, result: SearchResult, selection: EvalSet,
-                 report_dir: Path, progress: bool = False) -> dict[str, str]:
-    """``<scheme>.json`` (everything), ``<scheme>.md`` (the tables people read) and ``<scheme>.png``."""
+def write_report(scheme: SchemeSpec, ctx, cands, result: SearchResult, selection: EvalSet,  # noqa: PLR0913
+                 report_dir: Path, progress: bool = False, qat: tuple | None = None) -> dict[str, str]:
+    """``<scheme>.json`` (everything), ``<scheme>.md`` (the tables people read) and ``<scheme>.png``.
+
+    ``qat``: (the QAT model's candidates, its kept search result or None) when a QAT fine-tune ran: its full
+    int8's per-layer SQNR goes beside post-training's (``sqnr_db_qat``), and its search is in the report."""
     report_dir.mkdir(parents=True, exist_ok=True)
     images = ctx.calibration[:LAYER_STAT_IMAGES] if ctx.calibration is not None else selection.images[:LAYER_STAT_IMAGES]
     try:
         rows = layer_stats(scheme, ctx, cands, result, images)
+        if qat is not None and scheme.format == "tflite":
+            qcands, qresult = qat
+            rule = (qresult or result).chosen.ranges
+            after = tflite_layer_stats(qcands.ranged(rule), images, ctx.layer_names())
+            for row, other in zip(rows, after):
+                row["sqnr_db_qat"] = other.get("sqnr_db") if other.get("op") == row.get("op") else None
     except Exception as exc:  # noqa: BLE001 - the report is extra: a debugger failure must not fail the scheme
         log.warning("%s: per-layer statistics failed (%s); the report has the search only", scheme.name, exc)
         rows = []
     data = {"scheme": scheme.name, "layers": rows, **result.to_dict()}
+    if qat is not None and qat[1] is not None:
+        data["qat_search"] = {k: v for k, v in qat[1].to_dict().items() if k not in ("model", "groups")}
     data.pop("model", None)
     files = {"json": report_dir / f"{scheme.name}.json", "md": report_dir / f"{scheme.name}.md",
              "png": report_dir / f"{scheme.name}.png"}
@@ -393,10 +407,14 @@ def to_markdown(scheme: SchemeSpec, result: SearchResult, rows: list[dict]) -> s
         worst = sorted(finite, key=lambda x: x["sqnr_db"])[:15]
         # TFLite's table is measured on the chosen ranges; onnxruntime's debugger on the first calibration's
         ranges = r.chosen.ranges if scheme.format == "tflite" else r.full_int8.ranges
+        has_qat = any(x.get("sqnr_db_qat") is not None for x in rows)
         lines += ["", f"## Per-layer SQNR of full int8 on {ranges} ranges (the {len(worst)} lowest of {len(rows)} "
-                  "tensors)", "",
-                  "| depth | op | Keras layers | SQNR dB |", "|---:|---|---|---:|"]
-        lines += [f"| {x['depth']} | {x['op']} | {', '.join(x.get('layers') or []) or '-'} | {x['sqnr_db']:.1f} |"
-                  for x in worst]
+                  "tensors)" + (", before and after QAT" if has_qat else ""), "",
+                  "| depth | op | Keras layers | SQNR dB |" + (" after QAT dB |" if has_qat else ""),
+                  "|---:|---|---|---:|" + ("---:|" if has_qat else "")]
+        for x in worst:
+            after = x.get("sqnr_db_qat")
+            lines.append(f"| {x['depth']} | {x['op']} | {', '.join(x.get('layers') or []) or '-'} | {x['sqnr_db']:.1f} |"
+                         + ((f" {after:.1f} |" if after is not None else " - |") if has_qat else ""))
     lines += ["", f"![{scheme.name} quantization report]({scheme.name}.png)", ""]
     return "\n".join(lines)

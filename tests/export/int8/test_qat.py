@@ -1,0 +1,130 @@
+"""Quantization-aware fine-tuning on tiny real models: what is simulated, how close it is to LiteRT's int8,
+that it changes the weights and ends in an integer file, that it resumes, and `edgeport export --qat`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from edgeport.contract import InputContract  # noqa: E402
+from edgeport.export.int8 import qat as Q  # noqa: E402
+
+SIZE = 32
+
+
+def _block_model(keras):
+    """Rescaling, conv+BN+ReLU6, an inverted residual (expand+BN+ReLU6, depthwise+BN+swish, project+BN, add),
+    GAP, Dense: the patterns the backbones are made of."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="scale")(inp)
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv")(x)
+    x = keras.layers.BatchNormalization(name="conv_bn")(x)
+    x = keras.layers.ReLU(6.0, name="conv_relu")(x)
+    y = keras.layers.Conv2D(16, 1, use_bias=False, name="expand")(x)
+    y = keras.layers.BatchNormalization(name="expand_bn")(y)
+    y = keras.layers.ReLU(6.0, name="expand_relu")(y)
+    y = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(y)
+    y = keras.layers.BatchNormalization(name="dw_bn")(y)
+    y = keras.layers.Activation("swish", name="dw_swish")(y)
+    y = keras.layers.Conv2D(8, 1, use_bias=False, name="project")(y)
+    y = keras.layers.BatchNormalization(name="project_bn")(y)
+    x = keras.layers.Add(name="residual")([x, y])
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inp, keras.layers.Dense(5, name="logits")(x))
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # statistics a trained network would have, not the initial ones
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.uniform(-0.5, 0.5, n), rng.uniform(-0.2, 0.2, n),
+                               rng.uniform(0.5, 2, n)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def block(keras):
+    return _block_model(keras)
+
+
+def test_the_plan_folds_and_fuses_where_the_converter_does(block):
+    p = Q.plan(block)
+    assert p.weights == {"conv", "expand", "dw", "project", "logits"}  # per-channel int8 weights
+    assert {k: v.name for k, v in p.fold.items()} == {"conv": "conv_bn", "expand": "expand_bn", "dw": "dw_bn",
+                                                      "project": "project_bn"}
+    # int8 tensors: not a conv before its BN, not a folded BN before its ReLU6
+    assert p.quantize == {"scale", "conv_relu", "expand_relu", "dw_bn", "dw_swish", "project_bn", "residual", "gap",
+                          "logits"}
+
+
+def test_the_simulation_rounds_where_and_as_litert_int8_does(block, tmp_path):
+    """Every int8 activation of the converted file has its point in the simulation, on the range the converter
+    set (within 2 % of it; on the MobileNetV2 flowers run all 68 points matched within 5 %)."""
+    import re
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgeport.export.tflite import calibrate, export_saved_model, quantize_calibrated
+
+    calib = np.random.default_rng(0).integers(0, 256, (64, SIZE, SIZE, 3)).astype(np.uint8)
+    model_file = tmp_path / "m.tflite"
+    calibrated = calibrate(export_saved_model(block, tmp_path / "sm"), calib, progress=False)
+    model_file.write_bytes(quantize_calibrated(calibrated, "int8", "uint8"))
+    interp = Interpreter(str(model_file))
+    converted = {d["name"].split(";")[0]: ((-128 - d["quantization"][1]) * d["quantization"][0],
+                                           (127 - d["quantization"][1]) * d["quantization"][0])
+                 for d in interp.get_tensor_details() if d["dtype"] == np.int8 and d["quantization"][0]}
+    p = Q.plan(block)
+    measured = Q.measure_ranges(Q.probe(block, p), calib, "minmax", p)
+    for point, (lo, hi) in measured.items():
+        if point == "scale/mul":
+            # the one known difference: the converter recorded this MUL's range as [-1, 2] here (its ADD's range
+            # joined in) but as its own [0, 2] in the MobileNetV2 flowers run; the simulation uses its own
+            continue
+        layer, _, part = point.partition("/")
+        names = [n for n in converted if re.search(rf"/{layer}(_\d+)?/", n + "/") and (not part or part in n)]
+        if layer == block.layers[-1].name:  # the model's output tensor is renamed by the SavedModel signature
+            names = [n for n in converted if n.startswith("StatefulPartitionedCall")]
+        assert names, f"{point}: no int8 tensor of the converted model"
+        clo, chi = converted[names[-1]]
+        assert abs(lo - clo) <= 0.02 * (chi - clo) and abs(hi - chi) <= 0.02 * (chi - clo), (point, (lo, hi), (clo, chi))
+
+
+def test_fine_tune_changes_the_weights_checkpoints_and_resumes(keras, tiny_run_dir, tmp_path):
+    from edgeport.export.datasets import load_images
+    from edgeport.export.exporter import load_keras_model
+    from edgeport.rundir import read_run
+
+    run = read_run(tiny_run_dir)
+    original = load_keras_model(run.model_path)
+    calib, _, _ = load_images(run.samples("train")[:16], run.contract, "calibration", False)
+    before = [w.copy() for w in load_keras_model(run.model_path).get_weights()]
+    settings = Q.QATSettings(epochs=1, lr=1e-3, batch_size=8)
+    student = load_keras_model(run.model_path)
+    first = Q.fine_tune(original, student, run.samples("train"), run.labels, run.contract, calib, settings,
+                        tmp_path / "ck", fingerprint="a", progress=False)
+    after = first.model.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(before, after))  # QAT changed the weights ...
+    assert all(np.allclose(a, b) for a, b in zip(before, original.get_weights()))  # ... not the reference's
+    assert first.history[0]["epoch"] == 1 and first.quantized_weights > 0 and first.quantized_tensors > 0
+    state = json.loads((tmp_path / "ck" / Q.STATE_FILE).read_text())
+    assert state["epoch"] == 1 and (tmp_path / "ck" / Q.WEIGHTS_FILE).is_file()
+    more = Q.QATSettings(epochs=2, lr=1e-3, batch_size=8)
+    resumed = Q.fine_tune(original, load_keras_model(run.model_path), run.samples("train"), run.labels,
+                          run.contract, calib, more, tmp_path / "ck", resume=True, fingerprint="a", progress=False)
+    assert resumed.resumed_from == 1 and [h["epoch"] for h in resumed.history] == [1, 2]
+    other = Q.fine_tune(original, load_keras_model(run.model_path), run.samples("train"), run.labels,
+                        run.contract, calib, more, tmp_path / "ck", resume=True, fingerprint="b", progress=False)
+    assert other.resumed_from == 0  # another model or other settings: starts over
+
+
+def test_settings_are_checked():
+    from edgeport.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--qat-epochs >= 1"):
+        Q.QATSettings(epochs=0)
+    with pytest.raises(ConfigError, match="--qat-lr between 0 and 1"):
+        Q.QATSettings(lr=2.0)
