@@ -13,6 +13,7 @@ plus a vectorised cast/quantisation, identical to training's.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,9 @@ from edgeport.runtime.engines import (
 )
 
 
+log = logging.getLogger(__name__)
+
+
 def _embedded_scheme(path: Path) -> str | None:
     """The scheme recorded in a file's own metadata (None when unreadable: it fails later, clearly)."""
     try:
@@ -50,8 +54,15 @@ def _embedded_scheme(path: Path) -> str | None:
 def list_artifacts(directory: str | os.PathLike[str]) -> list[Artifact]:
     """The deployable artifacts of an export directory: manifest entries with status ok whose file
     exists, or, without a manifest, its .tflite/.onnx files."""
-    return [a for a in manifest_artifacts(directory, embedded_scheme=_embedded_scheme)
-            if a.ok and a.path.is_file()]
+    arts = [a for a in manifest_artifacts(directory, embedded_scheme=_embedded_scheme) if a.ok]
+    unusable = [a for a in arts if not a.path.is_file()]
+    if unusable:
+        from edgeport.runtime.paths import what_is
+
+        for a in unusable:  # said, not silent: another (e.g. float) artifact runs instead
+            log.warning("%s is listed as exported (%s) but it %s; skipped, so another artifact runs "
+                        "instead: copy the export again", a.file, a.scheme, what_is(a.path).removeprefix("which "))
+    return [a for a in arts if a.path.is_file()]
 
 
 def _format_of(engine: str) -> str | None:
@@ -295,7 +306,9 @@ class Classifier:
                                                  + _why_not([suffix]))
                 engine = names[0]
         else:
-            raise ModelError(f"expected a model file or an export directory, received '{path}' which does not exist")
+            from edgeport.runtime.paths import what_is
+
+            raise ModelError(f"expected a model file or an export directory, received '{path}' {what_is(p)}")
         info = load_model_info(model)
         eng = create_engine(engine, model, threads=threads, **engine_opts)
         try:

@@ -381,7 +381,9 @@ class VideoFileSource(_CaptureSource):
 
     def _open(self) -> None:
         if not Path(self.spec).is_file():
-            raise SourceError(f"expected a video file, received '{self.spec}' which does not exist")
+            from edgeport.runtime.paths import what_is
+
+            raise SourceError(f"expected a video file, received '{self.spec}' {what_is(self.spec)}")
         super()._open()
         count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0
         self.frame_count = int(count) if 0 < count < 1e9 else 0  # what the file's header says (0: unknown)
@@ -634,8 +636,14 @@ def source_kind(spec: str) -> str:
     raise SourceError(
         f"expected --source to be a camera index, /dev/videoN, a video file, an image folder or glob, "
         f"an rtsp:// or http:// URL, a GStreamer pipeline (with '!') or 'picamera2'; received '{mask_secrets(spec)}'"
-        + (" (no such file or folder)" if not p.exists() else "")
+        + (" (no such file or folder)" if not p.exists() else f" ({_what_is(p)})")
     )
+
+
+def _what_is(p: Path) -> str:
+    from edgeport.runtime.paths import what_is
+
+    return what_is(p).removeprefix("which ")
 
 
 def open_source(spec: str, kind: str | None = None, realtime: bool = False, loop: bool = False,

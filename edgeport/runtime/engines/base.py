@@ -85,7 +85,9 @@ class Engine:
         self.model_path = Path(model_path)
         self.threads = threads
         if not self.model_path.is_file():
-            raise ModelError(f"expected a model file, received '{model_path}' which does not exist")
+            from edgeport.runtime.paths import what_is
+
+            raise ModelError(f"expected a model file, received '{model_path}' {what_is(self.model_path)}")
         if self.suffixes and self.model_path.suffix.lower() not in self.suffixes:
             raise ModelError(
                 f"engine '{self.name}' expected a {'/'.join(self.suffixes)} file, received "
