@@ -44,7 +44,10 @@ class Broker:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        lines = [f"listener {self.port} 127.0.0.1", "persistence true", f"persistence_location {root}/",
+        import getpass
+
+        # as root, mosquitto would drop to the 'mosquitto' user, who cannot read the test's private folders
+        lines = [f"user {getpass.getuser()}", f"listener {self.port} 127.0.0.1", "persistence true", f"persistence_location {root}/",
                  "max_queued_messages 0", "max_inflight_messages 0", "log_dest stderr",
                  "log_type error", "log_type warning"]
         if users:

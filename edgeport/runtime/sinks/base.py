@@ -358,8 +358,8 @@ class QueuedSink(Sink):
 
     def close(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
-        while len(self.queue) and self._connected and time.monotonic() < deadline and self._thread is not None \
-                and self._thread.is_alive():
+        while len(self.queue) and time.monotonic() < deadline and self._thread is not None \
+                and self._thread.is_alive():  # a destination that is back within the timeout still gets them
             time.sleep(0.02)
         self._stop.set()
         if self._thread is not None:

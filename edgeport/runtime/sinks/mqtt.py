@@ -146,6 +146,8 @@ class MqttSink(QueuedSink):
 
     def _deliver(self, items: list[bytes]) -> int:
         infos = []
+        if not self._link:
+            raise SinkDown(self.last_error or "not connected")
         for item in items:
             info = self._client.publish(self.topic, item, qos=1)
             if info.rc not in (0,):  # not connected: paho keeps it, but we count only acknowledged ones
@@ -153,12 +155,15 @@ class MqttSink(QueuedSink):
                     raise SinkDown(f"publish failed (rc {info.rc})")
                 break
             infos.append(info)
-        # wait for every acknowledgement; across a reconnect paho resends what was not acknowledged
-        deadline = time.monotonic() + 60.0
-        for info in infos:
+        # wait for every acknowledgement; what the broker did not acknowledge before the link dropped stays
+        # queued and is published again after the reconnect (at least once: a subscriber may see it twice)
+        deadline = time.monotonic() + 30.0
+        for n, info in enumerate(infos):
             while not info.is_published():
-                if self._stop.is_set() or time.monotonic() > deadline:
-                    raise SinkDown("no acknowledgement from the broker")
+                if self._stop.is_set() or time.monotonic() > deadline or not self._link:
+                    if n:
+                        return n
+                    raise SinkDown("the connection dropped before the broker acknowledged")
                 with self._state:
                     if not info.is_published():
                         self._state.wait(0.1)
