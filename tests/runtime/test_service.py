@@ -116,7 +116,7 @@ def test_mqtt_every_frame_through_a_broker_restart(model, clip, tmp_path):
         proc = _edgeport("run", str(model), "--source", str(clip), "--loop", "--realtime", "--max-frames", "400",
                          "--mqtt", f"mqtt://127.0.0.1:{broker.port}/edge/cam1", "--json-summary",
                          str(tmp_path / "s.json"))
-        time.sleep(1.5)
+        sub.wait_for(20, timeout=30)  # results are flowing
         broker.stop()  # killed mid-run ...
         time.sleep(1)
         broker.start()  # ... and back: the queued results follow
