@@ -150,6 +150,7 @@ SHARED: dict[str, Flag] = {
                        type=float, metavar="LEVEL"),
     "undecided": Flag("what a budget not decided at this many images does: pass (fail only on evidence of a miss) "
                       "or fail (pass only on evidence of a meet)", choices=("pass", "fail")),
+    "resume": Flag("continue interrupted training from its last completed epoch's checkpoint"),
 }
 
 
@@ -239,8 +240,9 @@ def add_config_flags(p: argparse.ArgumentParser, cls: type, helps: Mapping[str, 
         text = spec.default if spec.default is not None else shown(default)
         kind = _unwrap(hints.get(name, str))
         if name in SHARED:
+            extra = {"action": argparse.BooleanOptionalAction} if kind is bool else {}
             add_shared(p, name, spec.help, shown_default=spec.default if spec.default is not None
-                       else None if SHARED[name].default is not None else text)
+                       else None if SHARED[name].default is not None else text, **extra)
         elif kind is bool:
             p.add_argument(flag_name(name), action=argparse.BooleanOptionalAction, default=None,
                            help=help_text(spec.help, text))

@@ -30,7 +30,7 @@ assert tuple(RESIZE_METHODS) == RESIZE_NAMES
 
 #: Images with more pixels than this are refused before decoding (a 425 kB PNG can hold
 #: 20000x20000 pixels = 1.2 GB decoded, 2.4 GB at peak). 50 MP keeps 8160x6120 phone photos;
-#: change it with ``edgeport --max-image-pixels N`` or EDGEPORT_MAX_IMAGE_PIXELS.
+#: change it with any command's ``--max-image-pixels N`` or EDGEPORT_MAX_IMAGE_PIXELS.
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 MAX_PIXELS_ENV = "EDGEPORT_MAX_IMAGE_PIXELS"
 
@@ -144,7 +144,8 @@ def check_pixels(data: bytes, name: str = "<bytes>") -> None:
         raise ImageTooLargeError(
             f"expected an image of at most {_max_pixels:,} pixels, received {w}x{h} = {w * h:,} pixels "
             f"({w * h * 3 / 1e9:.1f} GB decoded), refused before decoding: {name}; "
-            f"raise the limit with `edgeport --max-image-pixels N` if the machine has the memory"
+            f"raise the limit with the command's --max-image-pixels N flag (or {MAX_PIXELS_ENV}=N) if the machine "
+            "has the memory"
         )
 
 

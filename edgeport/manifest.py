@@ -195,6 +195,9 @@ def read_manifest(directory: str | os.PathLike[str]) -> Manifest | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelError(f"expected JSON in {path}, could not read it ({exc}); re-run `edgeport export`") from exc
+    except RecursionError:  # e.g. 100,000 nested brackets: no manifest export writes is nested that deep
+        raise ModelError(f"expected a manifest JSON object in {path}, received JSON nested too deeply to read "
+                         "(a damaged or hostile file); re-run `edgeport export`") from None
     return parse_manifest(data, directory, str(path))
 
 

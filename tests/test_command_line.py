@@ -37,7 +37,8 @@ def meaning(help_text: str) -> str:
 
 
 def test_every_command_is_walked():
-    assert set(subcommands()) == {"build", "export", "run", "doctor", "bench", "check", "demo", "pipeline"}
+    assert set(subcommands()) == {"build", "export", "run", "doctor", "bench", "check", "demo", "pipeline", "serve",
+                                  "service"}
 
 
 @pytest.mark.parametrize("name", sorted(subcommands()))

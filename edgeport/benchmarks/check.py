@@ -85,7 +85,7 @@ def check_artifact(path: Path, engine: str, golden: GoldenSet, cfg: CheckConfig)
         elif decision.outcome == UNDECIDED and decision.value < 0:
             notes.append(what)
         limit = recorded["max_abs_prob_diff"] + cfg.prob_tolerance
-        if not got["max_abs_prob_diff"] <= limit:  # NaN fails too
+        if not got["max_abs_prob_diff"] <= limit:  # NaN here fails too
             problems.append(f"max |Δp| {got['max_abs_prob_diff']:.3f} here vs {recorded['max_abs_prob_diff']:.3f} "
                             f"at export (tolerance +{cfg.prob_tolerance:g})")
     row["status"] = FAIL if problems else PASS
@@ -123,6 +123,10 @@ def run_check(cfg: CheckConfig) -> dict:
         raise DataError(f"expected a golden set (golden.json and its images) in {golden_dir}, found none; "
                         "exports made by this edgeport version carry one (re-run `edgeport export`), "
                         "or pass --golden DIR")
+    bad = int(np.size(golden.reference) - np.isfinite(golden.reference).sum())
+    if bad:  # a NaN compares false with every tolerance: it would pass everything
+        raise DataError(f"expected finite reference probabilities in {golden_dir}, received {bad} NaN or infinite "
+                        "value(s); the golden set is damaged: re-run `edgeport export`")
     artifacts, _ = find_artifacts(cfg.export_dir, cfg.schemes)
     rows = []
     plans = [(art, plan_engines(art, cfg.engines)) for art in artifacts if art.ok]  # failed ones: export said why

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import platform
 import sys
 from pathlib import Path
@@ -17,20 +16,17 @@ def _read(path: str) -> str:
 
 
 def cpu_model() -> str:
-    """The CPU's name: /proc/cpuinfo 'model name' (x86) or 'Model'/'Hardware' (ARM boards)."""
-    info = _read("/proc/cpuinfo")
-    for key in ("model name", "Model", "Hardware", "Processor", "cpu model"):
-        for line in info.splitlines():
-            if line.split(":")[0].strip() == key and ":" in line:
-                value = line.split(":", 1)[1].strip()
-                if value:
-                    return value
-    return platform.processor() or platform.machine() or "unknown"
+    """The CPU's name, as `edgeport doctor` names it (one naming for both reports)."""
+    from edgeport.runtime.doctor import cpu_info
+
+    return cpu_info()["model"] or "unknown"
 
 
 def board_model() -> str:
-    """The board (Raspberry Pi / Jetson) from the device tree, or ''."""
-    return _read("/proc/device-tree/model").strip("\x00\n ")
+    """The board (Raspberry Pi / Jetson) from the device tree, or '' (as `edgeport doctor` reads it)."""
+    from edgeport.runtime.doctor import board_model as read_board
+
+    return read_board()
 
 
 def total_memory_mb() -> float | None:
@@ -78,12 +74,11 @@ def describe(device_name: str | None = None) -> dict:
     ``device`` is ``device_name`` as given, else the board (Raspberry Pi /
     Jetson model), else the CPU model; the hostname is never recorded.
     """
+    from edgeport.runtime.doctor import cpu_info
+
     board = board_model()
-    cpu = cpu_model()
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count()
+    info = cpu_info()
+    cpu = info["model"] or "unknown"
     import numpy
 
     return {
@@ -93,8 +88,8 @@ def describe(device_name: str | None = None) -> dict:
         "board": board or None,
         "cpu": cpu,
         "machine": platform.machine(),
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
+        "cores": info["cores"],
+        "usable_cores": info["usable_cores"],
         "memory_mb": total_memory_mb(),
         "os": platform.platform(),
         "python": sys.version.split()[0],

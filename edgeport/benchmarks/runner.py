@@ -45,23 +45,13 @@ from edgeport.progress import Progress
 
 log = logging.getLogger(__name__)
 
-#: Never picked by "auto"/"all": full TensorFlow is not a device engine (name it to use it).
-_NOT_AUTOMATIC = ("tensorflow",)
-
-
 # --- which engines run which artifact -----------------------------------------------------
 
 
 def _unavailable_reason(name: str) -> str:
-    if name == "tflite-runtime":
-        from edgeport.runtime.engines import tflite_runtime_problem
+    from edgeport.runtime import ENGINES
 
-        problem = tflite_runtime_problem()
-        if problem:
-            return problem.split(";")[0]
-    hints = {"litert": "pip install ai-edge-litert", "onnxruntime": "pip install onnxruntime",
-             "tflite-runtime": "pip install tflite-runtime", "tensorflow": "pip install tensorflow"}
-    return f"{name} is not installed here ({hints.get(name, 'install it')})"
+    return ENGINES.get(name).unavailable_reason().split(";")[0]
 
 
 def plan_engines(art: Artifact, engines: str) -> list[tuple[str, bool, str]]:
@@ -69,19 +59,20 @@ def plan_engines(art: Artifact, engines: str) -> list[tuple[str, bool, str]]:
     from edgeport.runtime import ENGINES
 
     suffix = Path(art.file).suffix.lower()
-    readers = [n for n in ENGINES.names() if suffix in getattr(ENGINES.get(n), "suffixes", ())]
+    readers = [n for n in ENGINES.names() if suffix in ENGINES.get(n).suffixes]
+    automatic = [n for n in readers if ENGINES.get(n).preference is not None]  # "all" never means TensorFlow
     if engines == "auto":
         from edgeport.runtime import engines_for
 
         names = engines_for(art.path)
         if names:
             return [(names[0], True, "")]
-        wanted = engines_for(art.path, only_available=False) or [n for n in readers if n not in _NOT_AUTOMATIC]
+        wanted = engines_for(art.path, only_available=False) or automatic
         if not wanted:
             return [("-", False, f"no engine reads {suffix} files")]
         return [(wanted[0], False, "no installed engine runs it: " + "; ".join(_unavailable_reason(n) for n in wanted))]
     if engines == "all":
-        names = [n for n in readers if n not in _NOT_AUTOMATIC]
+        names = automatic
     else:
         names = [s.strip() for s in engines.split(",") if s.strip()]
         for n in names:

@@ -39,7 +39,7 @@ HELP: dict[str, str | Flag] = {
     "mixed_precision": "float16 compute (auto: on for GPUs that support it)",
     "jit": "XLA-compile the training step",
     "devices": "split the CPU into N logical devices (exercises the multi-device path)",
-    "resume": "continue an interrupted run in --out from its last completed epoch",
+    "resume": "here the run in --out (its checkpoints/)",
     "progress": "in training, line is Keras' one line per epoch",
 }
 

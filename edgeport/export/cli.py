@@ -59,7 +59,7 @@ HELP: dict[str, str | Flag] = {
            "search again from there; the cheaper result that meets the budget is kept",
     "qat_epochs": "epochs of the QAT fine-tune",
     "qat_lr": Flag("learning rate of the QAT fine-tune (Adam)", type=float, metavar="LR"),
-    "resume": "continue an interrupted QAT fine-tune from its last epoch (RUN_DIR/checkpoints/qat)",
+    "resume": "here the QAT fine-tune's (RUN_DIR/checkpoints/qat)",
     "threads": Flag("one value: the engine threads of the verification", default="all cores"),
     "progress": "",
 }

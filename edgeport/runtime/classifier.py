@@ -13,6 +13,7 @@ plus a vectorised cast/quantisation, identical to training's.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,17 @@ from edgeport.manifest import list_artifacts as manifest_artifacts
 from edgeport.metadata import read_model_info
 from edgeport.schemes import precision_label, precision_of, rank_of
 from edgeport.runtime.engines import (
-    AUTO_ORDER,
     ENGINES,
     Engine,
     TensorInfo,
     create_engine,
     engines_for,
-    tflite_runtime_problem,
+    install_hint,
+    model_suffixes,
 )
+
+
+log = logging.getLogger(__name__)
 
 
 def _embedded_scheme(path: Path) -> str | None:
@@ -50,15 +54,28 @@ def _embedded_scheme(path: Path) -> str | None:
 def list_artifacts(directory: str | os.PathLike[str]) -> list[Artifact]:
     """The deployable artifacts of an export directory: manifest entries with status ok whose file
     exists, or, without a manifest, its .tflite/.onnx files."""
-    return [a for a in manifest_artifacts(directory, embedded_scheme=_embedded_scheme)
-            if a.ok and a.path.is_file()]
+    arts = [a for a in manifest_artifacts(directory, embedded_scheme=_embedded_scheme) if a.ok]
+    unusable = [a for a in arts if not a.path.is_file()]
+    if unusable:
+        from edgeport.runtime.paths import what_is
+
+        for a in unusable:  # said, not silent: another (e.g. float) artifact runs instead
+            log.warning("%s is listed as exported (%s) but it %s; skipped, so another artifact runs "
+                        "instead: copy the export again", a.file, a.scheme, what_is(a.path).removeprefix("which "))
+    return [a for a in arts if a.path.is_file()]
 
 
 def _format_of(engine: str) -> str | None:
-    for suffix, names in AUTO_ORDER.items():
-        if engine in names:
-            return suffix.lstrip(".")
-    return "tflite" if engine == "tensorflow" else None
+    suffixes = ENGINES.get(engine).suffixes
+    return suffixes[0].lstrip(".") if suffixes else None
+
+
+def _why_not(suffixes: list[str]) -> str:
+    """What to install for these file types, and why an installed engine for them does not work."""
+    hints = "; ".join(f"for {s} files: {install_hint(s)}" for s in suffixes)
+    problems = [p for n in ENGINES.names() if (c := ENGINES.get(n)).preference is not None
+                and set(c.suffixes) & set(suffixes) and (p := c.problem())]
+    return hints + "".join(f". Note: {p}" for p in problems)
 
 
 def select_artifact(
@@ -98,11 +115,10 @@ def select_artifact(
         names = engines_for(a.path)
         if names:
             return a, names[0]
-    problem = tflite_runtime_problem()
     raise MissingDependencyError(
         f"no installed engine can run the artifacts in {directory} "
-        f"({', '.join(a.path.name for a in arts)}); install one: pip install ai-edge-litert "
-        f"(TFLite) or pip install onnxruntime (ONNX)" + (f". Note: {problem}" if problem else "")
+        f"({', '.join(a.path.name for a in arts)}); install one: "
+        + _why_not(list(dict.fromkeys(a.path.suffix.lower() for a in arts)))
     )
 
 
@@ -283,17 +299,16 @@ class Classifier:
                 names = engines_for(p)
                 if not names:
                     suffix = p.suffix.lower()
-                    if suffix not in AUTO_ORDER:
-                        raise ModelError(f"expected a .tflite or .onnx file or an export directory, received {p}")
-                    problem = tflite_runtime_problem() if suffix == ".tflite" else None
-                    raise MissingDependencyError(
-                        f"no installed engine runs {suffix} files; install "
-                        + ("ai-edge-litert (or tflite-runtime)" if suffix == ".tflite" else "onnxruntime")
-                        + (f". Note: {problem}" if problem else "")
-                    )
+                    if suffix not in model_suffixes():
+                        raise ModelError(f"expected a {' or '.join(model_suffixes())} file or an export directory, "
+                                         f"received {p}")
+                    raise MissingDependencyError(f"no installed engine runs {suffix} files; install one: "
+                                                 + _why_not([suffix]))
                 engine = names[0]
         else:
-            raise ModelError(f"expected a model file or an export directory, received '{path}' which does not exist")
+            from edgeport.runtime.paths import what_is
+
+            raise ModelError(f"expected a model file or an export directory, received '{path}' {what_is(p)}")
         info = load_model_info(model)
         eng = create_engine(engine, model, threads=threads, **engine_opts)
         try:

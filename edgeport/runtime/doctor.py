@@ -127,33 +127,31 @@ def gui_problem(opencv: dict[str, Any] | None = None, environ: Any = None) -> st
     return None if found is None else f"expected {found[0]} for --show, received {found[1]}; {found[2]}"
 
 
-#: what doctor imports (in a child process) to prove an engine loads with this numpy (never TensorFlow: too heavy)
-_PROBE = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter",
-          "onnxruntime": "onnxruntime"}
-#: the exact install line of each engine
-INSTALL = {"litert": "pip install ai-edge-litert", "tflite-runtime": "pip install 'numpy<2' tflite-runtime",
-           "onnxruntime": "pip install onnxruntime", "tensorflow": "pip install tensorflow"}
+#: run in a child process per engine: import the engine's probe module, call its probe functions
 _PROBE_CODE = """
 import importlib, json, sys
 module = importlib.import_module(sys.argv[1])
 out = {"ok": True}
-if sys.argv[1] == "onnxruntime":
-    out["providers"] = list(module.get_available_providers())
+for key, call in json.loads(sys.argv[2] if len(sys.argv) > 2 else "{}").items():
+    out[key] = list(getattr(module, call)())
 sys.stdout.write("\\nedgeport-probe " + json.dumps(out) + "\\n")
 """
 _SIGNAL_HINTS = {"SIGILL": "an illegal instruction: a build for a newer CPU than this one",
                  "SIGSEGV": "a segmentation fault", "SIGABRT": "an abort", "SIGBUS": "a bus error"}
 
 
-def probe_engines(modules: dict[str, str], timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+def probe_engines(modules: dict[str, str], timeout: float = 30.0,
+                  calls: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, Any]]:
     """Import each engine module in its own child process (all at once), within ``timeout`` seconds.
 
-    Returns {name: {"ok": bool, "problem": str (when not ok), "providers": [...] (onnxruntime)}}.
-    A child that dies on a signal, exits with an error or hangs is a problem named in words.
+    Returns {name: {"ok": bool, "problem": str (when not ok), KEY: [...] for each of ``calls[name]``
+    (e.g. the onnxruntime providers)}}. A child that dies on a signal, exits with an error or hangs is a
+    problem named in words.
     """
     procs = {}
     for name, module in modules.items():
-        procs[name] = subprocess.Popen([sys.executable, "-c", _PROBE_CODE, module], stdin=subprocess.DEVNULL,
+        argv = [sys.executable, "-c", _PROBE_CODE, module, json.dumps((calls or {}).get(name, {}))]
+        procs[name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                        errors="replace")
     deadline = time.monotonic() + timeout
@@ -190,31 +188,32 @@ def engines_info(probe_timeout: float = 30.0) -> list[dict[str, Any]]:
     """
     import numpy as np
 
-    from edgeport.runtime.engines import ENGINES, _installed, tflite_runtime_problem
+    from edgeport.runtime.engines import ENGINES, by_preference, installed
 
     rows = []
-    for name in ENGINES.names():
+    for name in by_preference():
         cls = ENGINES.get(name)
-        row: dict[str, Any] = {"name": name, "installed": _installed(cls.module), "usable": cls.available(),
+        row: dict[str, Any] = {"name": name, "installed": installed(cls.module), "usable": cls.available(),
                                "version": cls.version()}
-        if name == "tflite-runtime":
-            problem = tflite_runtime_problem()
-            row["numpy_compatible"] = problem is None
-            if row["installed"] and problem:
-                row["problem"] = problem
-        if name == "tensorflow":
-            row["note"] = "used only with --engine tensorflow"
+        problem = cls.problem()
+        if problem and "numpy" in problem:
+            row["numpy_compatible"] = False
+        if problem and row["installed"]:
+            row["problem"] = problem
+        if cls.note:
+            row["note"] = cls.note
         rows.append(row)
-    probes = probe_engines({r["name"]: _PROBE[r["name"]] for r in rows if r["usable"] and r["name"] in _PROBE},
-                           probe_timeout)
+    # the engines only used by name (TensorFlow) are too heavy to import for a report
+    probed = [ENGINES.get(r["name"]) for r in rows if r["usable"] and ENGINES.get(r["name"]).preference is not None]
+    probes = probe_engines({c.name: c.probe_module or c.module for c in probed}, probe_timeout,
+                           {c.name: dict(c.probe_calls) for c in probed})
     for row in rows:
         found = probes.get(row["name"])
         if found is None:
             continue
         if found["ok"]:
             row["numpy_compatible"] = True
-            if "providers" in found:
-                row["providers"] = found["providers"]
+            row.update({k: v for k, v in found.items() if k != "ok"})
         else:
             row.update(usable=False, problem=found["problem"])
             if found.get("crashed"):
@@ -225,29 +224,44 @@ def engines_info(probe_timeout: float = 30.0) -> list[dict[str, Any]]:
     return rows
 
 
+def _engine(name: str) -> Any:
+    """The registered engine class called ``name``, or None (a report from another edgeport version)."""
+    from edgeport.runtime.engines import ENGINES
+
+    return ENGINES.get(name) if name in ENGINES else None
+
+
 def recommend(report: dict[str, Any]) -> str:
     """One line: which engine and scheme to use on this machine."""
-    usable = {e["name"]: e for e in report["engines"] if e["usable"] and e["name"] != "tensorflow"}
-    providers = usable.get("onnxruntime", {}).get("providers", [])
-    if "TensorrtExecutionProvider" in providers or "CUDAExecutionProvider" in providers:
-        best = "TensorRT" if "TensorrtExecutionProvider" in providers else "CUDA"
-        return (f"use --engine onnxruntime with the fp16/fp32 ONNX model ({best} execution provider present; "
-                f"--providers {best.lower()},cpu)")
+    from edgeport.runtime.engines import auto_order, install_hint, model_suffixes
+
+    usable = {e["name"]: e for e in report["engines"] if e["usable"] and (c := _engine(e["name"])) is not None
+              and c.preference is not None}
+    for name, row in usable.items():
+        providers = row.get("providers", [])
+        if "TensorrtExecutionProvider" in providers or "CUDAExecutionProvider" in providers:
+            best = "TensorRT" if "TensorrtExecutionProvider" in providers else "CUDA"
+            return (f"use --engine {name} with the fp16/fp32 ONNX model ({best} execution provider present; "
+                    f"--providers {best.lower()},cpu)")
     simd = set(report["cpu"]["simd"])
     # XNNPACK's int8 kernels beat fp32 on ARM NEON and on x86 with VNNI; on plain AVX2 they
     # measured slower here (ResNet50V2: 148 ms int8 vs 101 ms fp32 on an EPYC without VNNI).
     int8_fast = bool(simd & {"asimd", "neon", "asimddp", "avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8"})
     scheme = "int8" if int8_fast else "fp32"
     threads = report["cpu"]["usable_cores"]
-    for name in ("litert", "tflite-runtime"):
-        if name in usable:
-            return (f"use --engine {name} with the {scheme} TFLite model (--scheme {scheme} --threads {threads}); "
-                    f"confirm with `edgeport bench` on this device")
-    if "onnxruntime" in usable:
-        return f"use --engine onnxruntime with the ONNX model (CPU; --threads {threads}); ai-edge-litert would run int8 TFLite faster"
-    tfl = next((e for e in report["engines"] if e["name"] == "tflite-runtime"), {})
-    fix = f" ({tfl['problem']})" if tfl.get("problem") else ""
-    return "no engine is usable: pip install ai-edge-litert (or onnxruntime)" + fix
+    suffixes = model_suffixes()
+    for suffix in suffixes:
+        for name in auto_order(suffix):
+            if name not in usable:
+                continue
+            kind = suffix.lstrip(".").upper().replace("TFLITE", "TFLite")
+            if suffix == suffixes[0]:
+                return (f"use --engine {name} with the {scheme} {kind} model (--scheme {scheme} --threads {threads}); "
+                        f"confirm with `edgeport bench` on this device")
+            return (f"use --engine {name} with the {kind} model (CPU; --threads {threads}); "
+                    f"{install_hint(suffixes[0]).split(' (or')[0]} would run int8 {suffixes[0]} models faster")
+    problems = "".join(f" ({e['problem']})" for e in report["engines"] if e.get("problem") and e.get("installed"))
+    return f"no engine is usable: {install_hint(suffixes[0]).split(' (or')[0]} (or {install_hint(suffixes[-1])})" + problems
 
 
 def doctor(board_path: str | os.PathLike[str] = DEVICE_TREE_MODEL, probe_timeout: float = 30.0) -> dict[str, Any]:
@@ -281,23 +295,27 @@ def doctor(board_path: str | os.PathLike[str] = DEVICE_TREE_MODEL, probe_timeout
 
 def advise(report: dict[str, Any], environ: dict[str, str] | None = None) -> list[str]:
     """What to do about what the report found missing or broken: one line each, with the exact command."""
+    from edgeport.runtime.engines import ENGINES, auto_order, model_suffixes
+
     tips: list[str] = []
     engines = {e["name"]: e for e in report["engines"]}
     for e in report["engines"]:
-        if e.get("crashed"):
+        cls = _engine(e["name"])
+        if e.get("crashed") and cls is not None:
             tips.append(f"{e['name']} crashes on import here ({e['crashed']}): reinstall a build made for this "
-                        f"board (pip install --force-reinstall --no-cache-dir {INSTALL[e['name']].split()[-1]}) "
+                        f"board (pip install --force-reinstall --no-cache-dir {cls.install.split()[-1]}) "
                         "or use another engine with --engine")
-        elif e["installed"] and not e["usable"] and e.get("problem") and e["name"] != "tflite-runtime":
+        elif e["installed"] and not e["usable"] and e.get("problem") and cls is not None and cls.problem() is None:
             tips.append(f"{e['name']} is installed but does not load: {e['problem']}")
-    tflite = [n for n in ("litert", "tflite-runtime") if engines.get(n, {}).get("usable")]
-    if not tflite:
-        tfl = engines.get("tflite-runtime", {})
-        why = f" ({tfl['problem']})" if tfl.get("installed") and tfl.get("problem") else ""
-        tips.append(f"no TFLite engine can run the .tflite artifacts{why}: {INSTALL['litert']}")
-    if not engines.get("onnxruntime", {}).get("usable"):
-        tips.append(f"no ONNX engine for the .onnx artifacts (optional; on a Jetson use NVIDIA's onnxruntime-gpu "
-                    f"wheel): {INSTALL['onnxruntime']}")
+    for suffix in model_suffixes():
+        names = auto_order(suffix)
+        if not names or any(engines.get(n, {}).get("usable") for n in names):
+            continue
+        first = ENGINES.get(names[0])
+        why = "".join(f" ({engines[n]['problem']})" for n in names
+                      if engines.get(n, {}).get("installed") and engines[n].get("problem"))
+        note = f" ({first.install_note})" if first.install_note else ""
+        tips.append(f"no engine can run the {suffix} artifacts{why}{note}: {first.install}")
     cv = report.get("opencv") or {}
     if not cv.get("installed"):
         tips.append("OpenCV is missing (edgeport run needs it): pip install opencv-python-headless")

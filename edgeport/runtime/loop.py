@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,9 +26,12 @@ import numpy as np
 from edgeport.errors import ConfigError, SourceError
 from edgeport.runtime.classifier import Classifier
 from edgeport.runtime.sources import Frame, Source
-from edgeport.runtime.stats import summarize
+from edgeport.runtime.stats import CYCLE, summarize
 
 log = logging.getLogger(__name__)
+
+#: frames whose timings the summary's percentiles are taken from (the most recent ones)
+WINDOW = 10_000
 
 
 from edgeport.runtime.config import LoopConfig  # noqa: E402,F401  (its home is light: the CLI reads its fields)
@@ -65,6 +69,7 @@ def run_loop(
     stop: threading.Event | None = None,
     on_result: Callable[[Frame, FrameResult], bool | None] | None = None,
     pipeline: bool = False,
+    lock: threading.Lock | None = None,
 ) -> dict:
     """Classify frames from an open ``source`` until it ends, ``stop`` is set,
     ``max_frames`` are done or ``on_result`` returns False; the timing summary.
@@ -78,13 +83,17 @@ def run_loop(
     ``threads`` = cores - 1): on a saturated 2-core machine it lowered the throughput,
     so it is off by default. Live sources always preprocess here, on the newest frame,
     so no frame waits in a queue.
+
+    Memory stays flat over any number of frames: the summary's percentiles come from the last
+    :data:`WINDOW` frames, its means and counts from the whole run. ``lock`` is held around each
+    invoke when another thread shares the engine (the live view's uploads).
     """
     stop = stop or threading.Event()
     engine = classifier.engine
     if pipeline and not source.live:
         source.prepare = classifier.prepare_bgr
-    timings: list[dict[str, float]] = []
-    cycle: list[dict[str, float]] = []  # where the loop thread spent each frame's time
+    timings: deque[dict[str, float]] = deque(maxlen=WINDOW)
+    cycle = dict.fromkeys(CYCLE, 0.0)  # where the loop thread spent its time, summed over the run
     done = 0
     error = ""
     t0 = time.monotonic()
@@ -108,7 +117,11 @@ def run_loop(
         tensor = frame.tensor if frame.tensor is not None else classifier.prepare_bgr(frame.image)
         t2 = time.monotonic()
         pre_ms = frame.prepare_ms if frame.tensor is not None else (t2 - t1) * 1e3
-        raw = engine.invoke(tensor)
+        if lock is None:
+            raw = engine.invoke(tensor)
+        else:
+            with lock:
+                raw = engine.invoke(tensor)
         t3 = time.monotonic()
         top = classifier.top(classifier.postprocess(raw), top_k)
         t4 = time.monotonic()
@@ -127,13 +140,15 @@ def run_loop(
         # the wait for the frame and the callback's time go to the summary only (the per-frame lines
         # of `edgeport run --headless` keep their keys)
         timings.append({**ms, "read": read_ms, "output": (t_end - t4) * 1e3})
-        cycle.append({"read": read_ms, "preprocess": (t2 - t1) * 1e3, "invoke": ms["invoke"],
-                      "postprocess": ms["postprocess"], "output": (t_end - t4) * 1e3})
+        for key, value in (("read", read_ms), ("preprocess", (t2 - t1) * 1e3), ("invoke", ms["invoke"]),
+                           ("postprocess", ms["postprocess"]), ("output", (t_end - t4) * 1e3)):
+            cycle[key] += value
         read_ms = 0.0
         if not go_on:
             break
+    means = [{k: v / done for k, v in cycle.items()}] if done else []  # the run's mean per step
     summary = summarize(
-        timings, t_end - t0, cycle=cycle, source_live=source.live,
+        timings, t_end - t0, frames=done, cycle=means, source_live=source.live,
         bad_frames=source.bad_frames, dropped=source.dropped, reconnects=source.reconnects,
     )
     if error:

@@ -31,51 +31,13 @@ import numpy as np
 from edgeport.errors import SourceError
 from edgeport.imaging import ImageDecodeError, is_image_file, load_rgb
 from edgeport.registry import Registry
+from edgeport.runtime.masking import mask_secrets
 
 log = logging.getLogger(__name__)
 
 SOURCES: Registry[type["Source"]] = Registry("source")
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".h264", ".ts")
-
-#: query parameters and GStreamer properties whose values are secrets
-_SECRET_KEYS = r"(?:pass|password|passwd|pwd|user-pw|proxy-pw|token|access_token|auth|key|apikey|api_key|secret|sig|signature)"
-_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/+")  # also a mistyped rtsp:/
-
-
-def _mask_userinfo(url: str) -> str:
-    """``url`` (what follows 'scheme://') with a user:password@ part replaced by ***@.
-
-    The credentials end at the last '@' before the host; a password may itself
-    hold '@', '/' or ':' (unencoded, as people type them). An '@' that only
-    appears in a path ('host/stream@1') is left alone.
-    """
-    for at in sorted((i for i, ch in enumerate(url) if ch == "@"), reverse=True):
-        userinfo = url[:at]
-        if ":" in userinfo or "/" not in userinfo:
-            return "***@" + url[at + 1:]
-    return url
-
-
-def mask_secrets(text: str) -> str:
-    """``text`` (a URL, a GStreamer pipeline) safe to print: URL credentials and secret-looking
-    parameters (?password=, user-pw=, token=, ...) replaced by ***."""
-    out, pos = [], 0
-    for m in _URL_START.finditer(text):
-        if m.start() < pos:
-            continue
-        end = m.end()
-        while end < len(text) and text[end] not in " \t\n\"'!":  # a URL in a pipeline ends at a space, quote or '!'
-            end += 1
-        out += [text[pos:m.end()], _mask_userinfo(text[m.end():end])]
-        pos = end
-    out.append(text[pos:])
-    return mask_params("".join(out))
-
-
-def mask_params(text: str) -> str:
-    return re.sub(rf"(?i)((?:^|[?&;\s]){_SECRET_KEYS}=)(\"[^\"]*\"|'[^']*'|[^&#\s!]*)", r"\1***", text)
-
 
 @dataclass
 class Frame:
@@ -126,6 +88,8 @@ class Source:
         self.bad_frames = 0
         self.dropped = 0  # live sources: frames replaced before being read
         self.reconnects = 0
+        #: True while a live source that stopped is being reopened (health: the camera is down)
+        self.reconnecting = False
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._cond = threading.Condition()
@@ -191,28 +155,53 @@ class Source:
         return frame
 
     def _grab_with_retry(self) -> Frame:
-        """A frame, reopening a live source that stopped delivering (backoff, then SourceError)."""
+        """A frame, reopening a live source that stopped delivering (backoff, then SourceError; with
+        ``retries`` < 0, forever: a service never gives up on its camera)."""
         try:
             return self._next_frame()
         except _Stop:
-            if not self.live or self.retries <= 0:
+            if not self.live or self.retries == 0:
                 raise
         delay = self.backoff
-        for attempt in range(1, self.retries + 1):
-            if self._stop.wait(delay):
-                raise _Stop
-            log.warning("%s stopped delivering frames; reconnecting (%d/%d)", self.describe(), attempt, self.retries)
-            self.reconnects += 1
-            try:
-                self._close()
-                self._open()
-                return self._next_frame()
-            except (SourceError, _Stop):
-                delay = min(delay * 2, 8.0)
+        attempt = 0
+        self.reconnecting = True
+        try:
+            while self.retries < 0 or attempt < self.retries:
+                attempt += 1
+                if self._stop.wait(delay):
+                    raise _Stop
+                limit = "" if self.retries < 0 else f"/{self.retries}"
+                log.warning("%s stopped delivering frames; reconnecting (%d%s)", self.describe(), attempt, limit)
+                self.reconnects += 1
+                try:
+                    self._close()
+                    self._open()
+                    return self._next_frame()
+                except (SourceError, _Stop):
+                    delay = min(delay * 2, 8.0 if self.retries >= 0 else 30.0)
+        finally:
+            self.reconnecting = False
         raise SourceError(
             f"{self.describe()} stopped delivering frames and {self.retries} reconnects failed; "
             f"check the cable/network/power of the device"
         )
+
+    def open_retrying(self, forever: bool) -> "Source":
+        """:meth:`open`, retried with backoff while a live source cannot be opened yet (``forever``: a
+        service started before its camera was plugged in or its stream was up); files fail at once."""
+        delay = self.backoff
+        while True:
+            try:
+                return self.open()
+            except SourceError as exc:
+                if not (forever and self.live) or self._stop.is_set():
+                    raise
+                self.reconnecting = True
+                log.warning("%s; retrying in %.1f s", exc, delay)
+                if self._stop.wait(delay):
+                    raise
+                self.reconnects += 1
+                delay = min(delay * 2, 30.0)
 
     def _run(self) -> None:
         try:
@@ -378,10 +367,12 @@ class VideoFileSource(_CaptureSource):
 
     kind = "video"
 
-    def __init__(self, spec: str, realtime: bool = False, **kw: Any) -> None:
+    def __init__(self, spec: str, realtime: bool = False, loop: bool = False, **kw: Any) -> None:
         super().__init__(spec, **kw)
         self.live = realtime
-        self.retries = 0  # the end of a file is the end
+        self.retries = 0  # the end of a file is the end (unless it loops)
+        self.loop = loop
+        self.loops = 0
         self.api = cv2.CAP_FFMPEG if opencv_has("FFMPEG") else cv2.CAP_ANY
         self._t0: float | None = None
 
@@ -390,7 +381,9 @@ class VideoFileSource(_CaptureSource):
 
     def _open(self) -> None:
         if not Path(self.spec).is_file():
-            raise SourceError(f"expected a video file, received '{self.spec}' which does not exist")
+            from edgeport.runtime.paths import what_is
+
+            raise SourceError(f"expected a video file, received '{self.spec}' {what_is(self.spec)}")
         super()._open()
         count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0
         self.frame_count = int(count) if 0 < count < 1e9 else 0  # what the file's header says (0: unknown)
@@ -400,7 +393,7 @@ class VideoFileSource(_CaptureSource):
         """Why the file ended before the frame count its header gives (a truncated or damaged
         file), or None. Only once it was read to its end; a small shortfall is tolerated, as
         containers estimate the count from duration x FPS."""
-        if not getattr(self, "reached_end", False) or not self.frame_count:
+        if not getattr(self, "reached_end", False) or not self.frame_count or self.loop:
             return None
         tolerance = max(2, int(0.02 * self.frame_count))
         if self._index >= self.frame_count - tolerance:
@@ -423,8 +416,16 @@ class VideoFileSource(_CaptureSource):
         try:
             return super()._grab()
         except _Stop:
-            self.reached_end = True
-            raise
+            if not self.loop or self._stop.is_set():
+                self.reached_end = True
+                raise
+        # --loop: start the file again (a file that yields no frame at all ends the run)
+        self._close()
+        self._open()
+        self.loops += 1
+        if self.live:
+            self._t0 = time.monotonic() - self._index / (self.fps or 30.0)
+        return super()._grab()
 
 
 @SOURCES.register("stream")
@@ -635,14 +636,22 @@ def source_kind(spec: str) -> str:
     raise SourceError(
         f"expected --source to be a camera index, /dev/videoN, a video file, an image folder or glob, "
         f"an rtsp:// or http:// URL, a GStreamer pipeline (with '!') or 'picamera2'; received '{mask_secrets(spec)}'"
-        + (" (no such file or folder)" if not p.exists() else "")
+        + (" (no such file or folder)" if not p.exists() else f" ({_what_is(p)})")
     )
 
 
-def open_source(spec: str, kind: str | None = None, realtime: bool = False, **kw: Any) -> Source:
-    """Create (not yet started) the source for ``spec``; use it with ``with``."""
+def _what_is(p: Path) -> str:
+    from edgeport.runtime.paths import what_is
+
+    return what_is(p).removeprefix("which ")
+
+
+def open_source(spec: str, kind: str | None = None, realtime: bool = False, loop: bool = False,
+                **kw: Any) -> Source:
+    """Create (not yet started) the source for ``spec``; use it with ``with``. ``loop``: a video file
+    starts again at its end (a camera stand-in that never ends)."""
     kind = kind or source_kind(spec)
     cls = SOURCES.get(kind)
     if kind == "video":
-        return cls(spec, realtime=realtime, **kw)
+        return cls(spec, realtime=realtime, loop=loop, **kw)
     return cls(spec, **kw)

@@ -273,7 +273,7 @@ def io_exports(export_dir, tmp_path_factory):
     import subprocess
     import sys
 
-    from edgeport.runtime.engines import _installed
+    from edgeport.runtime.engines import installed as _installed
 
     from edgeport.manifest import read_manifest
 

@@ -16,10 +16,9 @@ from edgeport.runtime.engines import (
     available_engines,
     create_engine,
     engines_for,
-    provider_options,
-    select_providers,
-    tflite_runtime_problem,
 )
+from edgeport.runtime.engines.onnxruntime import provider_options, select_providers
+from edgeport.runtime.engines.tflite_runtime import tflite_runtime_problem
 
 CASES = [
     (get_scheme(name).file, engine)
