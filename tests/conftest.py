@@ -11,7 +11,45 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-FLOWERS = Path(os.environ.get("EDGEPORT_FLOWERS", ROOT.parent / "shared" / "data" / "flowers"))
+import allowed_skips  # noqa: E402 - after the sys.path line above
+
+FLOWERS = allowed_skips.FLOWERS
+
+
+# --- every skip must be one tests/allowed_skips.py allows, here and now -------------------------------------
+
+
+def _skip_reason(longrepr: object) -> str:
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+
+
+def _refuse_skip(report: pytest.BaseReport) -> None:
+    """Turn a skip that the allowlist does not allow into a failure that says why."""
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = _skip_reason(report.longrepr)
+    why_not = allowed_skips.problem(reason)
+    if why_not:
+        report.outcome = "failed"
+        report.longrepr = (f"skipped, and the skip is not allowed: {why_not}\n  reason given: {reason}\n"
+                           f"  (tests/allowed_skips.py lists the allowed reasons; job {allowed_skips.job()!r})")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _refuse_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _refuse_skip(outcome.get_result())
+
+
+def pytest_configure(config):
+    allowed_skips.job()  # a misspelt EDGEPORT_TEST_JOB is a usage error before anything runs
 
 
 def has_tensorflow() -> bool:

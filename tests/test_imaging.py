@@ -6,11 +6,10 @@ import sys
 
 import cv2
 import numpy as np
+import PIL.Image  # the [dev] extra's pillow writes the reference images (no skip: the main job has it)
 import pytest
 
 from edgeport.imaging import ImageDecodeError, is_image_file, load_resized, load_rgb, resize
-
-PIL = pytest.importorskip("PIL.Image")
 
 
 @pytest.fixture()
@@ -21,7 +20,7 @@ def rgb():
 def test_jpeg_is_returned_as_rgb_not_bgr(tmp_path):
     img = np.zeros((16, 16, 3), np.uint8)
     img[..., 0] = 255  # pure red in RGB
-    PIL.fromarray(img).save(tmp_path / "red.png")
+    PIL.Image.fromarray(img).save(tmp_path / "red.png")
     out = load_rgb(tmp_path / "red.png")
     assert out.shape == (16, 16, 3) and out.dtype == np.uint8
     assert out[0, 0].tolist() == [255, 0, 0]
@@ -30,7 +29,7 @@ def test_jpeg_is_returned_as_rgb_not_bgr(tmp_path):
 @pytest.mark.parametrize("mode, ext", [("L", "png"), ("RGBA", "png"), ("CMYK", "jpg"), ("P", "gif"), ("RGB", "bmp")])
 def test_modes_and_formats_become_rgb(tmp_path, rgb, mode, ext):
     path = tmp_path / f"img.{ext}"
-    PIL.fromarray(rgb).convert(mode).save(path)
+    PIL.Image.fromarray(rgb).convert(mode).save(path)
     out = load_rgb(path)
     assert out.shape == (30, 40, 3) and out.dtype == np.uint8
 
@@ -52,7 +51,7 @@ def test_corrupt_file_raises_clear_error(tmp_path):
 def test_resize_and_filters(tmp_path, rgb):
     assert resize(rgb, 8).shape == (8, 8, 3)
     assert resize(rgb, (10, 20), "bilinear").shape == (10, 20, 3)
-    PIL.fromarray(rgb).save(tmp_path / "a.png")
+    PIL.Image.fromarray(rgb).save(tmp_path / "a.png")
     assert load_resized(tmp_path / "a.png", 12).shape == (12, 12, 3)
     assert is_image_file("x/Y.JPEG") and not is_image_file(".hidden.jpg") and not is_image_file("a.txt")
 
@@ -77,7 +76,7 @@ def test_image_size_from_the_header_matches_the_decoded_size(tmp_path, rgb, ext)
     from edgeport.imaging import image_size
 
     path = tmp_path / f"img.{ext}"
-    PIL.fromarray(rgb).save(path, **({"progressive": True} if ext == "jpg" else {}))
+    PIL.Image.fromarray(rgb).save(path, **({"progressive": True} if ext == "jpg" else {}))
     assert image_size(path.read_bytes()) == (40, 30)
     assert load_rgb(path).shape == (30, 40, 3)
 
@@ -104,7 +103,7 @@ def test_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
 def test_pixel_limit_can_be_changed_and_counts_as_a_decode_error(tmp_path, rgb):
     from edgeport.imaging import ImageTooLargeError, max_image_pixels, set_max_image_pixels
 
-    PIL.fromarray(rgb).save(tmp_path / "a.png")
+    PIL.Image.fromarray(rgb).save(tmp_path / "a.png")
     previous = set_max_image_pixels(40 * 30 - 1)
     try:
         with pytest.raises(ImageTooLargeError, match="at most 1,199 pixels, received 40x30") as err:

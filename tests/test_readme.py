@@ -44,5 +44,21 @@ def test_readme_snippets_run(tiny_data_dir, tmp_path, capsys):
                  "frame_bgr": np.zeros((240, 320, 3), np.uint8)}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
     out = capsys.readouterr().out
-    assert "int8" in out and "p50" in out.lower() or "ms" in out
     assert namespace["exp"].ok and namespace["report"].ok
+    run, exp, report, clf = (namespace[k] for k in ("run", "exp", "report", "clf"))
+    lines = out.splitlines()
+    # what each print() of the snippets says, line by line
+    assert lines[0] == f"{run.run_dir} {run.metrics['val_top1_pct']}", lines[0]
+    assert [ln.split()[:2] for ln in lines[1:3]] == [["fp32", "ok"], ["int8", "ok"]], lines[1:3]
+    for ln, a in zip(lines[1:3], exp.artifacts):
+        assert ln == f"{a.scheme} {a.status} {a.precision} {a.verification.get('agreement_pct')}", ln
+    p50 = report.row("int8")["latency_ms"]["p50"]
+    assert p50 > 0 and lines[3] == f"{p50} ms p50", lines[3]
+    assert lines[4] == clf.precision and "int8" in clf.precision, lines[4]
+    labels = set(clf.labels)
+    for ln in lines[5:7]:  # one image: [(label, probability), ...], best first
+        top = eval(ln)  # noqa: S307 - the printed repr of a list of tuples
+        assert top and {lab for lab, _ in top} <= labels and [p for _, p in top] == sorted((p for _, p in top), reverse=True)
+    batch = eval(lines[7])  # noqa: S307
+    assert len(batch) == 2 and all(len(one) == 1 for one in batch)
+    assert len(lines) == 8, lines

@@ -36,11 +36,22 @@ def make_tiny_run(root: Path) -> Path:
     return Path(train(cfg).run_dir)
 
 
-def make_tiny_export(run_dir: Path, out: Path) -> Path:
-    """Export every scheme of a tiny run with few calibration/verify images."""
-    from edgeport.export import ExportConfig, export
+def assert_exported(result, schemes: tuple[str, ...] | None = None) -> None:
+    """Every scheme of an export is ok: one that failed its budget (moved to failed/) or was unsupported would
+    silently turn the tests that need its file into skips, so a fixture export that is not whole fails here."""
+    bad = [f"{a.scheme}: {a.status} ({a.reason})" for a in result.artifacts if not a.ok]
+    assert not bad, f"the test fixture export in {result.out_dir} is not whole: " + "; ".join(bad)
+    if schemes is not None:
+        assert sorted(a.scheme for a in result.artifacts) == sorted(schemes), [a.scheme for a in result.artifacts]
 
-    export(ExportConfig(run_dir=str(run_dir), out=str(out), calibration_samples=16, verify_samples=16))
+
+def make_tiny_export(run_dir: Path, out: Path) -> Path:
+    """Export every scheme of a tiny run with few calibration/verify images; every scheme must be ok."""
+    from edgeport.export import ExportConfig, export
+    from edgeport.schemes import ALL_SCHEMES
+
+    result = export(ExportConfig(run_dir=str(run_dir), out=str(out), calibration_samples=16, verify_samples=16))
+    assert_exported(result, tuple(ALL_SCHEMES))
     return out
 
 
@@ -70,8 +81,9 @@ def make_mismatched_exports(run_dir: Path, root: Path) -> dict[str, Path]:
             labels[0], labels[1] = labels[1], labels[0]
             (run / "labels.txt").write_text("\n".join(labels) + "\n")
         out[name] = root / f"export-{name}"
-        export(ExportConfig(run_dir=str(run), out=str(out[name]), schemes=("fp32", "int8"), calibration_samples=16,
-                            verify_samples=16, progress=False))
+        assert_exported(export(ExportConfig(run_dir=str(run), out=str(out[name]), schemes=("fp32", "int8"),
+                                            calibration_samples=16, verify_samples=16, progress=False)),
+                        ("fp32", "int8"))
     return out
 
 

@@ -69,7 +69,11 @@ def test_ok_rows_have_every_number(bench):
         assert r["images_per_s"] == pytest.approx(1000 / lat["mean"])
         assert r["load_s"] > 0 and r["first_inference_ms"] > 0 and r["bytes"] > 0
         acc = r["accuracy"]
-        assert acc["images"] == 12 and 0 <= acc["top1_pct"] <= 100 and acc["top5_pct"] is None  # 5 classes
+        assert acc["images"] == 12 and acc["top5_pct"] is None  # 5 classes: no top-5
+        # top-1 is the share of its own answers, image by image, that are the true class
+        truth = np.asarray(report["data"]["labels"])
+        assert len(acc["top1"]) == acc["images"]
+        assert acc["top1_pct"] == pytest.approx(100.0 * np.mean(np.asarray(acc["top1"]) == truth[:acc["images"]]))
         assert acc["delta_top1_pts"] is not None and acc["agreement_pct"] is not None
     assert {r["threads"] for r in ok} == {1, 2}
 
@@ -223,33 +227,63 @@ def test_no_tensorflow_anywhere(tiny_export_dir, tiny_data_dir, tmp_path):
     assert "TF-FREE None" in proc.stdout
 
 
-def test_reported_latency_is_honest(bench, tiny_export_dir, tiny_data_dir):
-    """The bench's timed loop matches a plain loop of engine.invoke() on the same engine, threads and input.
+def _paired_ratio(measure_a, measure_b, pairs: int) -> tuple[float, list[float]]:
+    """Median over ``pairs`` of a/b, each pair measured back to back in A-B-B-A order (a linear drift in the
+    machine's load cancels within a pair, and a preemption spoils one pair, not the median)."""
+    ratios = []
+    for _ in range(pairs):
+        a1, b1, b2, a2 = measure_a(), measure_b(), measure_b(), measure_a()
+        ratios.append((a1 + a2) / (b1 + b2))
+    return float(np.median(ratios)), ratios
 
-    Blocks of the two alternate so background load hits both; the medians of the
-    per-block means are compared. The claim is 10 %; a shared 2-core CI machine
-    gets 25 % here (benchmarks/bench_honest_latency.py prints the figures).
+
+#: README and benchmarks/bench_honest_latency.py: the bench's latency is within 10 % of a plain invoke loop
+HONEST = 0.10
+
+
+def test_reported_latency_is_honest(bench, tiny_export_dir, tiny_data_dir, tmp_path):
+    """The bench's timed loop, and the fresh worker process the report comes from, match a plain loop of
+    engine.invoke() on the same engine, threads and input, within the documented 10 %.
+
+    On a machine that other work shares the bound is not widened: the two are measured alternately, in
+    pairs, and the median of the per-pair ratios is held to 10 %.
     """
+    from edgeport.benchmarks.runner import run_worker
     from edgeport.runtime import Classifier
 
     _, report, _ = bench
     row = next(r for r in report["rows"] if r["artifact"] == "model_fp32.tflite" and r["status"] == OK and r["threads"] == 1)
-    with Classifier.open(tiny_export_dir / "model_fp32.tflite", engine=row["engine"], threads=1) as clf:
+    model = tiny_export_dir / "model_fp32.tflite"
+    with Classifier.open(model, engine=row["engine"], threads=1) as clf:
         img = load_resized(next(iter(sorted(Path(tiny_data_dir).rglob("*.jpg")))), (clf.contract.height, clf.contract.width))
         x = clf.prepare(img)
         invoke = clf.engine.invoke
-        for _ in range(20):
+        for _ in range(50):
             invoke(x)
-        plain, timed = [], []
-        for _ in range(60):
+
+        def plain(n: int) -> float:  # ms per call of a bare loop
             t0 = time.perf_counter()
-            for _ in range(10):
+            for _ in range(n):
                 invoke(x)
-            plain.append((time.perf_counter() - t0) * 100.0)  # ms per call
-            timed.append(float(np.mean(measure_latency(invoke, [x], warmup=0, runs=10))))
-    assert np.median(timed) == pytest.approx(np.median(plain), rel=0.25)
-    # the fresh-process figure in the report is the same order of magnitude
-    assert np.median(plain) / 3 <= row["latency_ms"]["p50"] <= np.median(plain) * 3
+            return (time.perf_counter() - t0) * 1000.0 / n
+
+        # 1. the bench's timing loop (a timer around each call) costs nothing measurable
+        in_process, ratios = _paired_ratio(lambda: float(np.mean(measure_latency(invoke, [x], warmup=0, runs=20))),
+                                           lambda: plain(20), pairs=40)
+        assert in_process == pytest.approx(1.0, abs=HONEST), f"bench loop / plain loop: {sorted(ratios)}"
+
+        # 2. the figure the report gives: a fresh worker process, as `edgeport bench` runs it
+        np.save(tmp_path / "images.npy", img[None])
+        job = {"kind": "latency", "model": str(model), "engine": row["engine"], "images": str(tmp_path / "images.npy"),
+               "threads": 1, "warmup": 20, "runs": 200}
+
+        def worker() -> float:
+            res = run_worker(job, tmp_path, timeout=120)
+            assert res.get("ok"), res
+            return float(np.median(res["times_ms"]))
+
+        fresh, ratios = _paired_ratio(worker, lambda: float(np.median([plain(1) for _ in range(200)])), pairs=4)
+    assert fresh == pytest.approx(1.0, abs=HONEST), f"worker p50 / plain-loop p50: {sorted(ratios)}"
 
 
 def test_latency_alone_needs_no_data(tiny_export_dir, tmp_path):

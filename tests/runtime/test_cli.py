@@ -15,6 +15,7 @@ import pytest
 from edgeport.runtime.classifier import Classifier
 from edgeport.runtime.engines import engines_for
 
+from allowed_skips import TFLITE_ENGINE, job, skip_without
 from .helpers import ROOT, run_edgeport
 
 
@@ -47,7 +48,7 @@ def test_headless_json_lines_and_stats(model, shapes_video, tmp_path):
         assert stage in res.stderr
     assert "FPS achieved" in res.stderr and "p95" in res.stderr
     s = json.loads(summary.read_text())
-    assert s["frames"] == 20 and s["bad_frames"] == 0 and s["engine"] in ("litert", "tflite-runtime")
+    assert s["frames"] == 20 and s["bad_frames"] == 0 and s["engine"] == TFLITE_ENGINE[job()]
 
 
 def test_max_frames_and_save_a_readable_video(model, shapes_video, tmp_path):
@@ -77,8 +78,7 @@ def test_bad_frames_skipped_and_counted(model, image_folder, tmp_path):
 
 
 def test_export_dir_and_onnx_engine(export_dir, shapes_video):
-    if not engines_for(export_dir / "model.onnx"):
-        pytest.skip("onnxruntime not installed")
+    skip_without("onnxruntime")
     res = run_edgeport("run", str(export_dir), "--engine", "onnxruntime", "--providers", "cpu",
                        "--source", str(shapes_video), "--headless", "--max-frames", "3")
     assert res.returncode == 0, res.stderr

@@ -31,13 +31,29 @@ def test_cpu_info_parses_arm_and_x86():
     assert x86["cores"] >= 1
 
 
+def _expected_recommendation_here() -> str:
+    """What doctor must say on a CI machine, from what the job installed and /proc/cpuinfo, not from doctor:
+    each job has exactly one TFLite engine (main: LiteRT, pi: tflite-runtime) and no GPU; int8 where the CPU
+    has integer dot products (VNNI on x86, NEON on ARM), else fp32."""
+    import importlib.util
+
+    from allowed_skips import TFLITE_ENGINE, job
+
+    engine = TFLITE_ENGINE[job()]
+    assert importlib.util.find_spec({"litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime"}[engine])
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    scheme = "int8" if flags & {"avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "neon"} else "fp32"
+    return (f"use --engine {engine} with the {scheme} TFLite model (--scheme {scheme} "
+            f"--threads {len(os.sched_getaffinity(0))}); confirm with `edgeport bench` on this device")
+
+
 def test_doctor_report_here():
     r = doctor()
     assert r["python"] and r["numpy"]
     names = {e["name"]: e for e in r["engines"]}
     assert set(names) == {"litert", "onnxruntime", "tensorflow", "tflite-runtime"}
     assert set(r["opencv"]["video_backends"]) == {"v4l2", "gstreamer", "ffmpeg"}
-    assert r["recommendation"].startswith(("use --engine", "no engine"))
+    assert r["recommendation"] == _expected_recommendation_here(), r["recommendation"]
     assert "recommend" in format_report(r)
     json.dumps(r)
 

@@ -20,6 +20,8 @@ from edgeport.runtime.engines import (
 from edgeport.runtime.engines.onnxruntime import provider_options, select_providers
 from edgeport.runtime.engines.tflite_runtime import tflite_runtime_problem
 
+from allowed_skips import skip_without
+
 CASES = [
     (get_scheme(name).file, engine)
     for name in ALL_SCHEMES
@@ -27,11 +29,16 @@ CASES = [
 ]
 
 
+#: the module each engine imports (what a job may leave out: tests/allowed_skips.py)
+MODULE = {"litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime", "onnxruntime": "onnxruntime",
+          "tensorflow": "tensorflow"}
+
+
 def _open_or_skip(engine: str, path, **kw):
-    if not path.is_file():
-        pytest.skip(f"{path.name} not in this export")
+    assert path.is_file(), f"{path.name} is not in the fixture export (tests/tiny.py asserts every scheme is ok)"
     if not ENGINES.get(engine).available():
-        pytest.skip(f"engine {engine} not usable here")
+        skip_without(MODULE[engine], why=f"engine {engine}")
+        pytest.fail(f"engine {engine} is installed but not usable: {ENGINES.get(engine).unavailable_reason()}")
     return create_engine(engine, path, **kw)
 
 
@@ -68,8 +75,7 @@ def test_unknown_engine_lists_names(export_dir):
 
 
 def test_engine_rejects_wrong_file_type(export_dir):
-    if not ENGINES.get("onnxruntime").available():
-        pytest.skip("onnxruntime not installed")
+    skip_without("onnxruntime")
     with pytest.raises(ModelError, match="expected a .onnx file"):
         create_engine("onnxruntime", export_dir / "model_fp32.tflite")
 
@@ -82,8 +88,8 @@ def test_threads_must_be_positive(export_dir):
         create_engine(name, export_dir / "model_fp32.tflite", threads=0)
 
 
-@pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="numpy<2 here: tflite-runtime can work")
 def test_tflite_runtime_says_numpy2_and_fix(export_dir):
+    skip_without("numpy>=2", why="under numpy<2 tflite-runtime works: the Pi job")
     with pytest.raises(MissingDependencyError) as err:
         create_engine("tflite-runtime", export_dir / "model_fp32.tflite")
     msg = str(err.value)
@@ -91,9 +97,8 @@ def test_tflite_runtime_says_numpy2_and_fix(export_dir):
     assert not ENGINES.get("tflite-runtime").available()
 
 
-@pytest.mark.skipif(int(np.__version__.split(".")[0]) >= 2 or sys.version_info >= (3, 12),
-                    reason="the Pi-like env (numpy<2, Python<=3.11)")
 def test_tflite_runtime_has_no_problem_with_numpy1():
+    skip_without("numpy<2", "tflite_runtime", why="the Pi job's numpy and engine")
     assert tflite_runtime_problem() is None
 
 
@@ -139,8 +144,7 @@ print("OK")
 
 def test_tensorflow_engine_only_by_name(export_dir):
     """Run in a subprocess so this test process stays TensorFlow-free."""
-    if not ENGINES.get("tensorflow").available() or not ENGINES.get("litert").available():
-        pytest.skip("TensorFlow or LiteRT not installed")
+    skip_without("tensorflow", "ai_edge_litert")
     res = subprocess.run([sys.executable, "-c", _TF_ENGINE, str(export_dir / "model_fp32.tflite")],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
