@@ -97,3 +97,66 @@ def test_no_golden_set_is_a_clear_error(tiny_export_dir, tmp_path):
     shutil.copytree(tiny_export_dir, export, ignore=shutil.ignore_patterns("golden"))
     with pytest.raises(DataError, match="expected a golden set"):
         run_check(CheckConfig(export_dir=str(export)))
+
+
+def _edited_golden(tiny_export_dir, tmp_path, name: str, edit) -> "Path":
+    """A copy of the export whose golden.json ``edit(golden)`` changed."""
+    export = tmp_path / f"export-{name}"
+    shutil.copytree(tiny_export_dir, export)
+    path = export / "golden" / "golden.json"
+    golden = json.loads(path.read_text())
+    edit(golden)
+    path.write_text(json.dumps(golden))
+    return export
+
+
+def test_the_probability_tolerance_alone_fails_a_check(tiny_export_dir, tmp_path):
+    """Keras' probabilities moved by 0.3 towards its own answer on every image: no top-1 changes (the agreement
+    is what export recorded), only max |Δp| grows, and that alone fails the check unless the tolerance covers it."""
+    import numpy as np
+
+    def sharpen(golden):
+        for img in golden["images"]:
+            p = np.asarray(img["reference"], dtype=np.float64)
+            img["reference"] = (0.7 * p + 0.3 * np.eye(len(p))[int(np.argmax(p))]).tolist()
+
+    export = _edited_golden(tiny_export_dir, tmp_path, "sharper", sharpen)
+    report = run_check(CheckConfig(export_dir=str(export), schemes=("fp32",)))
+    (row,) = report["rows"]
+    assert row["status"] == FAIL and not report["ok"], row
+    assert row["agreement_pct"] == row["export_agreement_pct"] == 100.0  # the agreement is not what failed
+    assert row["reason"].startswith("max |Δp| ") and "tolerance +0.1" in row["reason"] and ";" not in row["reason"]
+    assert row["max_abs_prob_diff"] > row["export_max_abs_prob_diff"] + 0.1
+    loose = run_check(CheckConfig(export_dir=str(export), schemes=("fp32",), prob_tolerance=1.0))
+    assert loose["ok"] and loose["rows"][0]["status"] == PASS
+
+
+def test_a_label_set_that_differs_fails_with_both_sets_named(tiny_export_dir, tmp_path, capsys):
+    def rename(golden):  # another model's classes: the first one renamed (and its images' labels with it)
+        old = golden["labels"][0]
+        golden["labels"][0] = "not-a-" + old
+        for img in golden["images"]:
+            img["label"] = "not-a-" + old if img["label"] == old else img["label"]
+
+    export = _edited_golden(tiny_export_dir, tmp_path, "renamed", rename)
+    labels = tuple(json.loads((tiny_export_dir / "golden" / "golden.json").read_text())["labels"])
+    report = run_check(CheckConfig(export_dir=str(export), schemes=("fp32", "int8")))
+    assert not report["ok"] and report["rows"]
+    for row in report["rows"]:
+        assert row["status"] == FAIL, row
+        assert f"expected the labels of {row['artifact']} ({', '.join(labels)}) to be the golden set's" in row["reason"]
+        assert "not-a-" + labels[0] in row["reason"]
+    assert main(["check", str(export), "--schemes", "fp32"]) == 1
+    assert "to be the golden set's" in capsys.readouterr().out
+
+
+def test_a_golden_set_without_export_figures_fails(tiny_export_dir, tmp_path):
+    """A golden set that records nothing for a scheme cannot vouch for it: that row fails, the others pass."""
+    export = _edited_golden(tiny_export_dir, tmp_path, "nofigures", lambda g: g["figures"].pop("int8"))
+    report = run_check(CheckConfig(export_dir=str(export), schemes=("fp32", "int8")))
+    rows = {r["scheme"]: r for r in report["rows"]}
+    assert rows["fp32"]["status"] == PASS
+    assert rows["int8"]["status"] == FAIL and "no export figures for this scheme" in rows["int8"]["reason"]
+    assert not report["ok"]
+    nothing = _edited_golden(tiny_export_dir, tmp_path, "empty", lambda g: g["figures"].clear())
+    assert all(r["status"] == FAIL for r in run_check(CheckConfig(export_dir=str(nothing)))["rows"])
