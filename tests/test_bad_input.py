@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -172,6 +173,32 @@ def _labels_with_escapes(c: Ctx) -> list[str]:
             prop.value = json.dumps(meta)
     onnx.save(model, str(c.tmp / "escapes.onnx"))  # a plain file: no manifest, no hash to stop it
     return ["run", str(c.tmp / "escapes.onnx"), "--source", str(c.images(1)), "--top-k", "5"]
+
+
+def _nan_weights(c: Ctx) -> list[str]:
+    """The ONNX model with one weight tensor made NaN (a plain file: no manifest hash stops it)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(c.export / "model.onnx"))
+    big = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    big.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(big).shape, np.nan, np.float32), big.name))
+    onnx.save(model, str(c.tmp / "nan.onnx"))
+    return ["run", str(c.tmp / "nan.onnx"), "--source", str(c.images(1))]
+
+
+def _unloadable_onnx(c: Ctx) -> list[str]:
+    """A plain folder with an .onnx whose first node names an operator onnxruntime does not have: its
+    metadata reads fine (the parent's checks pass), the bench worker's engine cannot load it."""
+    import onnx
+
+    model = onnx.load(str(c.export / "model.onnx"))
+    model.graph.node[0].op_type = "NoSuchOperator"
+    folder = c.tmp / "plain"
+    folder.mkdir()
+    onnx.save(model, str(folder / "model.onnx"))
+    return ["bench", str(folder), "--data", str(c.data), "--limit", "4", "--runs", "2", "--warmup", "0",
+            "--progress", "off", "--out", str(c.tmp / "bench")]
 
 
 def _no_escapes(c: Ctx, out: str, err: str) -> None:
@@ -340,6 +367,9 @@ CASES: dict[str, Case] = {
         check=lambda c, out, err: _assert("w0rd" not in out + err, err)),
     "run labels with escape sequences": Case(
         _labels_with_escapes, 0, r"frames 1 in", check=_no_escapes, needs="onnx"),
+    "run a model whose output is NaN": Case(
+        _nan_weights, 2, r"expected finite probabilities from nan.onnx, received 5 NaN or infinite of 5; the model "
+        r"file is damaged", check=lambda c, out, err: _assert('"top"' not in out, out), needs="onnx"),
     "run top-k zero": Case(
         lambda c: ["run", str(c.export), "--source", str(c.images()), "--top-k", "0"], 2,
         r"expected --top-k >= 1, received 0"),
@@ -350,6 +380,12 @@ CASES: dict[str, Case] = {
     "bench every variant failed": Case(
         _all_damaged, 1, r"no variant could be measured: all 8 failed",
         check=lambda c, out, err: _assert(out.count("FAILED") == 8 and "sha256" in out, out)),
+    "bench a model the worker's engine cannot load": Case(
+        _unloadable_onnx, 1, r"no variant could be measured: all 1 failed",
+        check=lambda c, out, err: _assert(all(
+            "onnxruntime could not load" in r["reason"] and "NoSuchOperator" in r["reason"]
+            for r in json.loads((c.tmp / "bench" / "bench.json").read_text())["rows"]), out),
+        needs="onnx"),
     "bench out is a file": Case(
         lambda c: ["bench", str(c.export), "--data", str(c.data), "--out", str(c.file("bench", "x"))], 2,
         r"expected --out to be a folder for bench.json/.csv/.md/.png, received .*bench, which is a file"),
@@ -384,6 +420,24 @@ def _assert(ok: bool, text: str) -> None:
     assert ok, text[-2000:]
 
 
+CHILD_OUTPUT = Path(__file__).resolve().parent / "child_output"
+
+
+def _children_wrote_no_traceback(folder: Path) -> None:
+    """No child process printed a traceback, and no bench worker failed on an error that is not edgeport's
+    clear one (the worker turns any exception into a one-line ``reason``: only its own output tells which)."""
+    for log in sorted(folder.iterdir()):
+        text = log.read_text(errors="replace")
+        assert "Traceback" not in text, f"child process {log.name}:\n{text[-3000:]}"
+        if log.suffix == ".out":
+            for line in text.splitlines():
+                if line.startswith("{") and '"user_error"' in line:
+                    res = json.loads(line)
+                    assert res["user_error"], (f"a bench worker (pid {log.stem}) failed on {res['error_type']}: "
+                                               f"{res['reason']} - a bug, not a clear error; its parent passed on "
+                                               "only this one line")
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(name, tmp_path, request, capsys, monkeypatch):
     case = CASES[name]
@@ -393,6 +447,10 @@ def test_bad_input(name, tmp_path, request, capsys, monkeypatch):
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # temp folders made in this process land here
     monkeypatch.setenv("TMPDIR", str(scratch))  # and in child processes
+    children = tmp_path / "child-output"  # what each child process wrote (tests/child_output/sitecustomize.py)
+    children.mkdir()
+    monkeypatch.setenv("EDGEPORT_TEST_CHILD_LOG", str(children))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(CHILD_OUTPUT), os.environ.get("PYTHONPATH")])))
     c = Ctx(tmp_path / "case", request)
     c.tmp.mkdir()
     argv = case.argv(c)
@@ -403,6 +461,7 @@ def test_bad_input(name, tmp_path, request, capsys, monkeypatch):
         rc = exc.code
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err, err
+    _children_wrote_no_traceback(children)
     assert rc == case.rc, f"exit {rc}, expected {case.rc}\n{err[-3000:]}\n{out[-1000:]}"
     if case.rc == 2:  # one error line (after argparse's usage lines, for a usage error)
         command = next(a for a in argv if a in ("build", "export", "run", "bench"))

@@ -330,8 +330,14 @@ class Classifier:
         return self.prepare(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
 
     def postprocess(self, raw: np.ndarray) -> np.ndarray:
-        """Raw engine output -> float32 probabilities [num_classes]."""
-        return to_probabilities(raw, self.engine.output)
+        """Raw engine output -> float32 probabilities [num_classes]; a NaN or infinite one is a ModelError."""
+        probs = to_probabilities(raw, self.engine.output)
+        if not np.isfinite(probs).all():  # a damaged weight: it would otherwise be printed as a classification
+            bad = int(probs.size - np.isfinite(probs).sum())
+            raise ModelError(f"expected finite probabilities from {self.engine.model_path.name}, received {bad} NaN "
+                             f"or infinite of {probs.size}; the model file is damaged (or its float range "
+                             "overflows): copy it again or re-export it")
+        return probs
 
     def predict(self, tensor: np.ndarray) -> np.ndarray:
         """Run a prepared tensor; float32 probabilities [num_classes]."""

@@ -5,7 +5,8 @@
 CASES.json is a list of {"path", "mode", "source"}: mode "cli" runs
 ``edgeport run PATH --source SOURCE --max-frames 1 --headless`` through
 ``edgeport.cli.main``; mode "engine" loads PATH with the engine for its file
-type and invokes it once on zeros. Each case runs in its own fork of this
+type, invokes it once on zeros and prints ``ok {shape, dtype, values,
+declared_shape, declared_dtype}``. Each case runs in its own fork of this
 process (an engine that crashes on a malformed file takes only that fork
 down) with a timeout, and one JSON line per case is printed: rc, signal,
 timed_out, and the case's stdout/stderr.
@@ -40,8 +41,10 @@ def _engine_case(path: str) -> int:
     try:
         with create_engine(names[0], path) as eng:
             x = np.zeros(eng.input.shape, eng.input.dtype)
-            out = eng.invoke(x)
-            print(f"ok {np.asarray(out).shape}")
+            out = np.asarray(eng.invoke(x))
+            print("ok " + json.dumps({"shape": list(out.shape), "dtype": str(out.dtype), "values": int(out.size),
+                                      "declared_shape": list(eng.output.shape),
+                                      "declared_dtype": str(eng.output.dtype)}))
         return 0
     except EdgeportError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)

@@ -9,13 +9,20 @@ reach three places, each tested here:
 * an engine, when a plain file is handed over without a manifest: LiteRT or
   onnxruntime might crash the process on a malformed file, so those cases run
   in forks of a child process (``fuzz_child.py``), each with a timeout, and
-  must exit cleanly: 0 with a result, or 2 with one ``edgeport run: error:``
-  line.
+  must exit cleanly: 0 with a result that is checked (a classification with
+  the file's own labels and probabilities; an output tensor of the shape and
+  type the engine declares), or 2 with one ``edgeport run: error:`` line.
+
+The damage is drawn anew on every run; the seed is printed and named in every
+failure message: ``EDGEPORT_FUZZ_SEED=N pytest tests/runtime/test_fuzz.py``
+replays a failure.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import random
 import shutil
 import subprocess
@@ -33,6 +40,19 @@ HERE = Path(__file__).resolve().parent
 TRUNCATIONS = 60  # offsets per file, spread over its length (plus byte 100 000, the issue's case)
 FLIPS = 60  # damaged copies per file, 1 to 16 random bytes each
 
+#: new damage on every run, unless a failure is being replayed
+SEED = int(os.environ.get("EDGEPORT_FUZZ_SEED") or random.SystemRandom().randrange(2**31))
+REPLAY = f"(fuzz seed {SEED}: replay with EDGEPORT_FUZZ_SEED={SEED})"
+
+
+@pytest.fixture(autouse=True)
+def _say_the_seed():
+    print(REPLAY)  # shown with a failing test's captured output
+
+
+def _rng(test: int) -> random.Random:
+    return random.Random(SEED * 10 + test)
+
 
 def _artifacts(export_dir: Path) -> list[Path]:
     files = sorted(export_dir.glob("*.tflite")) + sorted(export_dir.glob("*.onnx"))
@@ -47,19 +67,20 @@ def damaged(data: bytes, rng: random.Random, truncations: int = TRUNCATIONS, fli
         yield f"truncated at {cut}", data[:cut]
     for _ in range(flips):
         x = bytearray(data)
-        where = []
-        for _ in range(rng.choice((1, 2, 4, 16))):
+        where: set[int] = set()
+        count = rng.choice((1, 2, 4, 16))
+        while len(where) < count:
             # half the flips in the first/last 4 kB, where the flatbuffer/protobuf structure lives
-            i = rng.randrange(n) if rng.random() < 0.5 else rng.choice((rng.randrange(min(n, 4096)),
-                                                                          n - 1 - rng.randrange(min(n, 4096))))
-            x[i] = rng.randrange(256)
-            where.append(i)
+            where.add(rng.randrange(n) if rng.random() < 0.5 else rng.choice((rng.randrange(min(n, 4096)),
+                                                                                n - 1 - rng.randrange(min(n, 4096)))))
+        for i in where:
+            x[i] = (x[i] + rng.randrange(1, 256)) % 256  # always another value: every copy is damaged
         yield f"bytes flipped at {sorted(where)}", bytes(x)
 
 
 def test_metadata_readers_on_damaged_files(tiny_export_dir):
     """In-process: every damaged copy gives ModelError or metadata that parses (or is cleanly refused)."""
-    rng = random.Random(0)
+    rng = _rng(0)
     outcomes = {"result": 0, "ModelError": 0}
     for f in _artifacts(tiny_export_dir):
         reader = read_tflite_metadata if f.suffix == ".tflite" else read_onnx_metadata
@@ -72,8 +93,9 @@ def test_metadata_readers_on_damaged_files(tiny_export_dir):
             except ModelError:
                 outcomes["ModelError"] += 1
             except Exception as exc:  # noqa: BLE001 - what this test is looking for
-                pytest.fail(f"{f.name} {kind}: {type(exc).__name__}: {exc}")
-    assert sum(outcomes.values()) >= 500 and outcomes["ModelError"] > 100 and outcomes["result"] > 100, outcomes
+                pytest.fail(f"{f.name} {kind}: {type(exc).__name__}: {exc} {REPLAY}")
+    assert sum(outcomes.values()) >= 500 and outcomes["ModelError"] > 100 and outcomes["result"] > 100, (outcomes,
+                                                                                                       REPLAY)
 
 
 def test_every_truncation_of_a_tflite_is_refused_before_an_engine_sees_it(tiny_export_dir):
@@ -106,7 +128,7 @@ def test_first_100_kb_of_a_real_tflite(tiny_export_dir, tmp_path):
 
 
 def test_classifier_open_on_an_export_with_a_damaged_file_stops_at_the_hash(tiny_export_dir, tmp_path):
-    rng = random.Random(1)
+    rng = _rng(1)
     manifest = json.loads((tiny_export_dir / "manifest.json").read_text())
     checked = 0
     for art in manifest["artifacts"]:
@@ -118,6 +140,7 @@ def test_classifier_open_on_an_export_with_a_damaged_file_stops_at_the_hash(tiny
             (export / art["file"]).write_bytes(data)
             with pytest.raises(ModelError, match="sha256"):
                 Classifier.open(export, scheme=art["scheme"])
+                pytest.fail(f"{art['file']} {kind} opened {REPLAY}")
             checked += 1
     assert checked >= 12
 
@@ -136,7 +159,7 @@ def one_image(tmp_path) -> Path:
 def test_damaged_plain_files_in_a_real_engine_exit_cleanly(tiny_export_dir, tmp_path, one_image):
     """Forked children (fuzz_child.py): each damaged file ends with exit 0 and a result, or exit 2 and
     one edgeport error line; no crash (signal), no hang (timeout), no traceback."""
-    rng = random.Random(2)
+    rng = _rng(2)
     files = tmp_path / "damaged"
     files.mkdir()
     cases = []
@@ -155,10 +178,10 @@ def test_damaged_plain_files_in_a_real_engine_exit_cleanly(tiny_export_dir, tmp_
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert len(results) == len(cases) >= 50
+    assert len(results) == len(cases) >= 50, REPLAY
     counts = {"ok": 0, "error": 0}
     for r in results:
-        name = f"{Path(r['path']).name} ({r['mode']}, {r['kind']})"
+        name = f"{Path(r['path']).name} ({r['mode']}, {r['kind']}) {REPLAY}"
         assert not r["timed_out"], f"{name} hung: {r['output'][-500:]}"
         assert r["signal"] is None, f"{name} crashed the process with signal {r['signal']}: {r['output'][-500:]}"
         assert "Traceback" not in r["output"], f"{name}: {r['output'][-1500:]}"
@@ -168,6 +191,31 @@ def test_damaged_plain_files_in_a_real_engine_exit_cleanly(tiny_export_dir, tmp_
             assert prefix in r["output"], f"{name}: {r['output'][-500:]}"
             counts["error"] += 1
         else:
-            assert ('"top"' in r["output"]) if r["mode"] == "cli" else "\nok (" in "\n" + r["output"], r["output"]
+            check = _check_classification if r["mode"] == "cli" else _check_engine_output
+            check(Path(r["path"]), r["output"], name)
             counts["ok"] += 1
-    assert counts["error"] >= 10, counts
+    assert counts["error"] >= 10, (counts, REPLAY)
+
+
+def _check_classification(path: Path, output: str, name: str) -> None:
+    """`edgeport run ... --max-frames 1` exited 0: one frame, classified with the labels the damaged file itself
+    carries (damage may have changed them), probabilities finite in [0, 1], best first."""
+    lines = [json.loads(ln) for ln in output.splitlines() if ln.startswith("{")]
+    assert len(lines) == 1, f"{name}: expected one JSON line for one frame: {output[-800:]}"
+    top = lines[0].get("top")
+    labels = tuple(read_model_info(path).labels)
+    assert isinstance(top, list) and 1 <= len(top) <= len(labels), f"{name}: {lines[0]}"
+    assert all(t["label"] in labels for t in top), f"{name}: labels {[t['label'] for t in top]} not in {labels}"
+    probs = [t["prob"] for t in top]
+    assert all(isinstance(p, (int, float)) and math.isfinite(p) and 0.0 <= p <= 1.0 + 1e-6 for p in probs), \
+        f"{name}: probabilities {probs}"
+    assert probs == sorted(probs, reverse=True), f"{name}: not best first: {probs}"
+
+
+def _check_engine_output(path: Path, output: str, name: str) -> None:
+    """The engine case exited 0: one output tensor of one image, of the shape and type the engine declares."""
+    lines = [ln for ln in output.splitlines() if ln.startswith("ok ")]
+    assert len(lines) == 1, f"{name}: expected one 'ok {{...}}' line: {output[-800:]}"
+    got = json.loads(lines[0][3:])
+    assert got["shape"] == got["declared_shape"] and got["dtype"] == got["declared_dtype"], f"{name}: {got}"
+    assert got["shape"][0] == 1 and got["values"] == math.prod(got["shape"]) >= 2, f"{name}: {got}"
