@@ -285,11 +285,6 @@ def sweep_stale_scratch(root: str | os.PathLike[str] | None = None) -> list[Path
     return removed
 
 
-def check_out_dir(out: str | os.PathLike[str]) -> None:
-    """Refuse an --out that cannot become a folder of reports before anything is measured."""
-    check_out_folder(Path(out).expanduser(), "for bench.json/.csv/.md/.png")
-
-
 
 def run_worker(job: dict, workdir: Path, timeout: float, on_progress: Callable[[str], None] | None = None) -> dict:
     """Run one job in a fresh ``python -m edgeport.benchmarks.worker`` process.
@@ -377,7 +372,7 @@ def run(cfg: BenchConfig) -> dict:
     """
     check_engines_option(cfg.engines)
     if cfg.out:
-        check_out_dir(cfg.out)
+        check_out_folder(Path(cfg.out).expanduser(), "for bench.json/.csv/.md/.png")  # before anything is measured
     found, manifest = find_artifacts(cfg.export_dir, cfg.schemes)
     checked = {a.file: preflight(a) for a in found if a.ok}
     artifacts = [replace(a, status=FAILED, reason=checked[a.file]) if isinstance(checked.get(a.file), str) else a

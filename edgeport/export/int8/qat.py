@@ -276,10 +276,10 @@ def _forward(keras, layer, args: tuple, kwargs: dict, p: Plan, q: Callable):  # 
     if layer.name in p.weights:
         act = _act_name(layer)
         if quantized and act not in ("linear", "relu", "relu6", ""):  # not fused: FC/CONV, then the activation
-            y = q(f"{layer.name}/pre", _conv_call(keras, layer, x, p.fold.get(layer.name), activation=False))
+            y = q(f"{layer.name}/pre", _rounded(keras, layer, p.fold.get(layer.name), activation=False)(x))
             y = layer.activation(y)
         else:
-            y = _conv_call(keras, layer, x, p.fold.get(layer.name))
+            y = _rounded(keras, layer, p.fold.get(layer.name))(x)
     elif kind == "Rescaling" and quantized:
         y = q(f"{layer.name}/mul", ops.cast(x, "float32") * layer.scale)
         y = y + layer.offset if layer.offset else y
@@ -298,8 +298,29 @@ def _forward(keras, layer, args: tuple, kwargs: dict, p: Plan, q: Callable):  # 
         y = layer(*args, **kwargs)
     if not quantized:
         return y
-    softmax = kind == "Softmax" or _act_name(layer) == "softmax"
-    return q(layer.name, y, SIGMOID_RANGE if softmax else None)  # SOFTMAX's int8 output: scale 1/256 too
+    if kind == "Softmax" or _act_name(layer) == "softmax":
+        # SOFTMAX's int8 output (steps of 1/256) is left out: it moves a top-1 only within 1/256 of a tie, and
+        # rounding small probabilities to 0 turns the distillation's log terms into noise
+        return y
+    return q(layer.name, y)
+
+
+def _rounded(keras, layer, bn, activation: bool = True):  # noqa: ANN001, ANN202
+    """A layer computing ``layer`` with its weights rounded at every call (read then, not when the graph is
+    built: a weight used outside a layer's call would be baked into the graph as a constant)."""
+
+    class Rounded(keras.layers.Layer):
+        def __init__(self) -> None:
+            super().__init__(name=f"{layer.name}_int8_weights")
+            self.inner, self.bn = layer, bn
+
+        def call(self, x):  # noqa: ANN001, ANN202
+            return _conv_call(keras, self.inner, x, self.bn, activation=activation)
+
+        def compute_output_shape(self, shape):  # noqa: ANN001, ANN202
+            return self.inner.compute_output_shape(shape)
+
+    return Rounded()
 
 
 class ActivationRanges:
