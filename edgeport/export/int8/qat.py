@@ -65,7 +65,7 @@ class QATSettings:
     """How the fine-tune runs (``--qat-epochs``, ``--qat-lr``; the rest follows the run and the export)."""
 
     epochs: int = 2
-    lr: float = 1e-4
+    lr: float = 1e-5
     batch_size: int = 32
     rule: str = "minmax"  #: the activation-range rule the ranges are set by
     seed: int = 0
