@@ -28,20 +28,20 @@ from typing import Callable
 
 import numpy as np
 
+from edgeport import metrics
 from edgeport.benchmarks import report as rep
 from edgeport.benchmarks.artifacts import find_artifacts
 from edgeport.benchmarks.config import BenchConfig
 from edgeport.benchmarks.environment import describe
-from edgeport import metrics
 from edgeport.benchmarks.metrics import latency_stats
-from edgeport.intervals import CONFIDENCE, MISSED, UNDECIDED, decide_difference
 from edgeport.config import to_dict
 from edgeport.contract import InputContract
 from edgeport.errors import ConfigError, DataError, EdgeportError
 from edgeport.files import check_out_folder, scratch_dir
+from edgeport.intervals import CONFIDENCE, MISSED, UNDECIDED, decide_difference
 from edgeport.manifest import FAILED, Artifact, Manifest, verify_sha256
-from edgeport.schemes import precision_of
 from edgeport.progress import Progress
+from edgeport.schemes import precision_of
 
 log = logging.getLogger(__name__)
 
@@ -292,9 +292,7 @@ def run_worker(job: dict, workdir: Path, timeout: float, on_progress: Callable[[
     Never raises for a failing variant: a crash, a timeout or an error inside
     the worker comes back as ``{"ok": False, "reason": ...}``.
     """
-    from edgeport.benchmarks.worker import PROGRESS_PREFIX
-
-    from edgeport.benchmarks.worker import PARENT_ENV, SCRATCH_ENV
+    from edgeport.benchmarks.worker import PARENT_ENV, PROGRESS_PREFIX, SCRATCH_ENV
 
     path = workdir / f"job_{os.getpid()}_{abs(hash(json.dumps(job, sort_keys=True)))}.json"
     path.write_text(json.dumps(job))

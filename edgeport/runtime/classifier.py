@@ -28,7 +28,6 @@ from edgeport.manifest import Artifact, read_manifest, verify_sha256
 from edgeport.manifest import list_artifacts as manifest_artifacts
 from edgeport.metadata import read_model_info
 from edgeport.metrics import top_k
-from edgeport.schemes import precision_label, precision_of, rank_of
 from edgeport.runtime.engines import (
     ENGINES,
     Engine,
@@ -38,7 +37,7 @@ from edgeport.runtime.engines import (
     install_hint,
     model_suffixes,
 )
-
+from edgeport.schemes import precision_label, precision_of, rank_of
 
 log = logging.getLogger(__name__)
 
