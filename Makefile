@@ -24,11 +24,12 @@ test: setup
 test-slow: setup
 	$(BIN)/python -m pytest -m slow
 
-# The Raspberry Pi set-up: numpy<2 + tflite-runtime + OpenCV, edgeport with --no-deps, no TensorFlow.
+# The Raspberry Pi set-up: numpy<2 + tflite-runtime + OpenCV (+ paho-mqtt for the MQTT sink, selenium for the
+# live-view test), edgeport with --no-deps, no TensorFlow.
 # Models are exported first with the workstation venv, then the runtime and benchmark tests run on them.
 test-pi: setup
 	$(PYTHON) -m venv $(PI_VENV)
-	$(PI_VENV)/bin/pip install -q "numpy<2" "tflite-runtime==2.14.*" "opencv-python-headless<4.11" pytest
+	$(PI_VENV)/bin/pip install -q "numpy<2" "tflite-runtime==2.14.*" "opencv-python-headless<4.11" pytest "paho-mqtt>=2" selenium
 	$(PI_VENV)/bin/pip install -q --no-deps -e .
 	rm -rf .pi-fixture && $(BIN)/python tests/tiny.py .pi-fixture
 	EDGEPORT_TEST_EXPORT_DIR=$(CURDIR)/.pi-fixture/export $(PI_VENV)/bin/python -m pytest tests/runtime tests/benchmarks $(PYTEST_ARGS)

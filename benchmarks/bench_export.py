@@ -100,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     for a in res.artifacts:
         v = a.verification or {}
         print(f"{a.scheme:<10} {a.status:<6} {(a.bytes or 0) / 1e6:>7.1f} {a.conversion_seconds or 0:>10.1f} "
-              f"{a.conversion_cpu_seconds or 0:>7.1f} {v.get('seconds', 0):>9.1f} {v.get('samples', 0):>4} {v.get('ms_per_image', 0):>8.1f} "
-              f"{v.get('agreement', float('nan')):>8.2f} {v.get('delta_top1', float('nan')):>+7.2f}")
+              f"{a.conversion_cpu_seconds or 0:>7.1f} {v.get('seconds', 0):>9.1f} {v.get('images', 0):>4} "
+              f"{v.get('ms_per_image', 0):>8.1f} {v.get('agreement_pct', float('nan')):>8.2f} "
+              f"{v.get('delta_top1_pts', float('nan')):>+7.2f}")
         if a.reason:
             print(f"  {a.scheme} failed: {a.reason}")
     print(f"shared steps inside the first scheme that needs them: {m.get('shared_seconds')}")

@@ -44,7 +44,7 @@ def subset_csv(root: Path, n_train: int, n_val: int, seed: int) -> Path:
         rows = [(str(p), p.parent.name) for p in sorted(data.rglob("*.jpg"))]
         rng = np.random.default_rng(seed)
         rng.shuffle(rows)
-        picked = [(p, l, "val" if i < n_val else "train") for i, (p, l) in enumerate(rows[: n_train + n_val])]
+        picked = [(p, lab, "val" if i < n_val else "train") for i, (p, lab) in enumerate(rows[: n_train + n_val])]
     else:
         with open(FLOWERS / "split.csv", newline="") as f:
             rows = list(csv.DictReader(f))

@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tolerance", type=float, default=0.10)
     args = ap.parse_args(argv)
 
-    from edgeport.benchmarks.runner import run_worker
     from edgeport.benchmarks.metrics import latency_stats
+    from edgeport.benchmarks.runner import run_worker
     from edgeport.benchmarks.worker import model_info
     from edgeport.imaging import load_resized, resize
     from edgeport.runtime import Classifier, create_engine, engines_for

@@ -76,7 +76,8 @@ def build_untrained_export(work: Path, size: int) -> Path:
     if (export / "manifest.json").is_file():
         return export
     from edgeport.build import BuildConfig, train
-    from edgeport.export import ExportConfig, export as run_export
+    from edgeport.export import ExportConfig
+    from edgeport.export import export as run_export
     from edgeport.synthetic import make_dataset
 
     data = make_dataset(work / "data", per_class=8, size=size, seed=0)

@@ -91,7 +91,8 @@ def make_parser() -> argparse.ArgumentParser:
         module.register(sub)
     parser.add_argument("--max-image-pixels", type=_pixels, metavar="N", help=_PIXELS_HELP)
     for command in sub.choices.values():  # also after the command: edgeport build ... --max-image-pixels N -q
-        if "--max-image-pixels" not in command._option_string_actions:
+        # argparse has no public "does this parser have the option": its option index is the only way to ask
+        if "--max-image-pixels" not in command._option_string_actions:  # noqa: SLF001 - see above
             command.add_argument("--max-image-pixels", type=_pixels, metavar="N", default=argparse.SUPPRESS,
                                  help=_PIXELS_HELP)
         for flags, text in _VERBOSITY:

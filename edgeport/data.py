@@ -182,15 +182,15 @@ def _from_csv(csv_path: Path, val_fraction: float, seed: int) -> DataSet:
     else:
         splits = stratified_split(labels, val_fraction, seed)
     seen: dict[str, tuple[int, int, str]] = {}
-    for (line, _), p, l, s in zip(numbered, paths, labels, splits):
-        if p in seen and seen[p][1:] != (l, s):
+    for (line, _), p, lab, s in zip(numbered, paths, labels, splits):
+        if p in seen and seen[p][1:] != (lab, s):
             first = seen[p][0]
             raise DataError(
                 f"expected each image once in {csv_path}, received {p} on line {first} and again on line {line} "
                 f"with a different label or split (an image in two splits leaks into the score); keep one row"
             )
-        seen.setdefault(p, (line, l, s))
-    samples = tuple(Sample(p, l, s) for p, l, s in zip(paths, labels, splits))
+        seen.setdefault(p, (line, lab, s))
+    samples = tuple(Sample(p, lab, s) for p, lab, s in zip(paths, labels, splits))
     return DataSet(str(csv_path.parent), "csv", tuple(classes), samples)
 
 
@@ -232,7 +232,7 @@ def _from_class_folders(root: Path, val_fraction: float, seed: int) -> DataSet:
     paths = [os.path.abspath(p) for c in classes for p in per_class[c]]
     labels = [i for i, c in enumerate(classes) for _ in per_class[c]]
     splits = stratified_split(labels, val_fraction, seed)
-    samples = tuple(Sample(p, l, s) for p, l, s in zip(paths, labels, splits))
+    samples = tuple(Sample(p, lab, s) for p, lab, s in zip(paths, labels, splits))
     return DataSet(str(root), "class-folders", tuple(classes), samples)
 
 

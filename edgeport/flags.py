@@ -35,7 +35,7 @@ class EdgeportParser(argparse.ArgumentParser):
 
     def _subcommands(self) -> dict[str, "argparse.ArgumentParser"]:
         for action in self._actions:
-            if isinstance(action, argparse._SubParsersAction):
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001 - argparse's only subcommand handle
                 return dict(action.choices)
         return {}
 
@@ -45,7 +45,7 @@ class EdgeportParser(argparse.ArgumentParser):
             # the subcommand's parser reports it: its usage line and its flags for "did you mean"
             target = self._subcommands().get(getattr(ns, "command", None) or "", self)
             message = f"unrecognized arguments: {' '.join(extras)}"
-            hints = suggest(extras, [s for a in target._actions for s in a.option_strings])
+            hints = suggest(extras, [s for a in target._actions for s in a.option_strings])  # noqa: SLF001 - argparse lists options only there
             target.error(message + (f" ({'; '.join(hints)})" if hints else ""))
         return ns
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeport.contract import DEFAULT_RESIZE, RESIZE_METHODS as RESIZE_NAMES
+from edgeport.contract import DEFAULT_RESIZE
+from edgeport.contract import RESIZE_METHODS as RESIZE_NAMES
 from edgeport.errors import DataError
 
 #: File endings read as images (lower case).

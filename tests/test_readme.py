@@ -62,3 +62,36 @@ def test_readme_snippets_run(tiny_data_dir, tmp_path, capsys):
     batch = eval(lines[7])  # noqa: S307
     assert len(batch) == 2 and all(len(one) == 1 for one in batch)
     assert len(lines) == 8, lines
+
+
+def _layout_modules() -> set[str]:
+    """The modules README's Layout section names (package/module.py), read with its grammar: a line may start
+    with a package (``export/int8/``); its .py names, and those of the lines indented under it, are that
+    package's; lines starting with a module are edgeport's own; parentheses are comments."""
+    import re
+
+    text = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("```")[1]
+    found, package = set(), None
+    lines = text.splitlines()
+    for line in lines[lines.index("edgeport/") + 1:]:
+        if not line.startswith("  "):
+            break  # tests/, benchmarks/, docs/: outside the package
+        line = re.sub(r"\([^)]*\)", "", line)
+        tokens = line.split()
+        if not tokens:
+            continue
+        if tokens[0].endswith("/"):
+            package, tokens = tokens[0], tokens[1:]
+        elif not line.startswith("    "):
+            package = ""  # a line of edgeport's own modules
+        found |= {f"{package}{t}" for t in tokens if t.endswith(".py")}
+    return found
+
+
+def test_the_layout_section_names_every_module():
+    package = ROOT / "edgeport"
+    modules = {str(p.relative_to(package)) for p in package.rglob("*.py")
+               if "__pycache__" not in p.parts and p.name not in ("__init__.py", "__main__.py")}
+    listed = _layout_modules()
+    assert listed == modules, (f"in the tree, not in README's Layout: {sorted(modules - listed)}; "
+                               f"in README's Layout, not in the tree: {sorted(listed - modules)}")

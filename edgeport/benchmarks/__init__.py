@@ -9,7 +9,12 @@ TensorFlow-free: only numpy, OpenCV and the runtime's engines are used.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from edgeport.benchmarks.config import BenchConfig
+
+if TYPE_CHECKING:
+    from edgeport.benchmarks.report import BenchReport
 
 __all__ = ["BenchConfig", "BenchReport", "bench", "run", "compare", "gate"]
 

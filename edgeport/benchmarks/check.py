@@ -29,7 +29,13 @@ from edgeport.contract import printable
 from edgeport.errors import DataError, EdgeportError
 from edgeport.golden import GOLDEN_DIR, GoldenSet, read_golden
 from edgeport.intervals import (
-    MISSED, UNDECIDED, Decision, decide_difference, independent_difference_interval, outcome_of, paired_counts,
+    MISSED,
+    UNDECIDED,
+    Decision,
+    decide_difference,
+    independent_difference_interval,
+    outcome_of,
+    paired_counts,
 )
 from edgeport.metrics import compare
 from edgeport.progress import Progress

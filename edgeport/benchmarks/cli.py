@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from edgeport.benchmarks.config import SPLITS
-from edgeport.intervals import CONFIDENCE, check_confidence
 from edgeport.flags import Flag, add_config_flags, add_shared, help_text, name_list, one_value
+from edgeport.intervals import CONFIDENCE, check_confidence
 
 DESCRIPTION = """\
 Benchmark every artifact of an export on this device: latency (warm-up, then timed

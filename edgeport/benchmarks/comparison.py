@@ -18,7 +18,11 @@ from edgeport.contract import printable
 from edgeport.errors import ConfigError
 from edgeport.files import atomic_write_text, write_json
 from edgeport.intervals import (
-    CONFIDENCE, independent_difference_interval, paired_counts, paired_difference_interval, ratio_interval,
+    CONFIDENCE,
+    independent_difference_interval,
+    paired_counts,
+    paired_difference_interval,
+    ratio_interval,
 )
 from edgeport.tables import markdown_table, text_table
 

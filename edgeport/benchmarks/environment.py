@@ -62,7 +62,7 @@ def engine_versions() -> dict[str, dict]:
         if ok:
             try:
                 version = str(cls.version())
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a broken engine install must not stop the report
                 version = f"unknown ({exc})"
         out[name] = {"available": ok, "version": version}
     return out

@@ -11,7 +11,7 @@ def pareto_front(latency: Sequence[float], accuracy: Sequence[float]) -> list[bo
 
     Points with a missing value (None/NaN) are never on the front.
     """
-    pts = [(float(l), float(a)) if l is not None and a is not None else None for l, a in zip(latency, accuracy)]
+    pts = [(float(t), float(a)) if t is not None and a is not None else None for t, a in zip(latency, accuracy)]
     ok = [p is not None and p[0] == p[0] and p[1] == p[1] for p in pts]
     out = []
     for i, p in enumerate(pts):

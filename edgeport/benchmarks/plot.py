@@ -232,7 +232,9 @@ def _with_opencv(pts: list[Point], path: Path, title: str) -> None:
     def px(lx: float, ly: float) -> tuple[int, int]:
         return (int(ml + (fx(lx) - x0) / (x1 - x0) * (w - ml - mr)), int(h - mb - (ly - y0) / (y1 - y0) * (h - mt - mb)))
 
-    bgr = lambda c: (c[2], c[1], c[0])  # noqa: E731
+    def bgr(c: tuple) -> tuple:
+        return c[2], c[1], c[0]
+
     font = cv2.FONT_HERSHEY_SIMPLEX
     cv2.rectangle(img, (ml, mt), (w - mr, h - mb), (0, 0, 0), 1)
     for i in range(6):  # ticks

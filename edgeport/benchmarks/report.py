@@ -128,8 +128,12 @@ def status_text(row: dict) -> str:
 
 #: (header, function of row -> text, align right?)
 def _columns(with_device: bool) -> list[tuple[str, object, bool]]:
-    acc = lambda r, k: (r.get("accuracy") or {}).get(k)  # noqa: E731
-    lat = lambda r, k: (r.get("latency_ms") or {}).get(k)  # noqa: E731
+    def acc(r: dict, k: str) -> object:
+        return (r.get("accuracy") or {}).get(k)
+
+    def lat(r: dict, k: str) -> object:
+        return (r.get("latency_ms") or {}).get(k)
+
     cols: list[tuple[str, object, bool]] = []
     if with_device:
         cols.append(("device", lambda r: str(r.get("device") or "-"), False))

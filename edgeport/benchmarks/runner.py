@@ -28,20 +28,20 @@ from typing import Callable
 
 import numpy as np
 
+from edgeport import metrics
 from edgeport.benchmarks import report as rep
 from edgeport.benchmarks.artifacts import find_artifacts
 from edgeport.benchmarks.config import BenchConfig
 from edgeport.benchmarks.environment import describe
-from edgeport import metrics
 from edgeport.benchmarks.metrics import latency_stats
-from edgeport.intervals import CONFIDENCE, MISSED, UNDECIDED, decide_difference
 from edgeport.config import to_dict
 from edgeport.contract import InputContract
 from edgeport.errors import ConfigError, DataError, EdgeportError
 from edgeport.files import check_out_folder, scratch_dir
+from edgeport.intervals import CONFIDENCE, MISSED, UNDECIDED, decide_difference
 from edgeport.manifest import FAILED, Artifact, Manifest, verify_sha256
-from edgeport.schemes import precision_of
 from edgeport.progress import Progress
+from edgeport.schemes import precision_of
 
 log = logging.getLogger(__name__)
 
@@ -285,11 +285,6 @@ def sweep_stale_scratch(root: str | os.PathLike[str] | None = None) -> list[Path
     return removed
 
 
-def check_out_dir(out: str | os.PathLike[str]) -> None:
-    """Refuse an --out that cannot become a folder of reports before anything is measured."""
-    check_out_folder(Path(out).expanduser(), "for bench.json/.csv/.md/.png")
-
-
 
 def run_worker(job: dict, workdir: Path, timeout: float, on_progress: Callable[[str], None] | None = None) -> dict:
     """Run one job in a fresh ``python -m edgeport.benchmarks.worker`` process.
@@ -297,9 +292,7 @@ def run_worker(job: dict, workdir: Path, timeout: float, on_progress: Callable[[
     Never raises for a failing variant: a crash, a timeout or an error inside
     the worker comes back as ``{"ok": False, "reason": ...}``.
     """
-    from edgeport.benchmarks.worker import PROGRESS_PREFIX
-
-    from edgeport.benchmarks.worker import PARENT_ENV, SCRATCH_ENV
+    from edgeport.benchmarks.worker import PARENT_ENV, PROGRESS_PREFIX, SCRATCH_ENV
 
     path = workdir / f"job_{os.getpid()}_{abs(hash(json.dumps(job, sort_keys=True)))}.json"
     path.write_text(json.dumps(job))
@@ -377,7 +370,7 @@ def run(cfg: BenchConfig) -> dict:
     """
     check_engines_option(cfg.engines)
     if cfg.out:
-        check_out_dir(cfg.out)
+        check_out_folder(Path(cfg.out).expanduser(), "for bench.json/.csv/.md/.png")  # before anything is measured
     found, manifest = find_artifacts(cfg.export_dir, cfg.schemes)
     checked = {a.file: preflight(a) for a in found if a.ok}
     artifacts = [replace(a, status=FAILED, reason=checked[a.file]) if isinstance(checked.get(a.file), str) else a

@@ -26,7 +26,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-
 #: stderr lines starting with this report progress ("edgeport-progress 120/736") to the parent.
 PROGRESS_PREFIX = "edgeport-progress "
 #: environment: the pid of the ``edgeport bench`` that started this worker, and its scratch folder

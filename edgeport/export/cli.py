@@ -43,7 +43,8 @@ HELP: dict[str, str | Flag] = {
               "fail them instead)",
     "max_evals": "candidate models the float-fallback search may evaluate per scheme",
     "max_slowdown": Flag("a float fallback's p50 may be at most this factor of full int8's (process CPU time, "
-                         "timed together with full int8 in the export's engine, at least 0.5 s); slower ones do not count as meeting the budget",
+                         "timed together with full int8 in the export's engine, at least 0.5 s); slower ones do not "
+                         "count as meeting the budget",
                          type=float, metavar="FACTOR"),
     "selection_fraction": "share of the validation images that choose a float fallback (the rest report)",
     "calibration_method": Flag("how int8/onnx-int8 activation ranges are set from the calibration images: auto "

@@ -211,7 +211,8 @@ def quantize_calibrated(calibrated: bytes, precision: str, io_dtype: str = "uint
                      "overflows LiteRT's int32 bound): %s", len(widened), INT16_MIN_RANGE, ", ".join(widened[:5]))
         # (input_type, output_type, allow_float, activations_type, bias_type, disable_per_channel,
         #  disable_per_channel_for_dense)
-        model = calibrator.Calibrator(calibrated)._calibrator.QuantizeModel(  # noqa: SLF001
+        # the 16x8 quantizer is reachable only through the calibrator's wrapped C++ object (TF 2.21)
+        model = calibrator.Calibrator(calibrated)._calibrator.QuantizeModel(  # noqa: SLF001 - see above
             f32, f32, True, i16, i64, False, False)
         return _set_optimization_mode(bytes(model), conversion.ModelOptimizationMode.PTQ_INT16)
     raise ModelError(f"expected a calibrated TFLite precision (int8, int16x8), received '{precision}'")

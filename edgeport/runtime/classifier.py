@@ -27,7 +27,7 @@ from edgeport.imaging import resize
 from edgeport.manifest import Artifact, read_manifest, verify_sha256
 from edgeport.manifest import list_artifacts as manifest_artifacts
 from edgeport.metadata import read_model_info
-from edgeport.schemes import precision_label, precision_of, rank_of
+from edgeport.metrics import top_k
 from edgeport.runtime.engines import (
     ENGINES,
     Engine,
@@ -37,7 +37,7 @@ from edgeport.runtime.engines import (
     install_hint,
     model_suffixes,
 )
-
+from edgeport.schemes import precision_label, precision_of, rank_of
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +175,9 @@ def to_probabilities(raw: np.ndarray, tensor: TensorInfo) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def top_k(probs: np.ndarray, labels: tuple[str, ...], k: int) -> list[tuple[str, float]]:
-    """The ``k`` most probable (label, probability) pairs, best first."""
-    k = max(1, min(int(k), probs.shape[0]))
-    idx = np.argpartition(-probs, k - 1)[:k] if k < probs.shape[0] else np.arange(probs.shape[0])
-    idx = idx[np.argsort(-probs[idx], kind="stable")]
+def top_labels(probs: np.ndarray, labels: tuple[str, ...], k: int) -> list[tuple[str, float]]:
+    """The ``k`` most probable (label, probability) pairs, best first (:func:`edgeport.metrics.top_k`'s order)."""
+    idx = top_k(probs, max(1, int(k)))[0]
     return [(labels[i] if i < len(labels) else str(i), float(probs[i])) for i in idx]
 
 
@@ -344,7 +342,7 @@ class Classifier:
         return self.postprocess(self.engine.invoke(tensor))
 
     def top(self, probs: np.ndarray, k: int | None = None) -> list[tuple[str, float]]:
-        return top_k(probs, self.labels, k or self.top_k)
+        return top_labels(probs, self.labels, k or self.top_k)
 
     # -- one call ---------------------------------------------------------------------------
     def classify_rgb(self, rgb: np.ndarray, top_k: int | None = None) -> list[tuple[str, float]]:

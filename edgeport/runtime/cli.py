@@ -37,11 +37,13 @@ def _sink_help(name: str) -> str:
 def run_help() -> dict[str, str | Flag]:
     """Help of every LoopConfig flag, the registries' entries read where they name engines and sinks.
     For a shared flag (edgeport.flags.SHARED) this is what it does here."""
+    from edgeport.runtime.sources import source_help
+    from edgeport.schemes import ALL_SCHEMES
+
     return {
-        "source": "camera index or /dev/videoN, video file, image folder or glob, rtsp://... or http://... URL, "
-                  "GStreamer pipeline (contains '!'), or picamera2[:N]",
+        "source": source_help(),
         "engine": Flag(_engine_help(), default="the best installed for the model"),
-        "scheme": Flag("with an export directory: fp32, fp16, dynamic, int8, int16x8, onnx, onnx-fp16, onnx-int8 "
+        "scheme": Flag(f"with an export directory: {', '.join(ALL_SCHEMES)} "
                        "(a bare int8/fp16 also matches ONNX with --engine onnxruntime)",
                        default="the best for this device"),
         "threads": Flag("one value: num_threads / intra_op_num_threads", default="the engine's own"),

@@ -108,6 +108,11 @@ class LiveState:
         self._thread.start()
         return self
 
+    @property
+    def stopped(self) -> bool:
+        """True once the live view is closing (stream clients stop waiting for frames)."""
+        return self._stop.is_set()
+
     def close(self) -> None:
         self._stop.set()
         self._new.set()

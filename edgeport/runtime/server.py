@@ -221,10 +221,10 @@ class _Handler(BaseHTTPRequestHandler):
         return path, query
 
     # -- GET
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server's name
+    def do_HEAD(self) -> None:
         self.do_GET()
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         routed = self._route()
         if routed is None:
             return
@@ -274,7 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
         state.watch()
         seq = 0
         try:
-            while not state._stop.is_set():
+            while not state.stopped:
                 seq, jpeg = state.next_jpeg(seq, timeout=5)
                 if not jpeg:
                     continue
@@ -288,7 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
             state.stream_clients -= 1
 
     # -- POST
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         routed = self._route()
         if routed is None:
             return

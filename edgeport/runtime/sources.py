@@ -75,6 +75,14 @@ class Source:
     kind: str = ""
     #: True: keep only the newest frame (cameras); False: every frame in order (files).
     live: bool = True
+    #: how a --source value names this kind, for people (the flag's help is made of these)
+    spec_help: str = ""
+
+    @classmethod
+    def claims(cls, spec: str, path: Path) -> int | None:
+        """How surely ``spec`` names this kind of source (lower is surer: 0 its own syntax, 1 an existing file or
+        folder of its kind, 2 a pipeline's shape, 3 a glob, 4 a file ending), or None when it does not."""
+        return None
 
     def __init__(self, spec: str, *, retries: int = 5, backoff: float = 0.5, queue_size: int = 2,
                  width: int | None = None, height: int | None = None, fps: float | None = None) -> None:
@@ -334,6 +342,11 @@ class CameraSource(_CaptureSource):
     """A camera by index or /dev/videoN (V4L2 on Linux); newest frame only."""
 
     kind = "camera"
+    spec_help = "a camera index or /dev/videoN"
+
+    @classmethod
+    def claims(cls, spec: str, path: Path) -> int | None:
+        return 0 if re.fullmatch(r"(?:/dev/video)?\d+", spec) else None
     live = True
 
     def __init__(self, spec: str, **kw: Any) -> None:
@@ -366,6 +379,13 @@ class VideoFileSource(_CaptureSource):
     """A video file, every frame in order; ``realtime=True`` paces it at its FPS and drops like a camera."""
 
     kind = "video"
+    spec_help = "a video file (--loop: again at its end)"
+
+    @classmethod
+    def claims(cls, spec: str, path: Path) -> int | None:
+        if path.is_file():
+            return None if is_image_file(path) else 1
+        return 4 if path.suffix.lower() in VIDEO_EXTENSIONS else None
 
     def __init__(self, spec: str, realtime: bool = False, loop: bool = False, **kw: Any) -> None:
         super().__init__(spec, **kw)
@@ -433,6 +453,11 @@ class StreamSource(_CaptureSource):
     """An RTSP/HTTP(S) network stream through FFmpeg; newest frame only."""
 
     kind = "stream"
+    spec_help = "an rtsp://, rtmp:// or http(s):// stream URL"
+
+    @classmethod
+    def claims(cls, spec: str, path: Path) -> int | None:
+        return 0 if re.match(r"(rtsp|rtsps|rtmp|http|https|udp|tcp)://", spec, re.I) else None
     live = True
     open_timeout_ms = 5000
 
@@ -474,6 +499,11 @@ class GStreamerSource(_CaptureSource):
     """A GStreamer pipeline ending in appsink (Jetson CSI: nvarguscamerasrc ! ... ! appsink)."""
 
     kind = "gstreamer"
+    spec_help = "a GStreamer pipeline (contains '!')"
+
+    @classmethod
+    def claims(cls, spec: str, path: Path) -> int | None:
+        return 2 if "!" in spec and not path.exists() else None
     live = True
     api = cv2.CAP_GSTREAMER
 
@@ -511,6 +541,16 @@ class ImageFolderSource(Source):
     """A folder (sorted, recursive) or glob of images, in order; undecodable files are bad frames."""
 
     kind = "images"
+    spec_help = "an image folder or glob"
+
+    @classmethod
+    def claims(cls, spec: str, path: Path) -> int | None:
+        # an existing file or folder is what it is, whatever characters its name has ('a[1].jpg', 'clip!1')
+        if path.is_dir() or (path.is_file() and is_image_file(path)):
+            return 1
+        if path.exists():
+            return None
+        return 3 if any(ch in spec for ch in "*?[") else 4 if is_image_file(path) else None
     live = False
 
     def __init__(self, spec: str, **kw: Any) -> None:
@@ -559,6 +599,11 @@ class PiCamera2Source(Source):
     """The Raspberry Pi camera through libcamera's picamera2 (``--source picamera2[:N]``)."""
 
     kind = "picamera2"
+    spec_help = "picamera2[:N]"
+
+    @classmethod
+    def claims(cls, spec: str, path: Path) -> int | None:
+        return 0 if re.fullmatch(r"picamera2(?::\d+)?", spec) else None
     live = True
 
     def __init__(self, spec: str, **kw: Any) -> None:
@@ -611,33 +656,24 @@ class PiCamera2Source(Source):
 
 
 def source_kind(spec: str) -> str:
-    """The source type a --source string names (see :data:`SOURCES`)."""
+    """The source type a --source string names: the registered kind that claims it most surely
+    (:meth:`Source.claims`)."""
     s = str(spec).strip()
-    if re.fullmatch(r"(?:/dev/video)?\d+", s):
-        return "camera"
-    if re.fullmatch(r"picamera2(?::\d+)?", s):
-        return "picamera2"
-    if re.match(r"(rtsp|rtsps|rtmp|http|https|udp|tcp)://", s, re.I):
-        return "stream"
     p = Path(s)
-    # an existing file or folder is what it is, whatever characters its name has ('clip!1.mp4', 'a[1].jpg')
-    if p.is_dir():
-        return "images"
-    if p.is_file():
-        return "images" if is_image_file(p) else "video"
-    if "!" in s:
-        return "gstreamer"
-    if any(ch in s for ch in "*?["):
-        return "images"
-    if p.suffix.lower() in VIDEO_EXTENSIONS:
-        return "video"
-    if is_image_file(p):
-        return "images"
+    claims = [(c, name) for name in SOURCES.in_order()
+              if (c := SOURCES.get(name).claims(s, p)) is not None]
+    if claims:
+        return min(claims)[1]
     raise SourceError(
-        f"expected --source to be a camera index, /dev/videoN, a video file, an image folder or glob, "
-        f"an rtsp:// or http:// URL, a GStreamer pipeline (with '!') or 'picamera2'; received '{mask_secrets(spec)}'"
+        f"expected --source to be {source_help()}; received '{mask_secrets(spec)}'"
         + (" (no such file or folder)" if not p.exists() else f" ({_what_is(p)})")
     )
+
+
+def source_help() -> str:
+    """What --source takes, from every registered kind."""
+    kinds = [SOURCES.get(n).spec_help for n in SOURCES.in_order() if SOURCES.get(n).spec_help]
+    return ", ".join(kinds[:-1]) + " or " + kinds[-1] if len(kinds) > 1 else "".join(kinds)
 
 
 def _what_is(p: Path) -> str:

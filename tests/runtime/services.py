@@ -94,6 +94,7 @@ class Subscriber:
         self.messages: list[dict] = []
         self.lock = threading.Lock()
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
         c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
         if auth:
             c.username_pw_set(*auth)
@@ -103,17 +104,20 @@ class Subscriber:
                 client.subscribe(topic, qos=1)
                 self.connected.set()
 
+        def on_subscribe(client, userdata, mid, reason_codes, properties=None):
+            self.subscribed.set()
+
         def on_message(client, userdata, msg):
             with self.lock:
                 self.messages.append(json.loads(msg.payload))
 
-        c.on_connect, c.on_message = on_connect, on_message
+        c.on_connect, c.on_message, c.on_subscribe = on_connect, on_message, on_subscribe
         c.reconnect_delay_set(0.1, 1)
         c.connect("127.0.0.1", port, keepalive=10)
         c.loop_start()
         self.client = c
         assert self.connected.wait(10), "the subscriber could not connect"
-        time.sleep(0.2)  # the SUBACK
+        assert self.subscribed.wait(10), "the broker did not acknowledge the subscription"  # before any publish
 
     def indices(self) -> list[int]:
         with self.lock:

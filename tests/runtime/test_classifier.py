@@ -20,7 +20,7 @@ from edgeport.runtime.classifier import (
     select_artifact,
     to_input_tensor,
     to_probabilities,
-    top_k,
+    top_labels,
 )
 from edgeport.runtime.engines import ENGINES, TensorInfo, engines_for
 from edgeport.schemes import ALL_SCHEMES, get_scheme, precision_of
@@ -265,10 +265,10 @@ def test_output_dequantisation():
     assert f.dtype == np.float32 and f.shape == (2,)
 
 
-def test_top_k_order_and_bounds():
+def test_top_labels_order_and_bounds():
     probs = np.array([0.1, 0.5, 0.05, 0.35], np.float32)
-    assert top_k(probs, ("a", "b", "c", "d"), 2) == [("b", 0.5), ("d", pytest.approx(0.35))]
-    assert [l for l, _ in top_k(probs, ("a", "b", "c", "d"), 10)] == ["b", "d", "a", "c"]
+    assert top_labels(probs, ("a", "b", "c", "d"), 2) == [("b", 0.5), ("d", pytest.approx(0.35))]
+    assert [l for l, _ in top_labels(probs, ("a", "b", "c", "d"), 10)] == ["b", "d", "a", "c"]
 
 
 

@@ -47,7 +47,7 @@ class Improved:
                 or self.result.chosen.ranges != self.result.full_int8.ranges)
 
 
-def improve(scheme: SchemeSpec, ctx, cfg: ExportConfig, selection: EvalSet,  # noqa: ANN001 - a ConversionContext
+def improve(scheme: SchemeSpec, ctx, cfg: ExportConfig, selection: EvalSet,
             contract: InputContract, path: Path, report_dir: Path) -> Improved:
     """Search for the cheapest model of ``scheme`` meeting the budget on ``selection``; write it to ``path``
     (the full-integer one when that already meets it) and the report into ``report_dir``. With
@@ -104,8 +104,8 @@ def improve(scheme: SchemeSpec, ctx, cfg: ExportConfig, selection: EvalSet,  # n
     return Improved(winner, label, entry, files, baseline=result)
 
 
-def _search(scheme: SchemeSpec, cands, ctx, cfg: ExportConfig, selection: EvalSet,  # noqa: ANN001
-            contract: InputContract, budget, tag: str, rules) -> SearchResult:  # noqa: ANN001
+def _search(scheme: SchemeSpec, cands, ctx, cfg: ExportConfig, selection: EvalSet,
+            contract: InputContract, budget, tag: str, rules) -> SearchResult:
     return search(cands, selection, contract, budget, max_evals=cfg.max_evals, threads=cfg.threads, out=None,
                   workdir=ctx.workdir / f"search-{scheme.name}-{tag}", seed=cfg.seed, progress=cfg.progress,
                   rank_always=cfg.diagnose, max_slowdown=cfg.max_slowdown, rules=rules, confidence=cfg.confidence)
@@ -125,7 +125,7 @@ def _brief(r: SearchResult) -> dict:
             "full_int8_agreement_pct": r.full_int8.agreement_pct}
 
 
-def qat_label(r: SearchResult, qat) -> str:  # noqa: ANN001 - a QATResult
+def qat_label(r: SearchResult, qat) -> str:
     """'int8 (QAT 2 epochs; percentile ranges), 3 ops float (0.1 % of MACs)': what a QAT artifact computes in."""
     how = [f"QAT {qat.epochs} epoch{'s' if qat.epochs != 1 else ''}"]
     if r.chosen.ranges != "minmax":

@@ -65,7 +65,7 @@ class QATSettings:
     """How the fine-tune runs (``--qat-epochs``, ``--qat-lr``; the rest follows the run and the export)."""
 
     epochs: int = 2
-    lr: float = 1e-4
+    lr: float = 1e-5
     batch_size: int = 32
     rule: str = "minmax"  #: the activation-range rule the ranges are set by
     seed: int = 0
@@ -117,7 +117,7 @@ class Plan:
     widen: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _layers(model) -> Iterable[Any]:  # noqa: ANN001 - a Keras model
+def _layers(model) -> Iterable[Any]:
     """Every layer, nested models' layers included (outer first)."""
     for layer in model.layers:
         yield layer
@@ -125,13 +125,13 @@ def _layers(model) -> Iterable[Any]:  # noqa: ANN001 - a Keras model
             yield from _layers(layer)
 
 
-def _consumers(layer) -> list[Any]:  # noqa: ANN001 - a Keras layer
+def _consumers(layer) -> list[Any]:
     """The layers that read this layer's output inside its own graph (Keras keeps them on its outbound nodes)."""
-    nodes = getattr(layer, "_outbound_nodes", [])  # noqa: SLF001 - Keras 3 has no public graph-consumers API
+    nodes = getattr(layer, "_outbound_nodes", [])
     return [n.operation for n in nodes if getattr(n, "operation", None) is not None]
 
 
-def _fused_relu(layer) -> bool:  # noqa: ANN001
+def _fused_relu(layer) -> bool:
     """A ReLU / ReLU6 that TFLite fuses into the conv (or folded BatchNormalization) before it."""
     name = layer.__class__.__name__
     if name == "ReLU":
@@ -143,11 +143,11 @@ def _fused_relu(layer) -> bool:  # noqa: ANN001
     return False
 
 
-def _linear(layer) -> bool:  # noqa: ANN001
+def _linear(layer) -> bool:
     return getattr(getattr(layer, "activation", None), "__name__", "linear") == "linear"
 
 
-def plan(model) -> Plan:  # noqa: ANN001 - a Keras model
+def plan(model) -> Plan:
     """Which weights and which activation tensors the simulation rounds, from the model's graph (module doc)."""
     p = Plan()
     layers = list(_layers(model))
@@ -179,15 +179,15 @@ def plan(model) -> Plan:  # noqa: ANN001 - a Keras model
     return p
 
 
-def _producers(layer) -> list[Any]:  # noqa: ANN001
+def _producers(layer) -> list[Any]:
     """The layers whose outputs this layer reads (at its first call)."""
-    nodes = getattr(layer, "_inbound_nodes", [])  # noqa: SLF001 - Keras 3 has no public graph-producers API
+    nodes = getattr(layer, "_inbound_nodes", [])
     if not nodes:
         return []
     return [n.operation for n in nodes[0].parent_nodes if getattr(n, "operation", None) is not None]
 
 
-def _quantized_source(layer, p: Plan) -> str | None:  # noqa: ANN001
+def _quantized_source(layer, p: Plan) -> str | None:
     """The quantized tensor a layer's output is, looking through pass-through layers (None: none)."""
     for _ in range(16):
         if layer is None or layer.name in p.quantize:
@@ -205,7 +205,7 @@ def _relu_output(name: str, layers: list) -> bool:
 # --------------------------------------------------------------------------- the simulated model
 
 
-def _weight_quant(keras, kernel, kind: str):  # noqa: ANN001
+def _weight_quant(keras, kernel, kind: str):
     """``kernel`` fake-quantized per output channel, symmetric [-127, 127] (TFLite's int8 weights)."""
     ops = keras.ops
     if kind == "DepthwiseConv2D":  # (kh, kw, in, mult): TFLite's channels are in * mult
@@ -218,13 +218,13 @@ def _weight_quant(keras, kernel, kind: str):  # noqa: ANN001
                                                          axis=len(kernel.shape) - 1)
 
 
-def _bn_scale(keras, bn):  # noqa: ANN001
+def _bn_scale(keras, bn):
     ops = keras.ops
     gamma = bn.gamma if bn.scale else ops.ones_like(bn.moving_variance)
     return gamma / ops.sqrt(bn.moving_variance + bn.epsilon)
 
 
-def _conv_call(keras, layer, x, bn, activation: bool = True):  # noqa: ANN001
+def _conv_call(keras, layer, x, bn, activation: bool = True):
     """``layer``'s output computed with fake-quantized weights (folded with ``bn`` first, when it folds)."""
     ops = keras.ops
     kind = layer.__class__.__name__
@@ -256,11 +256,11 @@ def _conv_call(keras, layer, x, bn, activation: bool = True):  # noqa: ANN001
 SIGMOID_RANGE = (0.0, 255.0 / 256.0)
 
 
-def _act_name(layer) -> str:  # noqa: ANN001
+def _act_name(layer) -> str:
     return getattr(getattr(layer, "activation", None), "__name__", "")
 
 
-def _forward(keras, layer, args: tuple, kwargs: dict, p: Plan, q: Callable):  # noqa: ANN001
+def _forward(keras, layer, args: tuple, kwargs: dict, p: Plan, q: Callable):
     """``layer`` called as the int8 TFLite graph computes it: ``q(name, tensor, fixed_range)`` is applied at
     every tensor the converter keeps in int8 (fake quantization when simulating, a recording when probing).
 
@@ -276,10 +276,10 @@ def _forward(keras, layer, args: tuple, kwargs: dict, p: Plan, q: Callable):  # 
     if layer.name in p.weights:
         act = _act_name(layer)
         if quantized and act not in ("linear", "relu", "relu6", ""):  # not fused: FC/CONV, then the activation
-            y = q(f"{layer.name}/pre", _conv_call(keras, layer, x, p.fold.get(layer.name), activation=False))
+            y = q(f"{layer.name}/pre", _rounded(keras, layer, p.fold.get(layer.name), activation=False)(x))
             y = layer.activation(y)
         else:
-            y = _conv_call(keras, layer, x, p.fold.get(layer.name))
+            y = _rounded(keras, layer, p.fold.get(layer.name))(x)
     elif kind == "Rescaling" and quantized:
         y = q(f"{layer.name}/mul", ops.cast(x, "float32") * layer.scale)
         y = y + layer.offset if layer.offset else y
@@ -298,15 +298,36 @@ def _forward(keras, layer, args: tuple, kwargs: dict, p: Plan, q: Callable):  # 
         y = layer(*args, **kwargs)
     if not quantized:
         return y
-    softmax = kind == "Softmax" or _act_name(layer) == "softmax"
-    return q(layer.name, y, SIGMOID_RANGE if softmax else None)  # SOFTMAX's int8 output: scale 1/256 too
+    if kind == "Softmax" or _act_name(layer) == "softmax":
+        # SOFTMAX's int8 output (steps of 1/256) is left out: it moves a top-1 only within 1/256 of a tie, and
+        # rounding small probabilities to 0 turns the distillation's log terms into noise
+        return y
+    return q(layer.name, y)
+
+
+def _rounded(keras, layer, bn, activation: bool = True):
+    """A layer computing ``layer`` with its weights rounded at every call (read then, not when the graph is
+    built: a weight used outside a layer's call would be baked into the graph as a constant)."""
+
+    class Rounded(keras.layers.Layer):
+        def __init__(self) -> None:
+            super().__init__(name=f"{layer.name}_int8_weights")
+            self.inner, self.bn = layer, bn
+
+        def call(self, x):
+            return _conv_call(keras, self.inner, x, self.bn, activation=activation)
+
+        def compute_output_shape(self, shape):
+            return self.inner.compute_output_shape(shape)
+
+    return Rounded()
 
 
 class ActivationRanges:
     """The (min, max) each quantized tensor is rounded on: variables the simulated graph reads, set by
     :meth:`assign` from :func:`measure_ranges`."""
 
-    def __init__(self, keras) -> None:  # noqa: ANN001
+    def __init__(self, keras) -> None:
         self.keras = keras
         self.vars: dict[str, tuple] = {}
 
@@ -326,15 +347,15 @@ class ActivationRanges:
         return {n: [float(np.asarray(lo)), float(np.asarray(hi))] for n, (lo, hi) in self.vars.items()}
 
 
-def simulated(model, p: Plan, ranges: ActivationRanges):  # noqa: ANN001 - a Keras model
+def simulated(model, p: Plan, ranges: ActivationRanges):
     """A model that shares ``model``'s layers (training it trains them) and computes as int8 TFLite will."""
     keras = require("keras", "quantization-aware fine-tuning")
 
-    def q(name: str, y, fixed: tuple[float, float] | None = None):  # noqa: ANN001, ANN202
+    def q(name: str, y, fixed: tuple[float, float] | None = None):
         lo, hi = fixed if fixed is not None else ranges.get(name)
         return keras.quantizers.fake_quant_with_min_max_vars(y, lo, hi, num_bits=8)
 
-    def call(layer, *args, **kwargs):  # noqa: ANN001, ANN202
+    def call(layer, *args, **kwargs):
         return _forward(keras, layer, args, kwargs, p, q)
 
     return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call, recursive=True)
@@ -356,7 +377,7 @@ class _Tap:
         self.hi[name] = max(self.hi.get(name, -math.inf), float(value.max()))
 
 
-def probe(model, p: Plan):  # noqa: ANN001 - a Keras model
+def probe(model, p: Plan):
     """The float model with a tap at every tensor the simulation rounds on a measured range: run eagerly, it
     records their values (through nested models too) into the returned :class:`_Tap`."""
     keras = require("keras", "quantization-aware fine-tuning")
@@ -369,19 +390,19 @@ def probe(model, p: Plan):  # noqa: ANN001 - a Keras model
             super().__init__(name=f"qat_tap_{len(taps)}")
             self.key = key
 
-        def call(self, x):  # noqa: ANN001, ANN202
+        def call(self, x):
             if tf.executing_eagerly():  # not while Keras traces the graph
                 tap(self.key, np.asarray(x))
             return x
 
-    def q(name: str, y, fixed: tuple[float, float] | None = None):  # noqa: ANN001, ANN202
+    def q(name: str, y, fixed: tuple[float, float] | None = None):
         if fixed is not None:
             return y
         layer = Tap(name)
         taps.append(layer)
         return layer(y)
 
-    def call(layer, *args, **kwargs):  # noqa: ANN001, ANN202
+    def call(layer, *args, **kwargs):
         return _forward(keras, layer, args, kwargs, p, q)
 
     clone = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call, recursive=True)
@@ -418,7 +439,7 @@ def measure_ranges(probed, images: np.ndarray, rule: str, p: Plan, batch: int = 
 # --------------------------------------------------------------------------- fine-tuning
 
 
-def _train_dataset(samples: list, classes: tuple[str, ...], contract, settings: QATSettings):  # noqa: ANN001
+def _train_dataset(samples: list, classes: tuple[str, ...], contract, settings: QATSettings):
     """The run's train split with the run's own augmentation (edgeport.build.inputs), shuffled, seeded."""
     from edgeport.build.inputs import TrainingData, augmenter, image_dataset
 
@@ -436,7 +457,7 @@ def _state(path: Path) -> dict | None:
     return state if isinstance(state, dict) and isinstance(state.get("epoch"), int) else None
 
 
-def fine_tune(original, student, train_samples: list, classes: tuple[str, ...], contract,  # noqa: ANN001, PLR0913
+def fine_tune(original, student, train_samples: list, classes: tuple[str, ...], contract,
               calibration: np.ndarray, settings: QATSettings, checkpoint_dir: Path | None = None,
               resume: bool = False, progress: bool | str = True, fingerprint: str = "") -> QATResult:
     """Fine-tune ``student`` (a float copy of ``original``, modified in place) under simulated int8, distilling
@@ -475,14 +496,14 @@ def fine_tune(original, student, train_samples: list, classes: tuple[str, ...], 
     kl = keras.losses.KLDivergence()
     temperature = settings.temperature
 
-    def soften(probs):  # noqa: ANN001, ANN202 - the probabilities at a temperature: the near-ties' structure counts
+    def soften(probs):
         logp = keras.ops.log(keras.ops.clip(probs, 1e-7, 1.0)) / temperature
         return keras.ops.softmax(logp, axis=-1)
     # the conv-like layers compute inside the simulated graph without being its nodes: their weights are listed here
     variables = [w for layer in _layers(student) if layer.__class__.__name__ in CONV_LIKE for w in layer.trainable_weights]
 
     @tf.function(reduce_retracing=True)
-    def step(x):  # noqa: ANN001, ANN202
+    def step(x):
         teacher = soften(original(x, training=False))
         with tf.GradientTape() as tape:
             loss = kl(teacher, soften(qat(x, training=False))) * (temperature ** 2)
@@ -510,7 +531,7 @@ def fine_tune(original, student, train_samples: list, classes: tuple[str, ...], 
                      quantized_tensors=len(p.quantize), quantized_weights=len(p.weights))
 
 
-def _agreement(original, qat, images: np.ndarray, batch: int = 64) -> float:  # noqa: ANN001
+def _agreement(original, qat, images: np.ndarray, batch: int = 64) -> float:
     same = 0
     for i in range(0, len(images), batch):
         x = images[i:i + batch].astype(np.float32)
@@ -519,7 +540,7 @@ def _agreement(original, qat, images: np.ndarray, batch: int = 64) -> float:  # 
     return 100.0 * same / max(len(images), 1)
 
 
-def _checkpoint(student, directory: Path, epoch: int, history: list, fingerprint: str) -> None:  # noqa: ANN001
+def _checkpoint(student, directory: Path, epoch: int, history: list, fingerprint: str) -> None:
     """The weights, then the state naming them: a kill between the two leaves the previous epoch's state."""
     import os
 
@@ -531,7 +552,7 @@ def _checkpoint(student, directory: Path, epoch: int, history: list, fingerprint
                                                           "fingerprint": fingerprint}))
 
 
-def simulate(model, calibration: np.ndarray, rule: str = "minmax") -> Callable[[np.ndarray], np.ndarray]:  # noqa: ANN001
+def simulate(model, calibration: np.ndarray, rule: str = "minmax") -> Callable[[np.ndarray], np.ndarray]:
     """``model`` as the simulation computes it, ranges measured on ``calibration`` by ``rule``: a function of
     images -> probabilities (to compare with the converted int8 file: how exact the simulation is)."""
     keras = require("keras", "quantization-aware fine-tuning")

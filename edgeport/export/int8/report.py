@@ -105,12 +105,14 @@ def tflite_layer_stats(
     rows = []
     interp = debugger._quant_interpreter  # noqa: SLF001 - the debugger's own op/tensor lookup
     for verify_name, metrics in debugger.layer_statistics.items():
-        tensor_name, _ = debugger._get_operand_name_and_index(verify_name)  # noqa: SLF001
-        op_info = debugger._numeric_verify_op_details[verify_name]  # noqa: SLF001
+        # QuantizationDebugger keeps its op/tensor lookups private: they are the only map from its statistics
+        # back to the graph's tensors and ops (TF 2.21)
+        tensor_name, _ = debugger._get_operand_name_and_index(verify_name)  # noqa: SLF001 - see above
+        op_info = debugger._numeric_verify_op_details[verify_name]  # noqa: SLF001 - see above
         q_idx = op_info["inputs"][0]
-        op_idx = debugger._defining_op.get(q_idx)  # noqa: SLF001
-        op_name = interp._get_op_details(op_idx)["op_name"] if op_idx is not None else ""  # noqa: SLF001
-        details = interp._get_tensor_details(q_idx, subgraph_index=0)  # noqa: SLF001
+        op_idx = debugger._defining_op.get(q_idx)  # noqa: SLF001 - see above
+        op_name = interp._get_op_details(op_idx)["op_name"] if op_idx is not None else ""  # noqa: SLF001 - see above
+        details = interp._get_tensor_details(q_idx, subgraph_index=0)  # noqa: SLF001 - see above
         q = details["quantization_parameters"]
         scale = float(q["scales"][0]) if len(q["scales"]) else 0.0
         sig, nse = float(metrics["signal"]), float(metrics["noise"])
@@ -330,7 +332,7 @@ def layer_stats(scheme: SchemeSpec, ctx, cands, result: SearchResult,
     return onnx_layer_stats(cands.preprocessed, result.full_int8_path, images, layers)
 
 
-def write_report(scheme: SchemeSpec, ctx, cands, result: SearchResult, selection: EvalSet,  # noqa: PLR0913
+def write_report(scheme: SchemeSpec, ctx, cands, result: SearchResult, selection: EvalSet,
                  report_dir: Path, progress: bool = False, qat: tuple | None = None) -> dict[str, str]:
     """``<scheme>.json`` (everything), ``<scheme>.md`` (the tables people read) and ``<scheme>.png``.
 

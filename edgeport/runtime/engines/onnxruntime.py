@@ -68,7 +68,7 @@ class OnnxRuntimeEngine(Engine):
                 str(self.model_path), sess_options=so,
                 providers=[(p, provider_options(p, self.model_path, trt_fp16)) for p in self.providers])
             ins, outs = self._session.get_inputs(), self._session.get_outputs()
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        except Exception as exc:
             raise ModelError(f"onnxruntime could not load {self.model_path}: {exc}; the file is damaged or "
                              "not a model onnxruntime runs: copy it again or re-export it") from exc
         self.providers = list(self._session.get_providers())
@@ -91,7 +91,7 @@ class OnnxRuntimeEngine(Engine):
         self._check_input(x)
         try:
             return self._session.run(self._out_names, {self.input.name: x})[0]
-        except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types (Fail, RuntimeException)
+        except Exception as exc:
             raise ModelError(f"onnxruntime failed to run {self.model_path.name}: {exc}") from exc
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeport.errors import ConfigError
+from edgeport.errors import ConfigError, ModelError
 from edgeport.export.config import ExportConfig
 from edgeport.export.int8.ranges import RANGE_RULES, Histogram, clip_range, quant_error, range_rules
 
@@ -113,7 +113,7 @@ def hot_pixel(keras, tmp_path_factory):
     assert (reference.argmax(1) == labels).all()
     tmp = tmp_path_factory.mktemp("hot-pixel")
     calibrated = calibrate(export_saved_model(model, tmp / "saved_model"), calib, progress=False)
-    return calib, calibrated, EvalSet(images, labels, reference), InputContract(SIZE, SIZE)
+    return calib, calibrated, EvalSet(images, labels, reference), InputContract(SIZE, SIZE), model
 
 
 def test_the_calibrate_phase_repairs_int8_without_keeping_anything_float(hot_pixel, tmp_path):
@@ -122,7 +122,7 @@ def test_the_calibrate_phase_repairs_int8_without_keeping_anything_float(hot_pix
     from edgeport.export.int8.search import search
     from edgeport.export.verify import evaluate
 
-    calib, calibrated, data, contract = hot_pixel
+    calib, calibrated, data, contract, _ = hot_pixel
     cands = TFLiteCandidates(calibrated, "uint8", images=calib)
     minmax = evaluate(cands.write((), tmp_path / "minmax.tflite"), data, contract, latency_runs=0)
     assert minmax["agreement_pct"] <= 40.0  # the hot pixel set the step: the gray level rounds away
@@ -145,7 +145,7 @@ def test_each_rule_on_its_own(hot_pixel, tmp_path):
     from edgeport.export.int8.candidates import TFLiteCandidates
     from edgeport.export.verify import evaluate
 
-    calib, calibrated, data, contract = hot_pixel
+    calib, calibrated, data, contract, _ = hot_pixel
     cands = TFLiteCandidates(calibrated, "uint8", images=calib)
     got = {}
     for rule in cands.rules:
@@ -160,5 +160,43 @@ def test_each_rule_on_its_own(hot_pixel, tmp_path):
         cands.use("kl")
     no_images = TFLiteCandidates(calibrated, "uint8")
     no_images.use("mse")
-    with pytest.raises(Exception, match="calibration images"):
+    with pytest.raises(ModelError, match="expected the calibration images for mse activation ranges"):
         no_images.write((), tmp_path / "x.tflite")
+
+
+def _activation_scales(path) -> dict[str, float]:
+    """QuantizeLinear output tensor -> its scale, in an onnx-int8 file."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(path)).graph
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    return {n.output[0]: float(inits[n.input[1]].reshape(-1)[0]) for n in g.node
+            if n.op_type == "QuantizeLinear" and n.input[1] in inits and inits[n.input[1]].size == 1}
+
+
+def test_each_onnx_calibration_method_sets_its_own_ranges(hot_pixel, tmp_path):
+    """onnxruntime's calibrators are really used: on the hot-pixel images min/max spreads the detector's
+    range over the outlier, percentile clips it (a 500x finer step) and repairs the model (entropy, TensorRT's
+    KL rule, keeps this one range: measured); the per-rule range cache (OnnxCandidates.use) keeps each rule's
+    ranges apart."""
+    from edgeport.export.int8.candidates import OnnxCandidates
+    from edgeport.export.onnx import export_float32
+    from edgeport.export.verify import evaluate
+
+    calib, _, data, contract, model = hot_pixel
+    base = export_float32(model, tmp_path / "float.onnx")
+    cands = OnnxCandidates(base, calib, tmp_path / "ort", "minmax", progress=False)
+    scales, agreement = {}, {}
+    for rule in ("minmax", "percentile", "entropy"):
+        cands.use(rule)
+        path = cands.write((), tmp_path / f"{rule}.onnx")
+        scales[rule] = _activation_scales(path)
+        agreement[rule] = evaluate(path, data, contract, latency_runs=0)["agreement_pct"]
+        assert cands.ranges.name == f"ranges_{rule}.json" and cands.ranges.is_file()
+    detector = next(t for t in scales["minmax"] if "detect" in t and "Relu" in t)
+    assert scales["percentile"][detector] < 0.01 * scales["minmax"][detector], scales
+    assert agreement["minmax"] <= 40.0 and agreement["percentile"] == 100.0, agreement
+    cands.use("minmax")  # back to the first rule: its cached ranges, not the last rule's
+    again = _activation_scales(cands.write((), tmp_path / "minmax-again.onnx"))
+    assert again == scales["minmax"]

@@ -168,20 +168,14 @@ def test_onnx_search_calibrates_once_and_repairs(fragile, fragile_onnx, tmp_path
                  max_evals=20, rank_images=16, latency_runs=2, workdir=tmp_path / "work", progress=False)
     assert len(calls) == 1 and cands.ranges.is_file()  # one calibration pass for every candidate
     assert not res.full_int8.met and res.met
-    assert {"spread", "decide"} <= set(res.float_set["layers"])
+    # exactly the two dense layers kept float, the rest still QDQ int8 (not: everything float)
+    assert set(res.float_set["layers"]) == {"spread", "decide"} and res.float_set["ops"] == 2
+    assert res.float_set["op_types"] == {"Gemm": 1, "MatMul": 1} and res.float_set["total_ops"] > 2
+    from edgeport.export.onnx import graph_summary
+
+    assert graph_summary(res.model_path)["ops"].get("QuantizeLinear", 0) >= 1
     report = evaluate(res.model_path, fragile.data.take(rep), fragile.contract, latency_runs=0)
     assert report["agreement_pct"] >= 97.0
-
-
-@pytest.mark.parametrize("method", ["entropy", "percentile"])
-def test_onnx_calibration_methods(fragile, fragile_onnx, tmp_path, method):
-    from edgeport.export.onnx import graph_summary, quantize_int8
-
-    path = quantize_int8(fragile_onnx, tmp_path / f"{method}.onnx", fragile.calib, progress=False,
-                         calibration_method=method)
-    assert graph_summary(path)["ops"].get("QuantizeLinear", 0) >= 1
-    fig = evaluate(path, fragile.data, fragile.contract, latency_runs=0)
-    assert fig["images"] == len(fragile.data) and fig["mean_prob_sum"] == pytest.approx(1.0, abs=0.05)
 
 
 def test_unknown_calibration_method_is_a_config_error(fragile, fragile_onnx, tmp_path):
