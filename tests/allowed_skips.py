@@ -32,8 +32,9 @@ NOT_IN_JOB: dict[str, frozenset[str]] = {
     # tflite-runtime 2.14 has no numpy-2 build; the device-side tests of it run in the Pi job
     "main": frozenset({"tflite_runtime", "numpy<2"}),
     # a device's install: no TensorFlow (the runtime must not need it), one engine, no plotting, no dev tools
+    # (paho-mqtt and selenium are in it: the service tests run there too)
     "pi": frozenset({"tensorflow", "keras", "ai_edge_litert", "onnxruntime", "onnx", "tf2onnx", "matplotlib", "yaml",
-                     "PIL", "paho", "selenium", "numpy>=2"}),
+                     "PIL", "numpy>=2"}),
 }
 
 #: the one TFLite engine each job installs (tests that name the engine they expect use it)
