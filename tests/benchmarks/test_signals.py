@@ -48,6 +48,10 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT], ids=["TERM", "KILL", "INT"])
 def test_signal_during_a_worker_leaves_no_worker_and_no_temp_folder(tiny_export_dir, tiny_data_dir, tmp_path, sig):
@@ -59,7 +63,11 @@ def test_signal_during_a_worker_leaves_no_worker_and_no_temp_folder(tiny_export_
         [sys.executable, "-m", "edgeport", "bench", str(tiny_export_dir), "--data", str(tiny_data_dir),
          "--schemes", "fp32", "--no-accuracy", "--warmup", "0", "--runs", "1000000", "--max-seconds", "60",
          "--limit", "4", "--progress", "off"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path),
+        # a suite started in the background (`make test &`, CI runners) inherits SIGINT ignored, and so would the
+        # bench: give it the default disposition, so that Python installs its KeyboardInterrupt handler as in a
+        # terminal, which is what this test is about
+        preexec_fn=_default_sigint)
     try:
         worker, deadline = None, time.monotonic() + 90
         while worker is None and time.monotonic() < deadline and proc.poll() is None:
