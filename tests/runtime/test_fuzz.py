@@ -216,6 +216,9 @@ def _check_engine_output(path: Path, output: str, name: str) -> None:
     """The engine case exited 0: one output tensor of one image, of the shape and type the engine declares."""
     lines = [ln for ln in output.splitlines() if ln.startswith("ok ")]
     assert len(lines) == 1, f"{name}: expected one 'ok {{...}}' line: {output[-800:]}"
-    got = json.loads(lines[0][3:])
+    try:
+        got = json.loads(lines[0][3:])
+    except ValueError:
+        pytest.fail(f"{name}: exit 0 without the output's description: {lines[0]!r}")
     assert got["shape"] == got["declared_shape"] and got["dtype"] == got["declared_dtype"], f"{name}: {got}"
     assert got["shape"][0] == 1 and got["values"] == math.prod(got["shape"]) >= 2, f"{name}: {got}"
