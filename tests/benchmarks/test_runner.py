@@ -74,7 +74,12 @@ def test_ok_rows_have_every_number(bench):
         truth = np.asarray(report["data"]["labels"])
         assert len(acc["top1"]) == acc["images"]
         assert acc["top1_pct"] == pytest.approx(100.0 * np.mean(np.asarray(acc["top1"]) == truth[:acc["images"]]))
-        assert acc["delta_top1_pts"] is not None and acc["agreement_pct"] is not None
+        # against its fp32 reference (same engine), image by image: the answers shared, the top-1 difference
+        ref_artifact, ref_engine = acc["reference"].split("@")
+        ref = next(q["accuracy"] for q in ok if q["artifact"] == ref_artifact and q["engine"] == ref_engine)
+        assert ref_artifact.endswith(("fp32.tflite", ".onnx")) and "int8" not in ref_artifact, acc["reference"]
+        assert acc["agreement_pct"] == pytest.approx(100.0 * np.mean(np.asarray(acc["top1"]) == ref["top1"]))
+        assert acc["delta_top1_pts"] == pytest.approx(acc["top1_pct"] - ref["top1_pct"], abs=1e-6)
     assert {r["threads"] for r in ok} == {1, 2}
 
 
