@@ -32,7 +32,7 @@ def test_readme_has_the_api_snippets():
         assert original in joined, f"README no longer contains {original!r}: update tests/test_readme.py"
 
 
-def test_readme_snippets_run(tiny_data_dir, tmp_path, capsys):
+def test_readme_snippets_run(tiny_data_dir, tmp_path):
     pytest.importorskip("tensorflow")
     import numpy as np
 
@@ -40,13 +40,13 @@ def test_readme_snippets_run(tiny_data_dir, tmp_path, capsys):
     for original, replacement in SUBSTITUTIONS.items():
         code = code.replace(original, replacement)
     some_image = next(Path(tiny_data_dir).glob("*/*.jpg"))
+    lines: list[str] = []  # what the snippets' print() calls say (progress lines also go to stdout)
     namespace = {"DATA": str(tiny_data_dir), "OUT": str(tmp_path / "r1"), "SOME_IMAGE": str(some_image),
-                 "frame_bgr": np.zeros((240, 320, 3), np.uint8)}
-    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
-    out = capsys.readouterr().out
+                 "frame_bgr": np.zeros((240, 320, 3), np.uint8),
+                 "print": lambda *args: lines.append(" ".join(map(str, args)))}
+    exec(compile(code, "README.md", "exec"), namespace)  # the README's own code
     assert namespace["exp"].ok and namespace["report"].ok
     run, exp, report, clf = (namespace[k] for k in ("run", "exp", "report", "clf"))
-    lines = out.splitlines()
     # what each print() of the snippets says, line by line
     assert lines[0] == f"{run.run_dir} {run.metrics['val_top1_pct']}", lines[0]
     assert [ln.split()[:2] for ln in lines[1:3]] == [["fp32", "ok"], ["int8", "ok"]], lines[1:3]
@@ -57,9 +57,9 @@ def test_readme_snippets_run(tiny_data_dir, tmp_path, capsys):
     assert lines[4] == clf.precision and "int8" in clf.precision, lines[4]
     labels = set(clf.labels)
     for ln in lines[5:7]:  # one image: [(label, probability), ...], best first
-        top = eval(ln)  # noqa: S307 - the printed repr of a list of tuples
+        top = eval(ln)  # the printed repr of a list of tuples
         assert top and {lab for lab, _ in top} <= labels and [p for _, p in top] == sorted((p for _, p in top), reverse=True)
-    batch = eval(lines[7])  # noqa: S307
+    batch = eval(lines[7])
     assert len(batch) == 2 and all(len(one) == 1 for one in batch)
     assert len(lines) == 8, lines
 
