@@ -7,6 +7,7 @@ model file alone. Writing happens in ``edgeport.export``.
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import struct
@@ -142,6 +143,35 @@ def _out_of_range(what: str, at: int) -> ModelError:
                       "something the file does not have: the file is damaged; copy it again or re-export it")
 
 
+#: bytes per element of TensorType (schema.fbs); strings, resources, variants and packed int4 are left out
+_ITEM_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2}
+#: BuiltinOperator codes whose output has its input's elements: DEQUANTIZE, QUANTIZE
+_SAME_SHAPE_OPS = {6, 114}
+
+
+def _builtin_code(b: bytes, code: int) -> int:
+    """An OperatorCode's builtin: the larger of deprecated_builtin_code (int8, field 0) and builtin_code (field 3)."""
+    old, new = _field_pos(b, code, 0), _field_pos(b, code, 3)
+    return max(_unpack(b, "<b", old, "operator code") if old is not None else 0,
+               _unpack(b, "<i", new, "operator code") if new is not None else 0)
+
+
+def _tensor_type(b: bytes, tensor: int) -> int:
+    pos = _field_pos(b, tensor, 1)
+    return _unpack(b, "<b", pos, "tensor type") if pos is not None else 0
+
+
+def _elements(b: bytes, tensor: int) -> int | None:
+    """The element count of a tensor's shape; None when a dimension is dynamic (-1)."""
+    shape = _ints(b, tensor, 0, "tensor shape")
+    return None if any(d < 0 for d in shape) else math.prod(shape)
+
+
+def _inconsistent(what: str, at: int) -> ModelError:
+    return ModelError(f"expected a consistent TFLite flatbuffer, but a {what} (table at byte {at}): the file is "
+                      "damaged; copy it again or re-export it")
+
+
 def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
     """Walk a .tflite file's structure (schema.fbs: buffers, subgraphs, their tensors and operators) and
     raise ModelError when anything points outside the file or at a tensor, buffer or operator code that
@@ -155,6 +185,7 @@ def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
     for code in codes:
         _check_vector(b, code, 1, 1, "custom operator name")
     n_codes = len(codes)
+    builtin = [_builtin_code(b, code) for code in codes]
     _check_vector(b, root, 3, 1, "description")
     _check_vector(b, root, 5, 4, "metadata buffer list")
     buffers = _tables(b, root, 4, "buffer list")
@@ -181,6 +212,12 @@ def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
             buf_pos = _field_pos(b, t, 2)
             if buf_pos is not None and _u32(b, buf_pos, "tensor buffer") >= max(len(buffers), 1):
                 raise _out_of_range("buffer index of a tensor", buf_pos)
+            if buf_pos is not None and _field_pos(b, t, 6) is None:  # a dense tensor with data: its bytes
+                item = _ITEM_BYTES.get(_tensor_type(b, t))
+                n = _elements(b, t)
+                size = _buffer_span(b, buffers[_u32(b, buf_pos, "tensor buffer")], "buffer")[1] if buffers else 0
+                if size and item and n is not None and size != n * item:
+                    raise _inconsistent(f"tensor of {n} elements x {item} bytes holds {size} bytes", t)
         n_t = len(tensors)
         for what, field in (("subgraph input", 1), ("subgraph output", 2)):
             if any(not 0 <= i < n_t for i in _ints(b, sg, field, what)):
@@ -192,6 +229,13 @@ def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
             for what, field in (("operator input", 1), ("operator output", 2)):
                 if any(not -1 <= i < n_t for i in _ints(b, op, field, what)):
                     raise _out_of_range(f"{what} index", op)
+            index = _u32(b, code_pos, "operator code index") if code_pos is not None else 0
+            # an engine sizes what a (de)quantize writes (XNNPACK: static weights) by the output's shape
+            if index < n_codes and builtin[index] in _SAME_SHAPE_OPS:
+                ins, outs = _ints(b, op, 1, "operator input")[:1], _ints(b, op, 2, "operator output")[:1]
+                counts = {_elements(b, tensors[i]) for i in ins + outs if i >= 0}
+                if None not in counts and len(counts) > 1:
+                    raise _inconsistent(f"(de)quantize operator that changes its tensor's element count {sorted(counts)}", op)
             _check_vector(b, op, 5, 1, "custom options")
 
 

@@ -118,6 +118,50 @@ def test_every_truncation_of_a_tflite_is_refused_before_an_engine_sees_it(tiny_e
         assert not passed, f"{f.name}: cuts at {passed[:5]} of {len(data)} bytes not refused"
 
 
+def _shape_starts(data: bytes) -> tuple[list[int], list[int]]:
+    """Where the shape vectors of the fp16 file's tensors start: (DEQUANTIZE outputs, tensors with weight data)."""
+    from edgeport import metadata as m
+
+    root = m._table_at(data, 0)
+    codes = [m._builtin_code(data, c) for c in m._tables(data, root, 1, "codes")]
+    buffers = m._tables(data, root, 4, "buffers")
+    (sg,) = m._tables(data, root, 2, "subgraphs")
+    tensors = m._tables(data, sg, 0, "tensors")
+
+    def shape_start(i: int) -> int | None:  # the first dimension's bytes (None for a scalar)
+        start, rank = m._vector(data, m._field_pos(data, tensors[i], 0), 4, "shape")
+        return start if rank else None
+
+    def code(op: int) -> int:  # opcode_index 0 is left out of the file
+        pos = m._field_pos(data, op, 0)
+        return codes[m._u32(data, pos) if pos is not None else 0]
+
+    dequantized = [shape_start(m._ints(data, op, 2, "outputs")[0]) for op in m._tables(data, sg, 3, "operators")
+                   if code(op) == 6]
+    weights = [shape_start(i) for i, t in enumerate(tensors) if m._field_pos(data, t, 2) is not None
+               and m._buffer_span(data, buffers[m._u32(data, m._field_pos(data, t, 2))], "buffer")[1]]
+    return [s for s in dequantized if s is not None], [s for s in weights if s is not None]
+
+
+def test_a_shape_that_disagrees_with_its_data_is_refused(tiny_export_dir, tmp_path):
+    """Fuzz seed 3 found it: one byte of a DEQUANTIZE output's shape (3 -> 240) made LiteRT's XNNPACK read far
+    past the fp16 weights (SIGSEGV); the check refuses such a shape, and one that disagrees with a tensor's data."""
+    import struct
+
+    data = (tiny_export_dir / "model_fp16.tflite").read_bytes()
+    dequantized, weights = _shape_starts(data)
+    assert dequantized and weights
+    for start, says in ((dequantized[0], "changes its tensor's element count"), (weights[0], "bytes holds")):
+        bad = bytearray(data)
+        struct.pack_into("<i", bad, start, struct.unpack_from("<i", data, start)[0] * 80)
+        with pytest.raises(ModelError, match=f"expected a consistent TFLite flatbuffer, but .*{says}"):
+            check_tflite(bytes(bad))
+        (tmp_path / "bad.tflite").write_bytes(bad)
+        proc = subprocess.run([sys.executable, "-m", "edgeport", "run", str(tmp_path / "bad.tflite"), "--source",
+                               str(HERE), "--max-frames", "1", "--headless"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "consistent TFLite flatbuffer" in proc.stderr, (proc.returncode, proc.stderr)
+
+
 def test_first_100_kb_of_a_real_tflite(tiny_export_dir, tmp_path):
     """The issue's case: a copy cut short (at 100 kB, or earlier for a smaller file)."""
     for f in _artifacts(tiny_export_dir):
