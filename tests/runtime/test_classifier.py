@@ -77,9 +77,13 @@ def test_every_artifact_matches_keras(export_dir, golden, golden_images, referen
         assert np.allclose(probs.sum(axis=1), 1.0, atol=0.05)  # dequantised softmax
         diff = np.abs(probs - reference).max()
         assert diff <= TOLERANCE.get(scheme, 0.15), (file, scheme, diff)
+        # the tiny fixture model is barely trained (its probabilities lie near 1/5), so the tolerance alone would
+        # not tell images apart: each artifact must also be far closer to Keras on the same image than on others
+        own = np.abs(probs - reference).mean()
+        other = np.mean([np.abs(probs - np.roll(reference, k, axis=0)).mean() for k in range(1, len(reference))])
+        assert own < 0.5 * other, (file, scheme, own, other)
         ranked = np.sort(reference, axis=1)
         clear = ranked[:, -1] - ranked[:, -2] > 2 * TOLERANCE.get(scheme, 0.15)  # top-1 can't flip there
-        assert clear.sum() >= len(clear) // 2, "the tiny model should be clear on most golden images"
         assert (probs.argmax(1) == reference.argmax(1))[clear].all(), file
 
 
