@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
-from edgeport.benchmarks.check import FAIL, PASS, CheckConfig, run_check
+from edgeport.benchmarks.check import FAIL, NOT_AVAILABLE, PASS, CheckConfig, run_check
 from edgeport.cli import main
 from edgeport.errors import DataError
 from edgeport.golden import read_golden
@@ -99,7 +100,7 @@ def test_no_golden_set_is_a_clear_error(tiny_export_dir, tmp_path):
         run_check(CheckConfig(export_dir=str(export)))
 
 
-def _edited_golden(tiny_export_dir, tmp_path, name: str, edit) -> "Path":
+def _edited_golden(tiny_export_dir, tmp_path, name: str, edit) -> Path:
     """A copy of the export whose golden.json ``edit(golden)`` changed."""
     export = tmp_path / f"export-{name}"
     shutil.copytree(tiny_export_dir, export)
@@ -159,4 +160,5 @@ def test_a_golden_set_without_export_figures_fails(tiny_export_dir, tmp_path):
     assert rows["int8"]["status"] == FAIL and "no export figures for this scheme" in rows["int8"]["reason"]
     assert not report["ok"]
     nothing = _edited_golden(tiny_export_dir, tmp_path, "empty", lambda g: g["figures"].clear())
-    assert all(r["status"] == FAIL for r in run_check(CheckConfig(export_dir=str(nothing)))["rows"])
+    ran = [r for r in run_check(CheckConfig(export_dir=str(nothing)))["rows"] if r["status"] != NOT_AVAILABLE]
+    assert ran and all(r["status"] == FAIL for r in ran), ran  # (n/a: a file no engine here runs, ONNX in the Pi job)
