@@ -209,6 +209,11 @@ def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
             _check_vector(b, t, 0, 4, "tensor shape")
             _check_vector(b, t, 3, 1, "tensor name")
             _check_vector(b, t, 7, 4, "tensor shape signature")
+            q_pos = _field_pos(b, t, 4)
+            if q_pos is not None:  # QuantizationParameters: min, max, scale (float32), zero_point (int64)
+                q = _whole_table(b, _table_at(b, q_pos, "tensor quantization"), "tensor quantization")
+                for field, size, what in ((0, 4, "min"), (1, 4, "max"), (2, 4, "scale"), (3, 8, "zero point")):
+                    _check_vector(b, q, field, size, f"quantization {what} list")
             buf_pos = _field_pos(b, t, 2)
             if buf_pos is not None and _u32(b, buf_pos, "tensor buffer") >= max(len(buffers), 1):
                 raise _out_of_range("buffer index of a tensor", buf_pos)

@@ -162,6 +162,22 @@ def test_a_shape_that_disagrees_with_its_data_is_refused(tiny_export_dir, tmp_pa
         assert proc.returncode == 2 and "consistent TFLite flatbuffer" in proc.stderr, (proc.returncode, proc.stderr)
 
 
+def test_a_quantization_table_outside_the_file_is_refused(tiny_export_dir):
+    """Found in the Pi job (fuzz seed 920871530): a flipped offset of a tensor's quantization parameters made
+    tflite-runtime 2.14 read outside the file (SIGSEGV); the check walks those tables too."""
+    import struct
+
+    from edgeport import metadata as m
+
+    data = (tiny_export_dir / "model_int8.tflite").read_bytes()
+    (sg,) = m._tables(data, m._table_at(data, 0), 2, "subgraphs")
+    pos = next(p for p in (m._field_pos(data, t, 4) for t in m._tables(data, sg, 0, "tensors")) if p is not None)
+    bad = bytearray(data)
+    struct.pack_into("<I", bad, pos, 7_000_000)
+    with pytest.raises(ModelError, match="tensor quantization"):
+        check_tflite(bytes(bad))
+
+
 def test_first_100_kb_of_a_real_tflite(tiny_export_dir, tmp_path):
     """The issue's case: a copy cut short (at 100 kB, or earlier for a smaller file)."""
     for f in _artifacts(tiny_export_dir):
