@@ -287,7 +287,7 @@ def test_reported_latency_is_honest(bench, tiny_export_dir, tiny_data_dir, tmp_p
             assert res.get("ok"), res
             return float(np.median(res["times_ms"]))
 
-        fresh, ratios = _paired_ratio(worker, lambda: float(np.median([plain(1) for _ in range(200)])), pairs=4)
+        fresh, ratios = _paired_ratio(worker, lambda: float(np.median([plain(1) for _ in range(200)])), pairs=8)
     assert fresh == pytest.approx(1.0, abs=HONEST), f"worker p50 / plain-loop p50: {sorted(ratios)}"
 
 
