@@ -10,8 +10,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from edgeport.contract import InputContract  # noqa: E402
-from edgeport.export.int8 import qat as Q  # noqa: E402
+from edgeport.export.int8 import qat as Q
 
 SIZE = 32
 
