@@ -522,6 +522,11 @@ def fine_tune(original, student, train_samples: list, classes: tuple[str, ...], 
         return loss
 
     ranges.assign(measure_ranges(probed, calibration, settings.rule, p))
+    if not history:  # where the fine-tune starts from: post-training int8 as simulated
+        start = _agreement(original, qat, calibration)
+        history.append({"epoch": 0, "loss": None, "calibration_agreement_pct": round(start, 3), "seconds": 0.0})
+        log.info("QAT: before the fine-tune, simulated int8 agrees with Keras on %.1f %% of the calibration images",
+                 start)
     with Progress((settings.epochs - done) * steps, "QAT fine-tune (simulated int8)", enabled=progress) as bar:
         for epoch in range(done, settings.epochs):
             e0, losses = time.perf_counter(), []
