@@ -365,16 +365,7 @@ class TFEngine:
                      phase: int = 0, first_epoch: int = 0) -> Any:
         return inputs.feature_dataset(features, labels, k, self.cfg.batch_size, shuffle=shuffle, seed=seed)
 
-    def _reduction(cfg: BuildConfig, engine: Any) -> str:
-    """The loss's mean: over the batch, or over the weights of the JAX engine's padded validation batch.
-
-    (Training batches carry weights only with --class-weights, whose loss stays the batch mean as here.)
-    """
-    padded = getattr(engine, "padded_validation", False) and cfg.class_weights == "none"
-    return "mean_with_sample_weight" if padded else "sum_over_batch_size"
-
-
-def extract_features(self, models: Models, src: inputs.TrainingData, split: str,
+    def extract_features(self, models: Models, src: inputs.TrainingData, split: str,
                          disk_path: Path | None) -> np.ndarray:
         ds = inputs.image_dataset(src, split, self.cfg.image_size, self.cfg.batch_size, shuffle=False,
                                   seed=self.cfg.seed, cache_bytes=0)
