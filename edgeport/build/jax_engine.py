@@ -215,6 +215,10 @@ class JaxEngine:
             set_twin_weights(twin, self.values(model.weights), model.name)
             twin.save_weights(str(path))
 
+    def save_model(self, model: Any, path: Path) -> None:
+        with self.local():
+            model.save(str(path))
+
     def read_state(self, ckdir: Path) -> dict[str, Any] | None:
         return broadcast_json(read_state(ckdir) if self.chief and self.cfg.resume else None)
 

@@ -332,6 +332,9 @@ class TFEngine:
     def load_weights(self, model: Any, path: Path) -> None:
         model.load_weights(str(path))
 
+    def save_model(self, model: Any, path: Path) -> None:
+        model.save(str(path))
+
     def assign(self, variables: Sequence[Any], arrays: Sequence[np.ndarray]) -> None:
         for var, value in zip(variables, arrays):
             var.assign(value)
@@ -559,7 +562,7 @@ def _finish(cfg: BuildConfig, out: Path, src: inputs.TrainingData, models: Model
     deploy = engine.deploy_model(models)
     if engine.chief:
         tmp = out / ".model.tmp.keras"  # written whole, then renamed: a kill never leaves half a model.keras
-        deploy.save(str(tmp))
+        engine.save_model(deploy, tmp)
         os.replace(tmp, out / "model.keras")
     val = accuracy(engine.predict(deploy, src, "val", val_images), src.labels("val"), src.classes, confusion=True)
     metrics: dict[str, Any] = {
