@@ -75,6 +75,9 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_config(BuildConfig, args.config, overrides)
     result = train(cfg)
     m = result.metrics
+    if cfg.num_processes and cfg.process_id:
+        print(f"worker {cfg.process_id} of {cfg.num_processes}: done (worker 0 wrote the run to {result.run_dir})")
+        return 0
     print(f"run: {result.run_dir}")
     top5 = f", top-5 {m['val_top5_pct']:.2f} %" if m.get("val_top5_pct") is not None else ""
     ci = m.get("val_top1_pct_ci")

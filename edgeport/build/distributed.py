@@ -27,7 +27,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from edgeport.build.config import BuildConfig, RunResult
 from edgeport.config import from_dict, to_dict
@@ -38,6 +40,8 @@ log = logging.getLogger("edgeport.build")
 #: what the worker child is doing, written to its status file (read when it dies without a word)
 STAGES = ("starting", "joining", "training", "finishing")
 INSTALL_HINT = "pip install 'edgeport[distributed]' (jax[cpu]; on NVIDIA GPUs: pip install 'jax[cuda12]')"
+#: options that may differ between workers: the worker's own index, its view of the shared paths, its output
+PER_WORKER = ("process_id", "progress", "data", "out", "coordinator")
 _ERRORS = {cls.__name__: cls for cls in (ConfigError, DataError, ModelError, MissingDependencyError)}
 
 
@@ -93,6 +97,100 @@ def _death_message(cfg: BuildConfig, stage: str, code: int) -> str:
     return f"{who} stopped before joining ({how}); the lines above say why"
 
 
+# ----------------------------------------------------------------------------- between the workers (jax)
+def _jax() -> tuple[Any, Any]:
+    import jax
+    from jax.experimental import multihost_utils
+
+    return jax, multihost_utils
+
+
+def broadcast_bytes(payload: bytes | None) -> bytes:
+    """Worker 0's ``payload`` on every worker (the others pass None)."""
+    jax, multihost_utils = _jax()
+    chief = jax.process_index() == 0
+    size = int(multihost_utils.broadcast_one_to_all(np.array([len(payload) if chief else 0], np.int32))[0])
+    buf = np.zeros(max(size, 1), np.uint8)
+    if chief:
+        buf[:size] = np.frombuffer(payload, np.uint8)
+    return np.asarray(multihost_utils.broadcast_one_to_all(buf))[:size].tobytes()
+
+
+def broadcast_json(value: Any) -> Any:
+    jax, _ = _jax()
+    return json.loads(broadcast_bytes(json.dumps(value).encode() if jax.process_index() == 0 else None))
+
+
+def broadcast_arrays(arrays: Sequence[np.ndarray] | None) -> list[np.ndarray]:
+    """Worker 0's arrays (dtype and shape kept) on every worker; raw bytes, so int64/float64 stay exact."""
+    jax, _ = _jax()
+    chief = jax.process_index() == 0
+    meta = broadcast_json([[str(a.dtype), list(a.shape)] for a in arrays] if chief else None)
+    data = broadcast_bytes(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays) if chief else None)
+    out, at = [], 0
+    for dtype, shape in meta:
+        count = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        out.append(np.frombuffer(data[at:at + count], dtype).reshape(shape).copy())
+        at += count
+    return out
+
+
+def gather_bytes(payload: bytes) -> list[bytes]:
+    """Every worker's ``payload``, in process order, on every worker."""
+    _, multihost_utils = _jax()
+    sizes = np.asarray(multihost_utils.process_allgather(np.array([len(payload)], np.int32))).reshape(-1)
+    buf = np.zeros(int(sizes.max()), np.uint8)
+    buf[:len(payload)] = np.frombuffer(payload, np.uint8)
+    rows = np.asarray(multihost_utils.process_allgather(buf)).reshape(len(sizes), -1)
+    return [rows[i, :int(n)].tobytes() for i, n in enumerate(sizes)]
+
+
+def worker_options(cfg: BuildConfig, src: Any) -> dict[str, Any]:
+    """What must be the same on every worker: the options (but PER_WORKER) and the data each one read."""
+    import hashlib
+
+    options = {k: v for k, v in to_dict(cfg).items() if k not in PER_WORKER}
+    data: dict[str, Any] = {"classes": list(src.classes)}
+    for split, (items, labels) in sorted(src.splits.items()):
+        digest = hashlib.sha256()
+        for item, label in zip(items, labels):
+            name = Path(item).name if isinstance(item, (str, os.PathLike)) else np.asarray(item).tobytes()
+            digest.update(f"{name}\t{int(label)}\n".encode() if isinstance(name, str) else name)
+        data[split] = f"{len(labels)} images, sha256 of their names and labels {digest.hexdigest()[:12]}"
+    options["images"] = data
+    return options
+
+
+def check_same_options(cfg: BuildConfig, src: Any) -> None:
+    """Every worker refuses to train when one was started with options (or data) other than worker 0's."""
+    mine = worker_options(cfg, src)
+    everyone = [json.loads(b) for b in gather_bytes(json.dumps(mine, sort_keys=True).encode())]
+    first = everyone[0]
+    problems = []
+    for i, other in enumerate(everyone[1:], start=1):
+        keys = sorted(set(first) | set(other))
+        diff = [f"{_flag(k)} {_shown(first.get(k))} on worker 0, {_shown(other.get(k))} here" if i == cfg.process_id
+                else f"{_flag(k)} {_shown(first.get(k))} on worker 0, {_shown(other.get(k))} on worker {i}"
+                for k in keys if first.get(k) != other.get(k)]
+        if diff:
+            problems.append(f"worker {i}: " + "; ".join(diff))
+    if problems:
+        raise ConfigError(
+            "expected every worker started with worker 0's options and data, received different ones ("
+            + " | ".join(problems) + "); start every worker with the same flags and data, only --process-id "
+            "differs")
+
+
+def _flag(key: str) -> str:
+    return "the images" if key == "images" else "--" + key.replace("_", "-")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 # ----------------------------------------------------------------------------- the child: join and train
 def _die_with_parent() -> None:
     parent = int(os.environ.get("EDGEPORT_PARENT_PID", "0") or 0)
@@ -125,6 +223,27 @@ def wait_for_coordinator(cfg: BuildConfig) -> None:
         "that the port is open between the machines")
 
 
+def check_port_free(cfg: BuildConfig) -> None:
+    """Worker 0: the coordinator's port must be free here (JAX's own failure there may crash the process)."""
+    port = int(cfg.coordinator.rpartition(":")[2])
+    for family, address in ((socket.AF_INET6, "::"), (socket.AF_INET, "")):  # where JAX listens: [::]:PORT
+        try:
+            probe = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            continue  # no IPv6 here
+        with probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC: a closing socket is no user
+            try:
+                probe.bind((address, port))
+            except OSError as exc:
+                if family == socket.AF_INET6 and exc.errno not in (98, 48):  # not EADDRINUSE: IPv6 unusable
+                    continue
+                raise ConfigError(f"expected a free port for --coordinator {cfg.coordinator} on this machine "
+                                  f"(worker 0 listens there), but port {port} is in use ({exc.strerror}); choose "
+                                  "another port and give the same --coordinator to every worker") from exc
+        return
+
+
 def join(cfg: BuildConfig) -> None:
     """jax.distributed.initialize with edgeport's timeouts; a port in use is a clear error."""
     from edgeport._lazy import require
@@ -138,6 +257,8 @@ def join(cfg: BuildConfig) -> None:
         return
     if cfg.process_id:
         wait_for_coordinator(cfg)
+    else:
+        check_port_free(cfg)
     try:
         jax.distributed.initialize(coordinator_address=cfg.coordinator, num_processes=cfg.num_processes,
                                    process_id=cfg.process_id, initialization_timeout=cfg.worker_timeout,
@@ -176,12 +297,11 @@ def worker_main(config_path: str, status_path: str, result_path: str) -> int:
         from edgeport.build import inputs
 
         src = inputs.load_source(cfg)
+        check_same_options(cfg, src)  # before TensorFlow and Keras load: a refused worker stops in seconds
         import tensorflow as tf
 
         tf.config.set_visible_devices([], "GPU")  # TensorFlow only reads data here; the GPUs are JAX's
-        from edgeport.build.jax_engine import JaxEngine, check_same_options
-
-        check_same_options(cfg, src)
+        from edgeport.build.jax_engine import JaxEngine
         status.write_text("training")
         engine = JaxEngine(cfg)
         from edgeport.build.trainer import run
@@ -194,7 +314,7 @@ def worker_main(config_path: str, status_path: str, result_path: str) -> int:
     except EdgeportError as exc:
         write_json(Path(result_path), {"error": str(exc), "kind": type(exc).__name__})
         code = 2
-    except Exception as exc:  # noqa: BLE001 - a peer's death surfaces as whatever the collective raised
+    except Exception as exc:  # a peer's death surfaces as whatever the collective raised (re-raised if not)
         if not _lost_peers(exc):
             raise
         first = str(exc).strip().splitlines()[0][:300]

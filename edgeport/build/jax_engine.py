@@ -17,9 +17,7 @@ validation and prediction pad it with rows of weight 0 and drop their outputs.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,11 +28,11 @@ import numpy as np
 from edgeport._lazy import require
 from edgeport.build import inputs
 from edgeport.build.config import BuildConfig
+from edgeport.build.distributed import broadcast_arrays, broadcast_json, gather_bytes
 from edgeport.build.model import Models
 from edgeport.build.precision import float32_twin, set_twin_weights
 from edgeport.build.rundir import read_state
-from edgeport.config import to_dict
-from edgeport.errors import ConfigError
+from edgeport.errors import ConfigError, ModelError
 from edgeport.imaging import load_resized
 
 jax = require("jax", "training across processes (edgeport build --num-processes)")
@@ -45,93 +43,6 @@ from jax.experimental import multihost_utils  # noqa: E402 - after require() has
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
 log = logging.getLogger("edgeport.build")
-
-#: options that may differ between workers: the worker's own index, its view of the shared paths, its output
-PER_WORKER = ("process_id", "progress", "data", "out", "coordinator")
-
-
-# ----------------------------------------------------------------------------- between the workers
-def broadcast_bytes(payload: bytes | None) -> bytes:
-    """Worker 0's ``payload`` on every worker (the others pass None)."""
-    chief = jax.process_index() == 0
-    size = int(multihost_utils.broadcast_one_to_all(np.array([len(payload) if chief else 0], np.int32))[0])
-    buf = np.zeros(max(size, 1), np.uint8)
-    if chief:
-        buf[:size] = np.frombuffer(payload, np.uint8)
-    return np.asarray(multihost_utils.broadcast_one_to_all(buf))[:size].tobytes()
-
-
-def broadcast_json(value: Any) -> Any:
-    return json.loads(broadcast_bytes(json.dumps(value).encode() if jax.process_index() == 0 else None))
-
-
-def broadcast_arrays(arrays: Sequence[np.ndarray] | None) -> list[np.ndarray]:
-    """Worker 0's arrays (dtype and shape kept) on every worker; raw bytes, so int64/float64 stay exact."""
-    chief = jax.process_index() == 0
-    meta = broadcast_json([[str(a.dtype), list(a.shape)] for a in arrays] if chief else None)
-    data = broadcast_bytes(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays) if chief else None)
-    out, at = [], 0
-    for dtype, shape in meta:
-        count = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        out.append(np.frombuffer(data[at:at + count], dtype).reshape(shape).copy())
-        at += count
-    return out
-
-
-def gather_bytes(payload: bytes) -> list[bytes]:
-    """Every worker's ``payload``, in process order, on every worker."""
-    sizes = np.asarray(multihost_utils.process_allgather(np.array([len(payload)], np.int32))).reshape(-1)
-    buf = np.zeros(int(sizes.max()), np.uint8)
-    buf[:len(payload)] = np.frombuffer(payload, np.uint8)
-    rows = np.asarray(multihost_utils.process_allgather(buf)).reshape(len(sizes), -1)
-    return [rows[i, :int(n)].tobytes() for i, n in enumerate(sizes)]
-
-
-def worker_options(cfg: BuildConfig, src: inputs.TrainingData) -> dict[str, Any]:
-    """What must be the same on every worker: the options (but PER_WORKER) and the data each one read."""
-    import hashlib
-
-    options = {k: v for k, v in to_dict(cfg).items() if k not in PER_WORKER}
-    data: dict[str, Any] = {"classes": list(src.classes)}
-    for split, (items, labels) in sorted(src.splits.items()):
-        digest = hashlib.sha256()
-        for item, label in zip(items, labels):
-            name = Path(item).name if isinstance(item, (str, os.PathLike)) else np.asarray(item).tobytes()
-            digest.update(f"{name}\t{int(label)}\n".encode() if isinstance(name, str) else name)
-        data[split] = f"{len(labels)} images, sha256 of their names and labels {digest.hexdigest()[:12]}"
-    options["images"] = data
-    return options
-
-
-def check_same_options(cfg: BuildConfig, src: inputs.TrainingData) -> None:
-    """Every worker refuses to train when one was started with options (or data) other than worker 0's."""
-    mine = worker_options(cfg, src)
-    everyone = [json.loads(b) for b in gather_bytes(json.dumps(mine, sort_keys=True).encode())]
-    first = everyone[0]
-    problems = []
-    for i, other in enumerate(everyone[1:], start=1):
-        keys = sorted(set(first) | set(other))
-        diff = [f"{_flag(k)} {_shown(first.get(k))} on worker 0, {_shown(other.get(k))} here" if i == cfg.process_id
-                else f"{_flag(k)} {_shown(first.get(k))} on worker 0, {_shown(other.get(k))} on worker {i}"
-                for k in keys if first.get(k) != other.get(k)]
-        if diff:
-            problems.append(f"worker {i}: " + "; ".join(diff))
-    if problems:
-        raise ConfigError(
-            "expected every worker started with worker 0's options and data, received different ones ("
-            + " | ".join(problems) + "); start every worker with the same flags and data, only --process-id "
-            "differs")
-
-
-def _flag(key: str) -> str:
-    return "the images" if key == "images" else "--" + key.replace("_", "-")
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
-    return repr(value)
-
 
 # ----------------------------------------------------------------------------- the engine
 class JaxEngine:
@@ -218,6 +129,20 @@ class JaxEngine:
     def save_model(self, model: Any, path: Path) -> None:
         with self.local():
             model.save(str(path))
+
+    def check_replicas(self, values: Sequence[np.ndarray]) -> None:
+        """Every worker's own copy of the trained weights is the same (recorded in metrics.json's runtime)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for value in values:
+            digest.update(np.ascontiguousarray(value).tobytes())
+        everyone = [b.decode() for b in gather_bytes(digest.hexdigest().encode())]
+        self.runtime["weights_sha256_per_worker"] = everyone
+        if len(set(everyone)) > 1:
+            raise ModelError(f"expected the same trained weights on every worker, received {len(set(everyone))} "
+                             f"different ones (sha256 per worker: {', '.join(d[:12] for d in everyone)}); "
+                             "report this with the workers' output")
 
     def read_state(self, ckdir: Path) -> dict[str, Any] | None:
         return broadcast_json(read_state(ckdir) if self.chief and self.cfg.resume else None)

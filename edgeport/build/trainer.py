@@ -335,6 +335,9 @@ class TFEngine:
     def save_model(self, model: Any, path: Path) -> None:
         model.save(str(path))
 
+    def check_replicas(self, values: Sequence[np.ndarray]) -> None:
+        """(Several processes: every one holds the same weights.)"""
+
     def assign(self, variables: Sequence[Any], arrays: Sequence[np.ndarray]) -> None:
         for var, value in zip(variables, arrays):
             var.assign(value)
@@ -558,7 +561,9 @@ def _finish(cfg: BuildConfig, out: Path, src: inputs.TrainingData, models: Model
             val_images: Any, timing: dict[str, Any], mixed: bool, engine: Any, t_start: float) -> dict[str, Any]:
     # what ships: float32 in every layer whatever the training policy (export converts it as is),
     # never compiled (no optimizer state inside); the metrics below are this model's
-    _check_finite_weights(models.plain, history, engine.values(models.plain.weights))
+    values = engine.values(models.plain.weights)
+    _check_finite_weights(models.plain, history, values)
+    engine.check_replicas(values)
     deploy = engine.deploy_model(models)
     if engine.chief:
         tmp = out / ".model.tmp.keras"  # written whole, then renamed: a kill never leaves half a model.keras
