@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,12 +112,19 @@ class BuildConfig:
             host, _, port = self.coordinator.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ConfigError(f"expected --coordinator HOST:PORT (worker 0's address and a free port, the same "
-                                  f"on every worker), received '{self.coordinator}'")
+                                  f"on every worker; or JAX_COORDINATOR_ADDRESS), received '{self.coordinator}'")
 
     def resolved(self) -> "BuildConfig":
-        """A copy with defaults that depend on other fields filled in."""
+        """A copy with defaults that depend on other fields filled in.
+
+        Several processes without --coordinator take JAX's own ``JAX_COORDINATOR_ADDRESS`` (as
+        ``jax.distributed.initialize`` would).
+        """
         ft = self.fine_tune_lr if self.fine_tune_lr is not None else self.lr / 10.0
-        return dataclasses.replace(self, fine_tune_lr=ft)
+        coordinator = self.coordinator
+        if isinstance(self.num_processes, int) and self.num_processes > 1 and not coordinator:
+            coordinator = os.environ.get("JAX_COORDINATOR_ADDRESS", "").strip()
+        return dataclasses.replace(self, fine_tune_lr=ft, coordinator=coordinator)
 
 
 @dataclass(frozen=True)

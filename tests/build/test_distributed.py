@@ -227,3 +227,15 @@ def test_callbacks_are_refused_with_several_processes(tmp_path, class_folders):
     with pytest.raises(ConfigError, match="expected no callbacks with --num-processes"):
         train(BuildConfig(data=str(class_folders), out=str(tmp_path / "r"), backbone="tiny", weights="none",
                           image_size=32, num_processes=1), callbacks=[object()])
+
+
+def test_the_coordinator_defaults_to_jax_coordinator_address(monkeypatch):
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "10.0.0.1:1234")
+    cfg = BuildConfig(data="d", out="o", num_processes=2, process_id=1).resolved()
+    cfg.validate()
+    assert cfg.coordinator == "10.0.0.1:1234"
+    assert BuildConfig(data="d", out="o", num_processes=2, coordinator="h:1").resolved().coordinator == "h:1"
+    assert BuildConfig(data="d", out="o").resolved().coordinator == ""  # one process: no coordinator at all
+    monkeypatch.delenv("JAX_COORDINATOR_ADDRESS")
+    with pytest.raises(ConfigError, match="or JAX_COORDINATOR_ADDRESS"):
+        BuildConfig(data="d", out="o", num_processes=2).resolved().validate()
