@@ -265,12 +265,7 @@ class JaxEngine:
         ntv = [v.value for v in model.non_trainable_variables]
         n = src.count(split)
         dtype = np.dtype(keras.backend.standardize_dtype(model.output.dtype))
-        shape = (n,) + tuple(models.feature_shape)
-        if disk_path is not None:
-            disk_path.parent.mkdir(parents=True, exist_ok=True)
-            out = np.lib.format.open_memmap(str(disk_path), mode="w+", dtype=dtype, shape=shape)
-        else:
-            out = np.empty(shape, dtype)
+        out = inputs.feature_store(disk_path, dtype, (n,) + tuple(models.feature_shape))
         rows, _ = self._padded_rows(n)
         load = self._image_loader(src, split, 0)
         at = 0

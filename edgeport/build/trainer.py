@@ -233,12 +233,7 @@ def extract_features(models: Models, ds: Any, n: int, disk_path: Path | None, ji
     """Run the frozen backbone over ``ds`` once; RAM array, or an .npy memmap at ``disk_path``."""
     fn = tf.function(lambda x: models.features(x, training=False), jit_compile=jit, reduce_retracing=True)
     dtype = np.dtype(keras.backend.standardize_dtype(models.features.output.dtype))
-    shape = (n,) + tuple(models.feature_shape)
-    if disk_path is not None:
-        disk_path.parent.mkdir(parents=True, exist_ok=True)
-        out = np.lib.format.open_memmap(str(disk_path), mode="w+", dtype=dtype, shape=shape)
-    else:
-        out = np.empty(shape, dtype)
+    out = inputs.feature_store(disk_path, dtype, (n,) + tuple(models.feature_shape))
     i = 0
     for x, _ in ds:
         f = fn(x).numpy()
