@@ -10,6 +10,7 @@ written under ``checkpoints/`` so ``--resume`` continues even after SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -308,6 +309,10 @@ class TFEngine:
     def scope(self) -> Any:
         return self.strategy.scope()
 
+    def local(self) -> Any:
+        """Objects of this process alone (the augmentation's seed state): nothing to leave here."""
+        return contextlib.nullcontext()
+
     def run_dir(self, out: Path) -> Path:
         return _worker_dir(out)
 
@@ -426,7 +431,8 @@ class _Run:
         self.steps = engine.steps(self.n_train)
         self.cache_bytes = cfg.cache_memory_mb * 2 ** 20
         self.cw = inputs.class_weights(src.labels("train"), self.k) if cfg.class_weights == "balanced" else None
-        self.aug = inputs.augmenter(cfg.seed + getattr(engine, "process_id", 0)) if cfg.augment else None
+        with engine.local():  # each worker's own random augmentation, not a variable shared by the processes
+            self.aug = inputs.augmenter(cfg.seed + getattr(engine, "process_id", 0)) if cfg.augment else None
         self.timing: dict[str, Any] = {}
         self.fit_common = dict(verbose=_verbose(cfg) if engine.chief else 0, class_weight=self.cw, shuffle=False)
         self.state: dict[str, Any] | None = None

@@ -30,7 +30,7 @@ from edgeport.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--backbone", "tiny", "--weights", "none", "--head", "gap", "--image-size", "32", "--batch-size", "8",
-        "--progress", "off", "--no-augment", "--seed", "3"]
+        "--progress", "off", "--seed", "3"]
 
 
 def free_port() -> int:
@@ -75,7 +75,8 @@ def _weights(run: Path) -> list[np.ndarray]:
 
 def test_two_processes_train_what_one_process_trains_and_export(tmp_path, class_folders):
     port = free_port()
-    common = ["--data", str(class_folders), *TINY, "--epochs", "1", "--fine-tune-epochs", "1"]
+    # no augmentation: each worker draws its own random augmentation (the killed-worker test has it)
+    common = ["--data", str(class_folders), *TINY, "--no-augment", "--epochs", "1", "--fine-tune-epochs", "1"]
     two, one = tmp_path / "two", tmp_path / "one"
     with workers() as start:
         procs = [start(*common, "--out", str(two), "--num-processes", "2", "--process-id", str(i),
