@@ -85,7 +85,7 @@ def float32_twin(model: Any) -> Any:
     with global_policy(DEPLOY_POLICY):
         try:
             return keras.saving.deserialize_keras_object(config)
-        except Exception as exc:  # noqa: BLE001 - Keras raises many types for a config it cannot rebuild
+        except Exception as exc:  # Keras raises many types for a config it cannot rebuild (re-raised below)
             raise ModelError(
                 f"expected to rebuild the model (layer policies {layer_policies(model)}) with float32 layers, but "
                 f"Keras could not ({type(exc).__name__}: {exc}); re-run `edgeport build` with --mixed-precision off"
