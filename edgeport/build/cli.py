@@ -43,9 +43,8 @@ HELP: dict[str, str | Flag] = {
                           "(jax.distributed); start one per process with the same flags and its own --process-id "
                           "(0: one TensorFlow process, as without the flag)", metavar="N"),
     "process_id": Flag("this worker's index from 0 to N-1; worker 0 writes the run directory", metavar="I"),
-    "coordinator": Flag("worker 0's HOST:PORT, the same on every worker (worker 0 listens on PORT; "
-                        "default: $JAX_COORDINATOR_ADDRESS)",
-                        metavar="HOST:PORT", default="none"),
+    "coordinator": Flag("worker 0's HOST:PORT, the same on every worker (worker 0 listens on PORT)",
+                        metavar="HOST:PORT", default="$JAX_COORDINATOR_ADDRESS"),
     "worker_timeout": Flag("seconds a worker waits for the others to arrive or to answer before it stops with an "
                            "error", metavar="SECONDS"),
     "resume": "here the run in --out (its checkpoints/); with --num-processes, on every worker",
