@@ -167,6 +167,14 @@ def image_dataset(src: TrainingData, split: str, size: int, batch: int, *, shuff
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def feature_store(disk_path: Any, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Room for the feature cache: a RAM array, or an .npy memmap at ``disk_path`` (its folder made)."""
+    if disk_path is None:
+        return np.empty(shape, dtype)
+    disk_path.parent.mkdir(parents=True, exist_ok=True)
+    return np.lib.format.open_memmap(str(disk_path), mode="w+", dtype=dtype, shape=shape)
+
+
 def feature_dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch: int, *,
                     shuffle: bool, seed: int) -> Any:
     """Batches of cached features (RAM array or disk memmap) with one-hot labels.
