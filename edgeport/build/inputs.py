@@ -16,8 +16,8 @@ import numpy as np
 
 from edgeport import data as epdata
 from edgeport.build.config import BuildConfig
-from edgeport.errors import DataError, MissingDependencyError
 from edgeport.contract import DEFAULT_RESIZE
+from edgeport.errors import DataError, MissingDependencyError
 from edgeport.imaging import load_resized, resize
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def _load_tfds(cfg: BuildConfig) -> TrainingData:
     try:
         builder = tfds.builder(name)
         builder.download_and_prepare()
-    except Exception as exc:  # noqa: BLE001 - tfds raises many types (network, unknown name)
+    except Exception as exc:  # tfds raises many types (network, unknown name)
         raise DataError(
             f"could not load TensorFlow Datasets '{name}' ({str(exc).splitlines()[0]}); it needs internet the "
             "first time (or a prepared ~/tensorflow_datasets). Alternatives: --data FOLDER or --data FILE.csv"

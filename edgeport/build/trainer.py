@@ -31,12 +31,12 @@ from edgeport.build.config import BuildConfig, RunResult
 from edgeport.build.heads import HEADS
 from edgeport.build.model import Models, build_models, freeze_backbone, unfreeze_top
 from edgeport.build.precision import DEPLOY_POLICY, as_float32
-from edgeport.build.rundir import STATE_FILE, check_out_dir, read_state
 from edgeport.build.report import plot_confusion, plot_history, write_history_csv
-from edgeport.files import atomic_write_bytes, atomic_write_text, write_json
-from edgeport.metrics import accuracy
+from edgeport.build.rundir import STATE_FILE, check_out_dir, read_state
 from edgeport.config import to_dict
 from edgeport.errors import ConfigError, ModelError
+from edgeport.files import atomic_write_bytes, atomic_write_text, write_json
+from edgeport.metrics import accuracy
 
 tf = require("tensorflow", "training (edgeport build)")
 keras = require("keras", "training (edgeport build)")
