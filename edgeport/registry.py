@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 from edgeport.errors import ConfigError
 
@@ -75,3 +75,14 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def import_entries(package: str, path: Iterable[str], skip: tuple[str, ...] = ("base",)) -> None:
+    """Import every module of a package whose modules register themselves (one module per entry), so that
+    adding an entry is adding its file: ``import_entries(__name__, __path__)`` in the package's ``__init__``."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(path):
+        if module.name not in skip:
+            importlib.import_module(f"{package}.{module.name}")

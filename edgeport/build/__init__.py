@@ -23,7 +23,9 @@ def train(config: BuildConfig | str | None = None, callbacks: Sequence[Any] = ()
     ``train(BuildConfig(data="photos/", out="runs/r1"))``, or the same fields as keyword
     arguments: ``train(data="photos/", out="runs/r1", backbone="mobilenet_v2")``.
     ``callbacks`` are extra Keras callbacks added to both training phases
-    (after edgeport's own checkpointing callback).
+    (after edgeport's own checkpointing callback; not with ``num_processes``).
+    With ``num_processes`` this process is one worker of a data-parallel build on Keras' JAX
+    engine (edgeport.build.distributed); worker 0 writes the run directory.
     """
     from edgeport.config import make_config
 
@@ -39,6 +41,17 @@ def train(config: BuildConfig | str | None = None, callbacks: Sequence[Any] = ()
 
     check_backbone(cfg.backbone, cfg.image_size, cfg.weights)
     HEADS.get(cfg.head)
+    if cfg.num_processes:  # a worker on Keras' JAX engine, in a process of its own (edgeport.build.distributed)
+        if callbacks:
+            from edgeport.errors import ConfigError
+
+            raise ConfigError(f"expected no callbacks with --num-processes (the worker trains in its own process), "
+                              f"received {len(callbacks)}")
+        if cfg.process_id == 0:
+            check_out_dir(cfg)
+        from edgeport.build.distributed import launch
+
+        return launch(cfg)
     check_out_dir(cfg)
     src = load_source(cfg)
     if nothing_to_resume(cfg):  # allowed (a restart loop can always pass --resume), but said plainly

@@ -153,7 +153,7 @@ def create_backbone(name: str, image_size: int, weights: str = "imagenet") -> tu
     if choice.lower() == "imagenet":
         try:
             return spec.factory(image_size, "imagenet"), spec
-        except Exception as exc:  # noqa: BLE001 - Keras raises plain Exception for a failed download
+        except Exception as exc:  # Keras raises plain Exception for a failed download
             raise ModelError(
                 f"expected Keras to load the ImageNet weights of {name} (downloaded once into ~/.keras/models), "
                 f"but that failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. "
@@ -164,7 +164,7 @@ def create_backbone(name: str, image_size: int, weights: str = "imagenet") -> tu
     model = spec.factory(image_size, None)
     try:
         model.load_weights(str(path))
-    except Exception as exc:  # noqa: BLE001 - h5py/Keras raise many types for a wrong file
+    except Exception as exc:  # h5py/Keras raise many types for a wrong file
         raise ModelError(
             f"expected {path} to hold weights of backbone {name} at --image-size {image_size} "
             f"(a .weights.h5 or Keras .h5 file), but loading failed: {exc}; check --backbone or --weights"

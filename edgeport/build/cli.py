@@ -37,9 +37,17 @@ HELP: dict[str, str | Flag] = {
     "cache_features": "train phase 1 on backbone features computed once (auto: on)",
     "cache_memory_mb": "RAM budget of the image/feature caches in MB; larger caches go to disk",
     "mixed_precision": "float16 compute (auto: on for GPUs that support it)",
-    "jit": "XLA-compile the training step",
+    "jit": "XLA-compile the training step (the JAX engine of --num-processes always does)",
     "devices": "split the CPU into N logical devices (exercises the multi-device path)",
-    "resume": "here the run in --out (its checkpoints/)",
+    "num_processes": Flag("data-parallel worker processes, on this and other machines, on Keras' JAX engine "
+                          "(jax.distributed); start one per process with the same flags and its own --process-id "
+                          "(0: one TensorFlow process, as without the flag)", metavar="N"),
+    "process_id": Flag("this worker's index from 0 to N-1; worker 0 writes the run directory", metavar="I"),
+    "coordinator": Flag("worker 0's HOST:PORT, the same on every worker (worker 0 listens on PORT)",
+                        metavar="HOST:PORT", default="$JAX_COORDINATOR_ADDRESS"),
+    "worker_timeout": Flag("seconds a worker waits for the others to arrive or to answer before it stops with an "
+                           "error", metavar="SECONDS"),
+    "resume": "here the run in --out (its checkpoints/); with --num-processes, on every worker",
     "progress": "in training, line is Keras' one line per epoch",
 }
 
@@ -67,6 +75,9 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_config(BuildConfig, args.config, overrides)
     result = train(cfg)
     m = result.metrics
+    if cfg.num_processes and cfg.process_id:
+        print(f"worker {cfg.process_id} of {cfg.num_processes}: done (worker 0 wrote the run to {result.run_dir})")
+        return 0
     print(f"run: {result.run_dir}")
     top5 = f", top-5 {m['val_top5_pct']:.2f} %" if m.get("val_top5_pct") is not None else ""
     ci = m.get("val_top1_pct_ci")

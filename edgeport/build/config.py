@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,10 @@ class BuildConfig:
     mixed_precision: str = "auto"  #: auto | on | off
     jit: bool = False  #: XLA-compile the train step
     devices: int = 0  #: split the CPU into N logical devices (tests the distributed path)
+    num_processes: int = 0  #: data-parallel worker processes on the JAX engine (0: one TensorFlow process)
+    process_id: int = 0  #: this worker's index, 0..num_processes-1 (0 writes the run directory)
+    coordinator: str = ""  #: HOST:PORT of worker 0's coordination service (several processes)
+    worker_timeout: int = 60  #: seconds to wait for workers to arrive or to answer before stopping
     resume: bool = False
     progress: str = "auto"  #: auto | bar | line | off (Keras verbose 1/2/0)
 
@@ -67,7 +72,7 @@ class BuildConfig:
                     f"received '{getattr(self, key)}'"
                 )
         positive = {"image_size": 8, "batch_size": 1, "epochs": 0, "fine_tune_epochs": 0, "unfreeze": 0,
-                    "cache_memory_mb": 0, "devices": 0}
+                    "cache_memory_mb": 0, "devices": 0, "num_processes": 0, "process_id": 0, "worker_timeout": 1}
         for key, low in positive.items():
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -80,15 +85,46 @@ class BuildConfig:
             raise ConfigError(f"expected --label-smoothing in [0, 1), received {self.label_smoothing}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"expected --dropout in [0, 1), received {self.dropout}")
+        self._validate_processes()
         for key in ("num_filters", "dense_units"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"expected --{key.replace('_', '-')} a positive integer, received {value!r}")
 
+    def _validate_processes(self) -> None:
+        if not self.num_processes:
+            given = [f"--{k.replace('_', '-')} {getattr(self, k)}" for k in ("process_id", "coordinator")
+                     if getattr(self, k)]
+            if given:
+                raise ConfigError(f"expected --num-processes N with {' and '.join(given)}, received none; "
+                                  "give every worker --num-processes N --process-id I --coordinator HOST:PORT")
+            return
+        if self.process_id >= self.num_processes:
+            raise ConfigError(f"expected --process-id between 0 and {self.num_processes - 1} (--num-processes "
+                              f"{self.num_processes}), received {self.process_id}")
+        if self.devices > 1:
+            raise ConfigError(f"expected either --devices or --num-processes, received --devices {self.devices} "
+                              f"--num-processes {self.num_processes}; the processes' devices are the real ones")
+        if self.batch_size % self.num_processes:
+            raise ConfigError(f"expected --batch-size (the global batch) a multiple of --num-processes "
+                              f"{self.num_processes}, received {self.batch_size}")
+        if self.num_processes > 1:
+            host, _, port = self.coordinator.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"expected --coordinator HOST:PORT (worker 0's address and a free port, the same "
+                                  f"on every worker; or JAX_COORDINATOR_ADDRESS), received '{self.coordinator}'")
+
     def resolved(self) -> "BuildConfig":
-        """A copy with defaults that depend on other fields filled in."""
+        """A copy with defaults that depend on other fields filled in.
+
+        Several processes without --coordinator take JAX's own ``JAX_COORDINATOR_ADDRESS`` (as
+        ``jax.distributed.initialize`` would).
+        """
         ft = self.fine_tune_lr if self.fine_tune_lr is not None else self.lr / 10.0
-        return dataclasses.replace(self, fine_tune_lr=ft)
+        coordinator = self.coordinator
+        if isinstance(self.num_processes, int) and self.num_processes > 1 and not coordinator:
+            coordinator = os.environ.get("JAX_COORDINATOR_ADDRESS", "").strip()
+        return dataclasses.replace(self, fine_tune_lr=ft, coordinator=coordinator)
 
 
 @dataclass(frozen=True)

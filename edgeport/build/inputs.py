@@ -16,8 +16,8 @@ import numpy as np
 
 from edgeport import data as epdata
 from edgeport.build.config import BuildConfig
-from edgeport.errors import DataError, MissingDependencyError
 from edgeport.contract import DEFAULT_RESIZE
+from edgeport.errors import DataError, MissingDependencyError
 from edgeport.imaging import load_resized, resize
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def _load_tfds(cfg: BuildConfig) -> TrainingData:
     try:
         builder = tfds.builder(name)
         builder.download_and_prepare()
-    except Exception as exc:  # noqa: BLE001 - tfds raises many types (network, unknown name)
+    except Exception as exc:  # tfds raises many types (network, unknown name)
         raise DataError(
             f"could not load TensorFlow Datasets '{name}' ({str(exc).splitlines()[0]}); it needs internet the "
             "first time (or a prepared ~/tensorflow_datasets). Alternatives: --data FOLDER or --data FILE.csv"
@@ -165,6 +165,14 @@ def image_dataset(src: TrainingData, split: str, size: int, batch: int, *, shuff
     else:
         ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def feature_store(disk_path: Any, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Room for the feature cache: a RAM array, or an .npy memmap at ``disk_path`` (its folder made)."""
+    if disk_path is None:
+        return np.empty(shape, dtype)
+    disk_path.parent.mkdir(parents=True, exist_ok=True)
+    return np.lib.format.open_memmap(str(disk_path), mode="w+", dtype=dtype, shape=shape)
 
 
 def feature_dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch: int, *,

@@ -78,6 +78,35 @@ def global_policy(name: str) -> Iterator[None]:
         keras.config.set_dtype_policy(before)
 
 
+def float32_twin(model: Any) -> Any:
+    """The architecture of ``model`` rebuilt with every layer's dtype policy float32; its own fresh weights."""
+    keras = require("keras", "rebuilding the model in float32")
+    config = _force_float32(keras.saving.serialize_keras_object(model))
+    with global_policy(DEPLOY_POLICY):
+        try:
+            return keras.saving.deserialize_keras_object(config)
+        except Exception as exc:  # Keras raises many types for a config it cannot rebuild (re-raised below)
+            raise ModelError(
+                f"expected to rebuild the model (layer policies {layer_policies(model)}) with float32 layers, but "
+                f"Keras could not ({type(exc).__name__}: {exc}); re-run `edgeport build` with --mixed-precision off"
+            ) from exc
+
+
+def set_twin_weights(twin: Any, values: list[Any], name: str) -> None:
+    """Give ``twin`` (from :func:`float32_twin`) the weights ``values`` of the model it was rebuilt from."""
+    keras = require("keras", "rebuilding the model in float32")
+    if [tuple(v.shape) for v in values] != [tuple(w.shape) for w in twin.weights]:
+        raise ModelError(
+            f"expected the float32 rebuild of {name} to have the same {len(values)} weights, "
+            f"received {len(twin.weights)}; re-run `edgeport build` with --mixed-precision off"
+        )
+    for dst, value in zip(twin.weights, values):
+        dst.assign(keras.ops.cast(value, dst.dtype))
+    for layer in twin._flatten_layers(include_self=False, recursive=True):  # noqa: SLF001
+        if hasattr(layer, "finalize_state") and getattr(layer, "built", False):
+            layer.finalize_state()  # e.g. Normalization's mean/variance tensors from its variables
+
+
 def as_float32(model: Any) -> Any:
     """``model`` itself when it is float32 already, else a float32 twin holding the same weights.
 
@@ -87,29 +116,10 @@ def as_float32(model: Any) -> Any:
     float32 under mixed precision, so nothing is rounded). Layers whose
     inference constants derive from weights (Normalization) are refreshed.
     """
-    keras = require("keras", "rebuilding the model in float32")
     policies = layer_policies(model)
     if is_float32(model):
         return model
-    config = _force_float32(keras.saving.serialize_keras_object(model))
-    with global_policy(DEPLOY_POLICY):
-        try:
-            twin = keras.saving.deserialize_keras_object(config)
-        except Exception as exc:  # noqa: BLE001 - Keras raises many types for a config it cannot rebuild
-            raise ModelError(
-                f"expected to rebuild the model (layer policies {policies}) with float32 layers, but Keras "
-                f"could not ({type(exc).__name__}: {exc}); re-run `edgeport build` with --mixed-precision off"
-            ) from exc
-    source, target = model.weights, twin.weights
-    if [tuple(w.shape) for w in source] != [tuple(w.shape) for w in target]:
-        raise ModelError(
-            f"expected the float32 rebuild of {model.name} to have the same {len(source)} weights, "
-            f"received {len(target)}; re-run `edgeport build` with --mixed-precision off"
-        )
-    for dst, src in zip(target, source):
-        dst.assign(keras.ops.cast(src.value, dst.dtype))
-    for layer in twin._flatten_layers(include_self=False, recursive=True):  # noqa: SLF001
-        if hasattr(layer, "finalize_state") and getattr(layer, "built", False):
-            layer.finalize_state()  # e.g. Normalization's mean/variance tensors from its variables
+    twin = float32_twin(model)
+    set_twin_weights(twin, [w.value for w in model.weights], model.name)
     log.info("model %s: layer policies %s rebuilt as float32 for export", model.name, policies)
     return twin

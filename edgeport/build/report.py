@@ -6,7 +6,6 @@ import csv
 import io
 import logging
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np

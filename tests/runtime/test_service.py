@@ -114,7 +114,7 @@ def test_mqtt_every_frame_through_a_broker_restart(model, clip, tmp_path):
     sub = Subscriber(broker.port, "edge/cam1", client_id="sub-restart")
     try:
         proc = _edgeport("run", str(model), "--source", str(clip), "--loop", "--realtime", "--max-frames", "400",
-                         "--mqtt", f"mqtt://127.0.0.1:{broker.port}/edge/cam1", "--json-summary",
+                         "--mqtt", f"mqtt://127.0.0.1:{broker.port}/edge/cam1", "--headless", "--json-summary",
                          str(tmp_path / "s.json"))
         sub.wait_for(20, timeout=30)  # results are flowing
         broker.stop()  # killed mid-run ...
@@ -128,7 +128,13 @@ def test_mqtt_every_frame_through_a_broker_restart(model, clip, tmp_path):
         broker.stop()
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["frames"] == 400 and summary["published"] == 400
-    assert sorted(set(got)) == sorted(set(range(400))), "every frame's result reached the subscriber"
+    # --realtime paces the file like a camera, which drops frames when the loop falls behind (a loaded machine):
+    # what must arrive is every result the run published (its stdout lines), whatever their frame numbers
+    published = [json.loads(line)["index"] for line in out.splitlines()]
+    assert len(published) == 400
+    missing = sorted(set(published) - set(got))
+    assert not missing, f"every published result reached the subscriber; missing {missing}, the broker's log:\n" + \
+        (tmp_path / "broker" / "mosquitto.log").read_text()
     assert "sink mqtt sent 400, dropped 0" in err and "rejected 0, reconnects 0, queued" not in err
 
 

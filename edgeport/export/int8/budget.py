@@ -79,7 +79,10 @@ class Budget:
         if self.min_decided_agreement is not None and figures.get("decided_images"):
             decisions.append(decide_share("min_decided_agreement", int(figures["decided_agreements"]),
                                           int(figures["decided_images"]), self.min_decided_agreement, confidence))
-        return BudgetDecision(combine(decisions) if decisions else "met", tuple(decisions), confidence)
+        if not decisions:  # e.g. the default budget on images where Keras is never decided: nothing to judge on
+            return BudgetDecision(UNDECIDED, (), confidence,
+                                  note="no image to decide it on (Keras is decided on none of these images)")
+        return BudgetDecision(combine(decisions), tuple(decisions), confidence)
 
     def describe(self) -> str:
         parts = []
@@ -106,10 +109,13 @@ class BudgetDecision:
     outcome: str
     limits: tuple[Decision, ...] = field(default_factory=tuple)
     confidence: float = CONFIDENCE
+    note: str = ""  #: why there is no limit to decide, when there is none
 
     def describe(self) -> str:
         """'agreement 96.20 % [94.1, 97.7] against 97: not decided at 368 images (about 2900 would decide it);
         Δtop-1 ...' (the limits that decided the outcome first)."""
+        if not self.limits:
+            return self.note
         order = {MISSED: 0, UNDECIDED: 1}
         parts = [f"{_FIGURE_OF.get(d.name, d.name)} {d.describe()}"
                  for d in sorted(self.limits, key=lambda d: order.get(d.outcome, 2))]
@@ -117,7 +123,7 @@ class BudgetDecision:
 
     def to_dict(self) -> dict:
         return {"outcome": self.outcome, "confidence": self.confidence,
-                "limits": {d.name: d.to_dict() for d in self.limits}}
+                "limits": {d.name: d.to_dict() for d in self.limits}, **({"note": self.note} if self.note else {})}
 
 
 #: what a user who sets no limit gets: no int8 file that flips the float model's clear decisions

@@ -56,6 +56,8 @@ CONV_LIKE = ("Conv2D", "DepthwiseConv2D", "Dense")
 #: layers that compute nothing at inference (their output keeps its input's quantization)
 PASS_THROUGH = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "Flatten", "Reshape",
                 "ActivityRegularization", "InputLayer", "ZeroPadding2D", "MaxPooling2D", "Cropping2D")
+#: identity at inference; the converter gives what feeds one into an ADD the ADD's range (Plan.widen)
+DROPOUTS = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
 STATE_FILE = "qat_state.json"
 WEIGHTS_FILE = "qat.weights.h5"
 
@@ -112,8 +114,9 @@ class Plan:
     folded: set[str] = field(default_factory=set)  #: BatchNormalization layers folded into the layer before
     quantize: set[str] = field(default_factory=set)  #: layers whose output is fake-quantized
     weights: set[str] = field(default_factory=set)  #: conv-like layers whose weights are fake-quantized
-    #: an ADD one of whose inputs a ReLU clamps -> its other inputs: the converter gives those the ADD's range
-    #: (seen on every such ADD measured; an ADD of two linear outputs, MobileNetV2's, keeps their own ranges)
+    #: an ADD -> the inputs the converter gives the ADD's range: the others when one input is a ReLU's output,
+    #: and any input that reaches it through a Dropout (EfficientNet's project_bn before each residual ADD);
+    #: seen on every such ADD measured. An ADD of two direct linear outputs (MobileNetV2's) keeps their ranges
     widen: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -174,8 +177,11 @@ def plan(model) -> Plan:
         if layer.__class__.__name__ == "Add" and layer.name in p.quantize:
             sources = [_quantized_source(x, p) for x in _producers(layer)]
             clamped = [x for x in sources if x and _relu_output(x, layers)]
-            if clamped:
-                p.widen[layer.name] = [x for x in sources if x and x not in clamped]
+            widened = [x for x in sources if x and x not in clamped] if clamped else []
+            widened += [src for x in _producers(layer) if x.__class__.__name__ in DROPOUTS
+                        and (src := _quantized_source(x, p)) and src not in widened]
+            if widened:
+                p.widen[layer.name] = widened
     return p
 
 
@@ -277,7 +283,12 @@ def _forward(keras, layer, args: tuple, kwargs: dict, p: Plan, q: Callable):
         act = _act_name(layer)
         if quantized and act not in ("linear", "relu", "relu6", ""):  # not fused: FC/CONV, then the activation
             y = q(f"{layer.name}/pre", _rounded(keras, layer, p.fold.get(layer.name), activation=False)(x))
-            y = layer.activation(y)
+            if act == "sigmoid":  # LOGISTIC (e.g. squeeze-excitation's gate): its fixed output range
+                return q(layer.name, ops.sigmoid(y), SIGMOID_RANGE)
+            if act in ("swish", "silu"):  # LOGISTIC then MUL
+                y = y * q(f"{layer.name}/sigmoid", ops.sigmoid(y), SIGMOID_RANGE)
+            else:
+                y = layer.activation(y)
         else:
             y = _rounded(keras, layer, p.fold.get(layer.name))(x)
     elif kind == "Rescaling" and quantized:
@@ -511,6 +522,11 @@ def fine_tune(original, student, train_samples: list, classes: tuple[str, ...], 
         return loss
 
     ranges.assign(measure_ranges(probed, calibration, settings.rule, p))
+    if not history:  # where the fine-tune starts from: post-training int8 as simulated
+        start = _agreement(original, qat, calibration)
+        history.append({"epoch": 0, "loss": None, "calibration_agreement_pct": round(start, 3), "seconds": 0.0})
+        log.info("QAT: before the fine-tune, simulated int8 agrees with Keras on %.1f %% of the calibration images",
+                 start)
     with Progress((settings.epochs - done) * steps, "QAT fine-tune (simulated int8)", enabled=progress) as bar:
         for epoch in range(done, settings.epochs):
             e0, losses = time.perf_counter(), []

@@ -9,9 +9,7 @@ only inside the ``tensorflow`` engine, used only when named.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from edgeport.registry import import_entries
 from edgeport.runtime.engines.base import (
     ENGINES,
     Engine,
@@ -26,9 +24,7 @@ from edgeport.runtime.engines.base import (
     model_suffixes,
 )
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
+import_entries(__name__, __path__)
 
 __all__ = ["ENGINES", "Engine", "TensorInfo", "auto_order", "available_engines", "by_preference", "create_engine",
            "engines_for", "install_hint", "installed", "model_suffixes"]

@@ -8,9 +8,7 @@ queue, the reconnects and the publishing policy.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from edgeport.registry import import_entries
 from edgeport.runtime.sinks.base import (
     PUBLISH_MODES,
     SINKS,
@@ -24,9 +22,7 @@ from edgeport.runtime.sinks.base import (
     sink_for,
 )
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
+import_entries(__name__, __path__)
 
 __all__ = ["PUBLISH_MODES", "SINKS", "DeliveryQueue", "PublishPolicy", "QueuedSink", "Sink", "SinkDown", "SinkOptions",
            "SinkRejected", "sink_for"]
