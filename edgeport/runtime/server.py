@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 #: MJPEG clients at once (each holds a thread); more get 503
 MAX_STREAM_CLIENTS = 8
 BOUNDARY = "edgeportframe"
+#: how much of an oversized upload is read and discarded before the 413 (the client then reads the answer)
+DRAIN_BYTES = 16 << 20
 
 
 def parse_bind(text: str, flag: str = "--serve") -> tuple[str, int]:
@@ -175,6 +177,16 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("http %s " + fmt, self.address_string(), *args)
 
     # -- helpers
+    def _discard(self, n: int) -> None:
+        try:
+            while n > 0:
+                chunk = self.rfile.read(min(n, 1 << 16))
+                if not chunk:
+                    return
+                n -= len(chunk)
+        except OSError:
+            return
+
     def _count(self, endpoint: str, code: int) -> None:
         key = (endpoint, code)
         requests = self.owner.state.requests
@@ -306,6 +318,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         size = int(length)
         if size > upload.max_bytes:
+            # read what a client that sends its whole body before reading the answer will send, up to a bound,
+            # so that it gets the 413 rather than a broken pipe; past the bound, answer and close
+            self._discard(min(size, DRAIN_BYTES))
             self.close_connection = True
             self._error(413, f"expected an image of at most {upload.max_bytes:,} bytes (--max-upload-mb), "
                              f"received {size:,} bytes", path)
