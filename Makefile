@@ -5,7 +5,7 @@ PI_VENV ?= .venv-pi
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: setup demo test test-slow test-pi clean
+.PHONY: setup demo lint test test-slow test-pi clean
 
 setup: $(VENV)/.installed
 
@@ -17,6 +17,10 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(BIN)/edgeport demo --out demo-out
+
+# ruff (pyproject's [tool.ruff]): every remaining noqa says why
+lint: setup
+	$(BIN)/ruff check .
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -11,9 +11,19 @@ import pytest
 
 from edgeport.errors import ConfigError
 from edgeport.intervals import (
-    MET, MISSED, UNDECIDED, clopper_pearson, combine, decide_difference, decide_share,
-    independent_difference_interval, median_interval, paired_counts, paired_difference_interval,
-    proportion_interval, ratio_interval,
+    MET,
+    MISSED,
+    UNDECIDED,
+    clopper_pearson,
+    combine,
+    decide_difference,
+    decide_share,
+    independent_difference_interval,
+    median_interval,
+    paired_counts,
+    paired_difference_interval,
+    proportion_interval,
+    ratio_interval,
 )
 
 #: (true share, images): the regimes edgeport decides on (agreement near 100 %, golden sets of 32, val splits)

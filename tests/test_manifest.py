@@ -11,8 +11,16 @@ from edgeport.contract import InputContract
 from edgeport.errors import ModelError
 from edgeport.files import sha256_file
 from edgeport.manifest import (
-    FAILED, OK, SCHEMA_VERSION, UNSUPPORTED, artifact_path, list_artifacts, parse_manifest, read_manifest,
-    verify_sha256, write_manifest,
+    FAILED,
+    OK,
+    SCHEMA_VERSION,
+    UNSUPPORTED,
+    artifact_path,
+    list_artifacts,
+    parse_manifest,
+    read_manifest,
+    verify_sha256,
+    write_manifest,
 )
 
 GOOD = {"labels": ["a", "b"], "input": {"height": 8, "width": 8}, "artifacts": [

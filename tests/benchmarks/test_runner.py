@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 from edgeport.benchmarks import BenchConfig, run
-from edgeport.schemes import precision_of
-from edgeport.benchmarks.runner import select_samples
-from edgeport.metrics import top_k_pct
 from edgeport.benchmarks.report import FAILED, NOT_AVAILABLE, OK, load
+from edgeport.benchmarks.runner import select_samples
 from edgeport.benchmarks.worker import measure_latency
 from edgeport.cli import main
 from edgeport.errors import ConfigError, DataError
 from edgeport.imaging import load_resized
+from edgeport.metrics import top_k_pct
+from edgeport.schemes import precision_of
 
 QUICK = dict(limit=12, warmup=2, runs=10, progress=False)
 

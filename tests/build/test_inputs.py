@@ -7,9 +7,10 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="the build stage needs TensorFlow (the [train] extra)")
 
-from .build_helpers import tiny_config
 from edgeport.build import inputs
 from edgeport.imaging import load_resized
+
+from .build_helpers import tiny_config
 
 
 def test_image_pipeline_matches_imaging_and_shuffles_like_features(class_folders):

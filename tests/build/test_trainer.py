@@ -15,8 +15,9 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="the build stage needs TensorFlow (the [train] extra)")
 
-from .build_helpers import kill_script, tiny_config
 from edgeport.errors import ConfigError, DataError
+
+from .build_helpers import kill_script, tiny_config
 
 RUN_FILES = ("model.keras", "labels.txt", "config.yaml", "data_split.csv", "metrics.json", "history.csv",
              "history.png", "confusion.png", "skipped.txt", "checkpoints/state.json")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
+from allowed_skips import skip_without
 
 from edgeport.contract import InputContract
 from edgeport.errors import ConfigError, ModelError
@@ -22,9 +22,9 @@ from edgeport.runtime.classifier import (
     to_probabilities,
     top_labels,
 )
-from edgeport.runtime.engines import ENGINES, TensorInfo, engines_for
+from edgeport.runtime.engines import ENGINES, TensorInfo
 from edgeport.schemes import ALL_SCHEMES, get_scheme, precision_of
-from allowed_skips import skip_without
+
 from .helpers import shapes
 
 #: max |p - p_keras| allowed per scheme on the tiny model (export holds float32 to 1e-4)
@@ -139,7 +139,7 @@ def test_classify_bgr_equals_classify_rgb(export_dir, images):
         for img in images[:4]:
             rgb = clf.classify_rgb(img)
             bgr = clf.classify(np.ascontiguousarray(img[:, :, ::-1]))
-            assert [l for l, _ in rgb] == [l for l, _ in bgr]
+            assert [label for label, _ in rgb] == [label for label, _ in bgr]
             assert np.allclose([p for _, p in rgb], [p for _, p in bgr], atol=1e-6)
             assert len(rgb) == 3 and rgb[0][1] >= rgb[1][1] >= rgb[2][1]
             assert all(label in clf.labels for label, _ in rgb)
@@ -272,7 +272,7 @@ def test_output_dequantisation():
 def test_top_labels_order_and_bounds():
     probs = np.array([0.1, 0.5, 0.05, 0.35], np.float32)
     assert top_labels(probs, ("a", "b", "c", "d"), 2) == [("b", 0.5), ("d", pytest.approx(0.35))]
-    assert [l for l, _ in top_labels(probs, ("a", "b", "c", "d"), 10)] == ["b", "d", "a", "c"]
+    assert [label for label, _ in top_labels(probs, ("a", "b", "c", "d"), 10)] == ["b", "d", "a", "c"]
 
 
 
@@ -291,9 +291,8 @@ def io_exports(export_dir, tmp_path_factory):
     import subprocess
     import sys
 
-    from edgeport.runtime.engines import installed as _installed
-
     from edgeport.manifest import read_manifest
+    from edgeport.runtime.engines import installed as _installed
 
     manifest = read_manifest(export_dir)
     run_dir = manifest.run_dir if manifest is not None else None

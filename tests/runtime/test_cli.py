@@ -11,11 +11,11 @@ import time
 
 import cv2
 import pytest
+from allowed_skips import TFLITE_ENGINE, job, skip_without
 
 from edgeport.runtime.classifier import Classifier
 from edgeport.runtime.engines import engines_for
 
-from allowed_skips import TFLITE_ENGINE, job, skip_without
 from .helpers import ROOT, run_edgeport
 
 
@@ -39,7 +39,7 @@ def test_headless_json_lines_and_stats(model, shapes_video, tmp_path):
         cap = cv2.VideoCapture(str(shapes_video))
         for d in lines:
             ok, frame = cap.read()
-            assert ok and [t["label"] for t in d["top"]] == [l for l, _ in clf.classify(frame, top_k=2)]
+            assert ok and [t["label"] for t in d["top"]] == [label for label, _ in clf.classify(frame, top_k=2)]
     for d in lines:
         assert len(d["top"]) == 2 and {t["label"] for t in d["top"]} <= labels
         assert set(d["timings_ms"]) == {"capture_age", "preprocess", "invoke", "postprocess", "total"}
@@ -55,7 +55,7 @@ def test_max_frames_and_save_a_readable_video(model, shapes_video, tmp_path):
     out = tmp_path / "annotated.mp4"
     res = run_edgeport("run", str(model), "--source", str(shapes_video), "--max-frames", "7", "--save", str(out))
     assert res.returncode == 0, res.stderr
-    assert len([l for l in res.stdout.splitlines() if l.startswith("#")]) == 7
+    assert len([line for line in res.stdout.splitlines() if line.startswith("#")]) == 7
     cap = cv2.VideoCapture(str(out))
     assert cap.isOpened()
     frames = []

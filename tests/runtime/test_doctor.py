@@ -9,8 +9,17 @@ import sys
 import time
 from pathlib import Path
 
-from edgeport.runtime.doctor import (GUI_OPENCV_FIX, advise, board_model, cpu_info, doctor, format_report, gui_problem,
-                                     probe_engines, recommend)
+from edgeport.runtime.doctor import (
+    GUI_OPENCV_FIX,
+    advise,
+    board_model,
+    cpu_info,
+    doctor,
+    format_report,
+    gui_problem,
+    probe_engines,
+    recommend,
+)
 
 from .helpers import ROOT, run_edgeport
 

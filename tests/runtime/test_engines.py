@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 import pytest
+from allowed_skips import skip_without
 
 from edgeport.errors import ConfigError, MissingDependencyError, ModelError
-from edgeport.schemes import ALL_SCHEMES, get_scheme
 from edgeport.runtime.engines import (
     ENGINES,
     TensorInfo,
@@ -19,8 +19,7 @@ from edgeport.runtime.engines import (
 )
 from edgeport.runtime.engines.onnxruntime import provider_options, select_providers
 from edgeport.runtime.engines.tflite_runtime import tflite_runtime_problem
-
-from allowed_skips import skip_without
+from edgeport.schemes import ALL_SCHEMES, get_scheme
 
 CASES = [
     (get_scheme(name).file, engine)

@@ -28,7 +28,7 @@ def test_loop_results_match_classify(clf, shapes_video):
         summary = run_loop(clf, src, top_k=2, on_result=lambda f, r: results.append((f.image.copy(), r)))
     assert summary["frames"] == len(results) == 20
     for image, r in results:
-        assert [l for l, _ in r.top] == [l for l, _ in clf.classify(image, top_k=2)]
+        assert [label for label, _ in r.top] == [label for label, _ in clf.classify(image, top_k=2)]
         # the source wait and the callback's own time are in the summary, not in the per-frame result
         assert set(r.timings_ms) == set(STAGES) - {"read", "output"} and all(v >= 0 for v in r.timings_ms.values())
     assert [r.index for _, r in results] == list(range(20))

@@ -18,8 +18,8 @@ from edgeport.runtime.sources import (
     VideoFileSource,
     jetson_csi_pipeline,
     mask_secrets,
-    opencv_has,
     open_source,
+    opencv_has,
     source_kind,
 )
 
