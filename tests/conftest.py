@@ -54,7 +54,7 @@ def pytest_configure(config):
 
 def has_tensorflow() -> bool:
     try:
-        import tensorflow  # noqa: F401
+        import tensorflow  # noqa: F401 - only whether it imports
     except ImportError:
         return False
     return True

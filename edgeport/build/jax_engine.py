@@ -40,7 +40,7 @@ keras = require("keras", "training (edgeport build)")
 tf = require("tensorflow", "the training input pipeline")
 
 from jax.experimental import multihost_utils  # noqa: E402 - after require() has said how to install jax
-from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
+from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402 - likewise
 
 log = logging.getLogger("edgeport.build")
 

@@ -102,7 +102,7 @@ def set_twin_weights(twin: Any, values: list[Any], name: str) -> None:
         )
     for dst, value in zip(twin.weights, values):
         dst.assign(keras.ops.cast(value, dst.dtype))
-    for layer in twin._flatten_layers(include_self=False, recursive=True):  # noqa: SLF001
+    for layer in twin._flatten_layers(include_self=False, recursive=True):  # noqa: SLF001 - Keras has no public walk over nested layers
         if hasattr(layer, "finalize_state") and getattr(layer, "built", False):
             layer.finalize_state()  # e.g. Normalization's mean/variance tensors from its variables
 

@@ -45,7 +45,7 @@ def test_plain_folder_without_manifest(tmp_path):
 def test_scheme_filter_prefers_exact_names(tmp_path):
     _manifest(tmp_path, [{"file": f, "scheme": s, "format": f.split(".")[1], "status": "ok"} for f, s in
                          [("model_int8.tflite", "int8"), ("model_int8.onnx", "onnx-int8"), ("model.onnx", "onnx")]])
-    pick = lambda *s: [a.file for a in find_artifacts(tmp_path, s)[0]]  # noqa: E731
+    pick = lambda *s: [a.file for a in find_artifacts(tmp_path, s)[0]]  # noqa: E731 - a one-line local helper
     assert pick("onnx-int8") == ["model_int8.onnx"]
     assert pick("int8") == ["model_int8.tflite"]
     assert pick("fp32") == ["model.onnx"]

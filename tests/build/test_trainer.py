@@ -170,7 +170,7 @@ def test_bad_data_gives_a_clear_error(tmp_path, case, words):
 
 def test_tfds_without_the_package_names_alternatives(tmp_path):
     try:
-        import tensorflow_datasets  # noqa: F401
+        import tensorflow_datasets  # noqa: F401 - only whether it imports
         pytest.skip("tensorflow_datasets is installed; offline behaviour differs")
     except ImportError:
         pass

@@ -122,7 +122,7 @@ def test_rtsp_stream_fails_cleanly_and_hides_credentials():
 
 def test_picamera2_absent_says_how_to_install():
     try:
-        import picamera2  # noqa: F401
+        import picamera2  # noqa: F401 - only whether it imports
         pytest.skip("picamera2 is installed here")
     except ImportError:
         pass
