@@ -98,6 +98,23 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary name beside ``path`` for a writer that wants a file name (e.g. Keras' ``save_weights``),
+    renamed over ``path`` when the block succeeds and removed when it does not. The name ends as ``path``'s
+    does (``.weights.h5`` stays ``.weights.h5``)."""
+    path = Path(path)
+    _check_parent(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}.{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def json_ready(obj: Any) -> Any:
     """``obj`` with NaN/inf floats turned into None and tuples into lists, so the JSON is standard."""
     if isinstance(obj, float):

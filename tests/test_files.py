@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from edgeport.errors import ConfigError
-from edgeport.files import atomic_write_text, scratch_dir, write_json
+from edgeport.files import atomic_path, atomic_write_text, scratch_dir, write_json
 
 
 def test_atomic_write_gives_the_permissions_of_a_plain_write(tmp_path):
@@ -62,3 +62,17 @@ def test_replace_dir_swaps_in_a_complete_folder_with_ordinary_permissions(tmp_pa
     with replace_dir(target, keep=("notes.md",)) as new:
         (new / "b.txt").write_text("second")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+
+
+def test_atomic_path_renames_on_success_and_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "m.weights.h5"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            assert tmp.name.endswith(".weights.h5") and tmp.parent == tmp_path
+            tmp.write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["m.weights.h5"]
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["m.weights.h5"]

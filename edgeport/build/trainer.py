@@ -35,7 +35,7 @@ from edgeport.build.report import plot_confusion, plot_history, write_history_cs
 from edgeport.build.rundir import STATE_FILE, check_out_dir, read_state
 from edgeport.config import to_dict
 from edgeport.errors import ConfigError, ModelError
-from edgeport.files import atomic_write_bytes, atomic_write_text, write_json
+from edgeport.files import atomic_path, atomic_write_bytes, atomic_write_text, write_json
 from edgeport.metrics import accuracy
 
 tf = require("tensorflow", "training (edgeport build)")
@@ -62,10 +62,14 @@ def setup_devices(cfg: BuildConfig) -> None:
             ) from exc
 
 
+def _tf_config() -> dict:
+    """TensorFlow's multi-worker layout from the environment ({} when unset)."""
+    return json.loads(os.environ.get("TF_CONFIG") or "{}")
+
+
 def choose_strategy(cfg: BuildConfig) -> Any:
     """MultiWorkerMirrored for a multi-machine TF_CONFIG, Mirrored for several GPUs (or --devices N)."""
-    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    cluster = tf_config.get("cluster", {})
+    cluster = _tf_config().get("cluster", {})
     workers = sum(len(cluster.get(k, [])) for k in ("chief", "worker"))
     if workers > 1:
         if not multi_worker_fit_supported():
@@ -103,8 +107,8 @@ def use_mixed_precision(cfg: BuildConfig) -> bool:
 
 def _worker_dir(out: Path) -> Path:
     """Non-chief workers of a multi-machine run write into a scratch folder."""
-    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
-    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+    tf_config = _tf_config()
+    task, cluster = tf_config.get("task", {}), tf_config.get("cluster", {})
     chief = task.get("type") == "chief" or (task.get("type") in (None, "worker") and task.get("index", 0) == 0
                                               and not cluster.get("chief"))
     return out if chief or not task else out / f".worker-{task.get('type')}-{task.get('index')}"
@@ -121,9 +125,8 @@ def save_checkpoint(ckdir: Path, models: Models, optimizer: Any, phase: int, epo
     tag = f"phase{phase}-epoch{epoch:03d}"
     weights = ckdir / f"{tag}.weights.h5"
     opt = ckdir / f"{tag}.optimizer.npz"
-    tmp = ckdir / f".{tag}.tmp.weights.h5"  # whole files only: written under a temporary name, then renamed
-    engine.save_weights(models.plain, tmp)  # the optimizer goes to its own file
-    os.replace(tmp, weights)
+    with atomic_path(weights) as tmp:  # whole files only: written under a temporary name, then renamed
+        engine.save_weights(models.plain, tmp)  # the optimizer goes to its own file
     buf = io.BytesIO()
     np.savez(buf, *opt_values)
     atomic_write_bytes(opt, buf.getvalue())
@@ -567,9 +570,8 @@ def _finish(cfg: BuildConfig, out: Path, src: inputs.TrainingData, models: Model
     engine.check_replicas(values)
     deploy = engine.deploy_model(models)
     if engine.chief:
-        tmp = out / ".model.tmp.keras"  # written whole, then renamed: a kill never leaves half a model.keras
-        engine.save_model(deploy, tmp)
-        os.replace(tmp, out / "model.keras")
+        with atomic_path(out / "model.keras") as tmp:  # written whole, then renamed: never half a model.keras
+            engine.save_model(deploy, tmp)
     val = accuracy(engine.predict(deploy, src, "val", val_images), src.labels("val"), src.classes, confusion=True)
     metrics: dict[str, Any] = {
         "val_top1_pct": val["top1_pct"], "val_top1_pct_ci": val["top1_pct_ci"], "val_top5_pct": val["top5_pct"],

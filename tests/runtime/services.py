@@ -178,3 +178,13 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def sink_counts(line: str) -> dict[str, int]:
+    """A run summary's sink line ('sent 98, dropped 2, rejected 0, reconnects 1, ...') as numbers by name."""
+    counts = {}
+    for part in line.split(","):
+        words = part.split()
+        if len(words) >= 2 and words[-1].isdigit():
+            counts[" ".join(words[:-1])] = int(words[-1])
+    return counts

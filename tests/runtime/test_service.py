@@ -24,7 +24,7 @@ import pytest
 from edgeport.runtime.sinks import DeliveryQueue, PublishPolicy
 
 from .helpers import ROOT, shapes, write_video
-from .services import Broker, Receiver, Subscriber, free_port, wait_port
+from .services import Broker, Receiver, Subscriber, free_port, sink_counts, wait_port
 
 needs_broker = pytest.mark.skipif(shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(),
                                   reason="Debian's mosquitto is not installed (.ci/run installs it)")
@@ -157,7 +157,7 @@ def test_mqtt_queue_bound_drops_are_counted(model, clip, tmp_path):
     assert proc.returncode == 0, err
     s = json.loads((tmp_path / "s.json").read_text())
     line = s["sink mqtt"]
-    sent, dropped = (int(line.split(f"{k} ")[1].split(",")[0]) for k in ("sent", "dropped"))
+    sent, dropped = (sink_counts(line)[k] for k in ("sent", "dropped"))
     assert sent + dropped == 100 and dropped >= 50 and len(set(got)) == sent
     assert "queue full" in err
 

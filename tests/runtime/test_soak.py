@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import ROOT, shapes, write_video
-from .services import Broker, Subscriber, free_port, wait_port
+from .services import Broker, Subscriber, free_port, sink_counts, wait_port
 
 FRAMES = int(os.environ.get("EDGEPORT_SOAK_FRAMES", 200_000))
 
@@ -81,7 +81,7 @@ def test_soak_serve_and_mqtt_through_two_broker_restarts(export_dir, tmp_path):
         summary = json.loads(summary_file.read_text())
         published = summary["published"]
         line = summary["sink mqtt"]
-        sent, dropped = (int(line.split(f"{k} ")[1].split(",")[0]) for k in ("sent", "dropped"))
+        sent, dropped = (sink_counts(line)[k] for k in ("sent", "dropped"))
         got = set(sub.wait_for(sent, timeout=60))
     finally:
         stop.set()

@@ -46,7 +46,8 @@ import numpy as np
 
 from edgeport._lazy import require
 from edgeport.errors import ConfigError, ModelError
-from edgeport.files import atomic_write_text
+from edgeport.files import atomic_path, atomic_write_text
+from edgeport.metrics import agreement_pct
 from edgeport.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -548,33 +549,16 @@ def fine_tune(original, student, train_samples: list, classes: tuple[str, ...], 
 
 
 def _agreement(original, qat, images: np.ndarray, batch: int = 64) -> float:
-    same = 0
-    for i in range(0, len(images), batch):
-        x = images[i:i + batch].astype(np.float32)
-        same += int((np.asarray(original(x, training=False)).argmax(1)
-                     == np.asarray(qat(x, training=False)).argmax(1)).sum())
-    return 100.0 * same / max(len(images), 1)
+    def top1(model) -> np.ndarray:
+        return np.concatenate([np.asarray(model(images[i:i + batch].astype(np.float32), training=False)).argmax(1)
+                               for i in range(0, len(images), batch)])
+    return agreement_pct(top1(qat), top1(original)) or 0.0
 
 
 def _checkpoint(student, directory: Path, epoch: int, history: list, fingerprint: str) -> None:
     """The weights, then the state naming them: a kill between the two leaves the previous epoch's state."""
-    import os
-
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{WEIGHTS_FILE}.tmp.weights.h5"
-    student.save_weights(str(tmp))
-    os.replace(tmp, directory / WEIGHTS_FILE)
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
+        student.save_weights(str(tmp))
     atomic_write_text(directory / STATE_FILE, json.dumps({"epoch": epoch, "history": history,
                                                           "fingerprint": fingerprint}))
-
-
-def simulate(model, calibration: np.ndarray, rule: str = "minmax") -> Callable[[np.ndarray], np.ndarray]:
-    """``model`` as the simulation computes it, ranges measured on ``calibration`` by ``rule``: a function of
-    images -> probabilities (to compare with the converted int8 file: how exact the simulation is)."""
-    keras = require("keras", "quantization-aware fine-tuning")
-    p = plan(model)
-    ranges = ActivationRanges(keras)
-    probed = probe(model, p)
-    qat = simulated(model, p, ranges)
-    ranges.assign(measure_ranges(probed, calibration, rule, p))
-    return lambda x: np.asarray(qat(np.asarray(x, np.float32), training=False))
