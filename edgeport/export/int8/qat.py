@@ -59,6 +59,8 @@ PASS_THROUGH = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout
                 "ActivityRegularization", "InputLayer", "ZeroPadding2D", "MaxPooling2D", "Cropping2D")
 #: identity at inference; the converter gives what feeds one into an ADD the ADD's range (Plan.widen)
 DROPOUTS = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
+#: Keras ops (not layers) the converter makes one int8 ADD / SUB / MUL / DIV of (``x * (1 / 6)``)
+ARITHMETIC = ("Add", "Subtract", "Multiply", "Divide", "TrueDivide")
 STATE_FILE = "qat_state.json"
 WEIGHTS_FILE = "qat.weights.h5"
 
@@ -121,12 +123,36 @@ class Plan:
     widen: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _layers(model) -> Iterable[Any]:
-    """Every layer, nested models' layers included (outer first)."""
-    for layer in model.layers:
+def _layers(model, operations: bool = False) -> Iterable[Any]:
+    """Every layer, nested models' layers included (outer first); with ``operations``, also the Keras ops between
+    them (``x + 3.0``)."""
+    for layer in (getattr(model, "operations", model.layers) if operations else model.layers):
         yield layer
         if hasattr(layer, "layers") and layer.__class__.__name__ in ("Functional", "Model", "Sequential"):
-            yield from _layers(layer)
+            yield from _layers(layer, operations)
+
+
+def _is_layer(op) -> bool:
+    keras = require("keras", "quantization-aware fine-tuning")
+    return isinstance(op, keras.layers.Layer)
+
+
+def _fuses_into(layer, after, p: "Plan") -> bool:
+    """``after`` is a ReLU / ReLU6 that TFLite fuses into ``layer`` (a conv-like layer without an activation of
+    its own, or a folded BatchNormalization)."""
+    fusable = layer.name in p.folded or (layer.name in p.weights and _linear(layer))
+    return fusable and _fused_relu(after)
+
+
+def _bias_add(op, p: "Plan") -> bool:
+    """A constant added to the output of a conv-like layer (or folded BatchNormalization) that feeds nothing
+    else, before a ReLU that then fuses (MobileNetV3's hard-sigmoid, ``relu6(x + 3)``): the converter adds the
+    constant to the bias and fuses the ReLU, so neither the conv's nor the ADD's output is an int8 tensor."""
+    if _is_layer(op) or op.__class__.__name__ not in ("Add", "Subtract"):
+        return False
+    before, after = _producers(op), _consumers(op)
+    return (len(before) == 1 and len(after) == 1 and len(_consumers(before[0])) == 1
+            and _fuses_into(before[0], after[0], p))
 
 
 def _consumers(layer) -> list[Any]:
@@ -163,23 +189,26 @@ def plan(model) -> Plan:
             if len(after) == 1 and after[0].__class__.__name__ == "BatchNormalization" and _linear(layer):
                 p.fold[layer.name] = after[0]
                 p.folded.add(after[0].name)
-    for layer in layers:
+    for layer in _layers(model, operations=True):
         kind = layer.__class__.__name__
         if kind in PASS_THROUGH or kind in ("Functional", "Model", "Sequential"):
             continue
+        if not _is_layer(layer) and kind not in ARITHMETIC:
+            continue  # other Keras ops are not simulated
         after = _consumers(layer)
-        fusable = layer.name in p.weights or layer.name in p.folded
         if layer.name in p.fold:
             continue  # its BatchNormalization's output is the int8 tensor
-        if len(after) == 1 and fusable and (_fused_relu(after[0]) and (layer.name not in p.weights or _linear(layer))):
+        if len(after) == 1 and _fuses_into(layer, after[0], p):
             continue  # TFLite fuses the ReLU into this op: one int8 tensor, after the ReLU
+        if len(after) == 1 and _bias_add(after[0], p) or _bias_add(layer, p):
+            continue  # a constant added to a conv's output before a ReLU (hard-sigmoid's x + 3): in its bias, fused
         p.quantize.add(layer.name)
     for layer in layers:
-        if layer.__class__.__name__ == "Add" and layer.name in p.quantize:
+        if layer.__class__.__name__ == "Add" and _is_layer(layer) and layer.name in p.quantize:
             sources = [_quantized_source(x, p) for x in _producers(layer)]
             clamped = [x for x in sources if x and _relu_output(x, layers)]
             widened = [x for x in sources if x and x not in clamped] if clamped else []
-            widened += [src for x in _producers(layer) if x.__class__.__name__ in DROPOUTS
+            widened += [src for x in _producers(layer) if (x.__class__.__name__ in DROPOUTS or _only_feeds(x, layer))
                         and (src := _quantized_source(x, p)) and src not in widened]
             if widened:
                 p.widen[layer.name] = widened
@@ -192,6 +221,20 @@ def _producers(layer) -> list[Any]:
     if not nodes:
         return []
     return [n.operation for n in nodes[0].parent_nodes if getattr(n, "operation", None) is not None]
+
+
+def _only_feeds(layer, add) -> bool:
+    """``layer``'s output reaches nothing but ``add`` (through pass-through layers)."""
+    for _ in range(16):
+        after = _consumers(layer)
+        if len(after) != 1:
+            return False
+        if after[0] is add:
+            return True
+        if after[0].__class__.__name__ not in PASS_THROUGH:
+            return False
+        layer = after[0]
+    return False
 
 
 def _quantized_source(layer, p: Plan) -> str | None:
