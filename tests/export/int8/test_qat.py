@@ -224,6 +224,30 @@ def test_fine_tune_changes_the_weights_checkpoints_and_resumes(keras, tiny_run_d
     assert other.resumed_from == 0  # another model or other settings: starts over
 
 
+@pytest.mark.parametrize("make", [_block_model, _se_block_model, _hard_block_model], ids=["mobilenet_v2", "efficientnet", "mobilenet_v3"])
+def test_every_pattern_trains_through_its_rounding(keras, make):
+    """The straight-through gradient reaches every rounded weight through each backbone's patterns (the Keras ops
+    of hard-sigmoid too), and the simulated model differs from the float one by its rounding, not more."""
+    import tensorflow as tf
+
+    model = make(keras)
+    p = Q.plan(model)
+    images = np.random.default_rng(3).integers(0, 256, (16, SIZE, SIZE, 3)).astype(np.float32)
+    ranges = Q.ActivationRanges(keras)
+    probed = Q.probe(model, p)
+    sim = Q.simulated(model, p, ranges)
+    ranges.assign(Q.measure_ranges(probed, images, "minmax", p))
+    kernels = {layer.name: layer.kernel for layer in model.layers if layer.name in p.weights}
+    with tf.GradientTape() as tape:
+        out = sim(images, training=False)
+        loss = tf.reduce_sum(out * np.linspace(-1, 1, 5, dtype=np.float32))
+    grads = dict(zip(kernels, tape.gradient(loss, list(kernels.values()))))
+    assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads.values()), grads.keys()
+    float_out = np.asarray(model(images, training=False))
+    gap = np.abs(np.asarray(out) - float_out).max()
+    assert 0 < gap < 0.1 * np.abs(float_out).max(), gap
+
+
 def test_settings_are_checked():
     from edgeport.errors import ConfigError
 
