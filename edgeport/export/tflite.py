@@ -233,7 +233,7 @@ def _recorded_ranges(obj) -> dict[int, tuple[float, float]]:
 
 
 def activation_histograms(calibrated: bytes, images: np.ndarray, progress: bool = True) -> dict[int, Histogram]:
-    """One :class:`~edgeport.export.ranges.Histogram` per calibrated activation of ``calibrated`` (a
+    """One :class:`~edgeport.export.int8.ranges.Histogram` per calibrated activation of ``calibrated`` (a
     :func:`calibrate` result), over its recorded [min, max], from running ``images`` through it in float.
 
     The model's input keeps its recorded range (the contract's [0, 255]: scale 1 for a uint8 input), and

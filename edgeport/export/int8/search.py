@@ -13,12 +13,12 @@ see the int8 section of the README):
 
 1. full int8; done if it meets the budget;
    **calibrate** (with ``rules``): full int8 on each other activation-range
-   rule (:mod:`edgeport.export.ranges`: percentile, mse, entropy clip the
+   rule (:mod:`edgeport.export.int8.ranges`: percentile, mse, entropy clip the
    outliers that min/max keeps); the search goes on with the one closest to
    Keras (met first, then the lowest mean KL divergence). It costs no
    latency: on the ResNet50V2 flowers model min/max full int8 agreed on
    79 % of the selection images, percentile on 96 %;
-2. **ranking**: each unit (:func:`~edgeport.export.fallback.search_groups`:
+2. **ranking**: each unit (:func:`~edgeport.export.int8.graph.search_groups`:
    every op type, and the network's blocks) is quantized *alone*, all else
    float, and scored on a ranking subset of the selection images: the
    damage it does to the whole model's output (mean KL divergence from
