@@ -67,14 +67,23 @@ def improve(scheme: SchemeSpec, ctx, cfg: ExportConfig, selection: EvalSet,
     winner, qat, qcands = result, None, None
     needed = not (result.met and result.float_ops == 0)
     if cfg.qat and cfg.search and needed:
-        qat, qctx = ctx.qat(result.chosen.ranges)
-        qcands = qctx.candidates(scheme)
-        rules = (result.chosen.ranges,) + tuple(r for r in ctx.range_rules(scheme.name) if r != result.chosen.ranges)
-        qresult = _search(scheme, qcands, qctx, cfg, selection, contract, budget, "qat", rules)
-        log.info("%s after QAT: %s", scheme.name, qresult.message)
-        if _cost(qresult) < _cost(result):
-            winner = qresult
-        qat_entry = {**qat.to_dict(), "chosen": winner is qresult, "search": _brief(qresult), "ptq": _brief(result)}
+        try:
+            qat, qctx = ctx.qat(result.chosen.ranges)
+            qcands = qctx.candidates(scheme)
+            rules = (result.chosen.ranges,) + tuple(r for r in ctx.range_rules(scheme.name)
+                                                    if r != result.chosen.ranges)
+            qresult = _search(scheme, qcands, qctx, cfg, selection, contract, budget, "qat", rules)
+        except Exception as exc:  # noqa: BLE001 - QAT is one more starting point: never lose post-training's result
+            why = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("%s: QAT failed (%s); keeping the post-training result", scheme.name, why)
+            result.message += f"; QAT failed ({why}), this is the post-training result"
+            qat, qcands, qat_entry = None, None, {"ran": False, "why": f"failed: {why}", "ptq": _brief(result)}
+        else:
+            log.info("%s after QAT: %s", scheme.name, qresult.message)
+            if _cost(qresult) < _cost(result):
+                winner = qresult
+            qat_entry = {**qat.to_dict(), "chosen": winner is qresult, "search": _brief(qresult),
+                         "ptq": _brief(result)}
     elif cfg.qat:
         qat_entry = {"ran": False, "why": ("post-training full int8 meets the budget: nothing for QAT to repair"
                                            if not needed else "--no-search")}

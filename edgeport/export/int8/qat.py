@@ -402,9 +402,21 @@ class ActivationRanges:
         return {n: [float(np.asarray(lo)), float(np.asarray(hi))] for n, (lo, hi) in self.vars.items()}
 
 
+def _reserve_names(keras, model) -> None:
+    """Count every name ``model`` uses, so that the ops a clone creates (``x * scale``) are not auto-named like
+    one of its own: a model read from a file has names the running Keras did not count, and a model whose two
+    operations share a name cannot be built (MobileNetV3's hard-sigmoid ops are named ``multiply``, ``add``)."""
+    for op in _layers(model, operations=True):
+        base, _, index = op.name.rpartition("_")
+        base, n = (base, int(index)) if base and index.isdigit() else (op.name, 0)
+        while keras.backend.get_uid(base) <= n:
+            pass
+
+
 def simulated(model, p: Plan, ranges: ActivationRanges):
     """A model that shares ``model``'s layers (training it trains them) and computes as int8 TFLite will."""
     keras = require("keras", "quantization-aware fine-tuning")
+    _reserve_names(keras, model)
 
     def q(name: str, y, fixed: tuple[float, float] | None = None):
         lo, hi = fixed if fixed is not None else ranges.get(name)
@@ -437,6 +449,7 @@ def probe(model, p: Plan):
     records their values (through nested models too) into the returned :class:`_Tap`."""
     keras = require("keras", "quantization-aware fine-tuning")
     tf = require("tensorflow", "quantization-aware fine-tuning")
+    _reserve_names(keras, model)
     tap = _Tap()
     taps: list = []
 

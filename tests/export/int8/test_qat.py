@@ -4,6 +4,7 @@ that it changes the weights and ends in an integer file, that it resumes, and `e
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,6 +160,19 @@ def test_hard_sigmoid_as_keras_ops_and_a_residual_as_litert_int8_does(keras, tmp
     _matches_the_converter(model, tmp_path, ops={gate[0]: r"[^/]+/Mul"})  # the model's own MUL, not a layer's
 
 
+def test_a_model_read_from_a_file_with_keras_ops_is_simulated(keras, tmp_path):
+    """A .keras file's op names (``multiply``, ``add``: hard-sigmoid's) were not counted by the Keras reading it;
+    the ops the simulation creates must not take them (two operations of one name cannot make a model)."""
+    _hard_block_model(keras).save(tmp_path / "m.keras")
+    keras.utils.clear_session()  # a new process, as `edgeport export` is: no name counted yet
+    model = keras.saving.load_model(tmp_path / "m.keras")
+    p = Q.plan(model)
+    images = np.random.default_rng(4).integers(0, 256, (4, SIZE, SIZE, 3)).astype(np.float32)
+    ranges = Q.ActivationRanges(keras)
+    ranges.assign(Q.measure_ranges(Q.probe(model, p), images, "minmax", p))
+    assert np.isfinite(np.asarray(Q.simulated(model, p, ranges)(images))).all()
+
+
 def _matches_the_converter(block, tmp_path, ops: dict[str, str] | None = None):
     import re
 
@@ -255,3 +269,74 @@ def test_settings_are_checked():
         Q.QATSettings(epochs=0)
     with pytest.raises(ConfigError, match="--qat-lr between 0 and 1"):
         Q.QATSettings(lr=2.0)
+
+
+def _int8_ops(path: Path) -> tuple[int, int]:
+    """(ops computing in int8, ops computing in float) of a .tflite file, layout ops left out."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(str(path))
+    tensors = {d["index"]: d for d in interp.get_tensor_details()}
+    layout = {"QUANTIZE", "DEQUANTIZE", "RESHAPE", "PAD", "SHAPE", "STRIDED_SLICE", "PACK", "SQUEEZE"}
+    kinds = [tensors[op["outputs"][0]]["dtype"] for op in interp._get_ops_details() if op["op_name"] not in layout]
+    return sum(k == np.int8 for k in kinds), sum(k == np.float32 for k in kinds)
+
+
+def _dark_calibration(tmp_path: Path) -> Path:
+    """Calibration images far darker than the run's: ranges too narrow for what int8 then sees, so post-training
+    int8 misses any strict budget whichever way the tiny model trained (its int8 agrees on every image in some
+    runs when calibrated on its own train split)."""
+    import cv2
+
+    root = tmp_path / "dark"
+    for k, name in enumerate(("circle", "cross", "square", "star", "triangle")):
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            image = np.full((48, 48, 3), 8 + 2 * i + k, np.uint8)
+            cv2.imwrite(str(root / name / f"{i}.jpg"), image)
+    return root
+
+
+def test_export_with_qat_fine_tunes_searches_and_says_so(keras, tiny_run_dir, tmp_path):
+    """`export(..., qat=True)` with a budget post-training int8 misses: the fine-tune runs, its integer model
+    enters the search, and the manifest, the metadata and the precision say QAT when it is chosen."""
+    from edgeport.export import ExportConfig, export
+    from edgeport.metadata import read_tflite_metadata
+
+    result = export(ExportConfig(run_dir=str(tiny_run_dir), out=str(tmp_path / "out"), schemes=("fp32", "int8"),
+                                 calibration_data=str(_dark_calibration(tmp_path)), calibration_samples=20,
+                                 verify_samples=48, min_agreement=100, max_evals=4, qat=True, qat_epochs=1,
+                                 qat_lr=1e-3, progress=False))
+    int8 = next(a for a in result.artifacts if a.scheme == "int8")
+    qat = int8.quantization["qat"]
+    assert qat.get("epochs") == 1 and qat["images"] > 0 and qat["quantized_weights"] > 0, qat
+    assert [h["epoch"] for h in qat["history"]] == [0, 1]
+    assert qat["search"]["images"] > 0 and qat["ptq"]["images"] > 0  # both searched, on the selection images
+    path = result.out_dir / int8.file if int8.ok else result.out_dir / "failed" / Path(int8.file).name
+    ints, floats = _int8_ops(path)
+    assert ints > 0
+    if qat["chosen"]:
+        assert "QAT" in int8.precision and b"QAT" in b"".join(read_tflite_metadata(path).values())
+    manifest = json.loads((result.out_dir / "manifest.json").read_text())
+    assert next(a for a in manifest["artifacts"] if a["scheme"] == "int8")["quantization"]["qat"]["epochs"] == 1
+
+
+def test_a_qat_that_cannot_run_keeps_the_post_training_result(keras, tiny_run_dir, tmp_path):
+    """No train split to fine-tune on: the export says why QAT did not run and ships post-training int8."""
+    import shutil
+
+    from edgeport.export import ExportConfig, export
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run_dir, run)
+    split = run / "data_split.csv"
+    rows = split.read_text().splitlines()
+    split.write_text("\n".join([rows[0]] + [r for r in rows[1:] if not r.endswith(",train")]) + "\n")
+    result = export(ExportConfig(run_dir=str(run), out=str(tmp_path / "out"), schemes=("fp32", "int8"),
+                                 calibration_data=str(_dark_calibration(tmp_path)), calibration_samples=20,
+                                 verify_samples=48, min_agreement=100, max_evals=4, qat=True, qat_epochs=1,
+                                 progress=False))
+    int8 = next(a for a in result.artifacts if a.scheme == "int8")
+    qat = int8.quantization["qat"]
+    assert qat["ran"] is False and "training images" in qat["why"], qat
+    assert "QAT" not in int8.precision
