@@ -11,9 +11,16 @@ the budget. QAT lets the weights learn to live with the rounding:
   that directly follows one of them is folded first (the converter folds it),
   so the weights rounded are the folded ones; the BatchNormalization itself
   then runs frozen, in inference mode. Every tensor TFLite keeps as an int8
-  activation (a layer's output, unless the converter fuses it into the next
-  op: a conv before its BatchNormalization, a conv or folded BatchNormalization
-  before a ReLU/ReLU6) is fake-quantized per tensor on its activation range.
+  activation (a layer's output, or a Keras op's such as hard-sigmoid's
+  ``* (1 / 6)``, unless the converter fuses it into the next op: a conv before
+  its BatchNormalization, a conv or folded BatchNormalization before a
+  ReLU/ReLU6, a constant added between the two) is fake-quantized per tensor on
+  its activation range; what feeds a residual ADD on the ADD's range where the
+  converter sets it so (:attr:`Plan.widen`). Checked against the converter's
+  own ranges, within 5 %: MobileNetV2 67 of 68 int8 tensors, MobileNetV3Small
+  108 of 109 (the other: the input Rescaling's MUL, whose range the converter
+  joins with the ADD after it in some models), EfficientNet-B0 175 of 178 (the
+  others within 10 %).
 * **Ranges**: each activation's range is set from the calibration images by the
   scheme's range rule (:mod:`edgeport.export.int8.ranges`) on the float model
   with the current weights, before the first epoch and again after each, so
@@ -115,11 +122,11 @@ class Plan:
 
     fold: dict[str, Any] = field(default_factory=dict)  #: conv-like layer name -> its BatchNormalization layer
     folded: set[str] = field(default_factory=set)  #: BatchNormalization layers folded into the layer before
-    quantize: set[str] = field(default_factory=set)  #: layers whose output is fake-quantized
+    quantize: set[str] = field(default_factory=set)  #: layers (and Keras ops) whose output is fake-quantized
     weights: set[str] = field(default_factory=set)  #: conv-like layers whose weights are fake-quantized
-    #: an ADD -> the inputs the converter gives the ADD's range: the others when one input is a ReLU's output,
-    #: and any input that reaches it through a Dropout (EfficientNet's project_bn before each residual ADD);
-    #: seen on every such ADD measured. An ADD of two direct linear outputs (MobileNetV2's) keeps their ranges
+    #: an ADD -> the inputs the converter gives the union of their range and the ADD's: the others when one
+    #: input is a ReLU's output, any input that reaches it through a Dropout (EfficientNet's project_bn), and any
+    #: that feeds nothing else (every residual block's project output); seen on every such ADD measured
     widen: dict[str, list[str]] = field(default_factory=dict)
 
 
