@@ -16,6 +16,17 @@ from edgeport.export.int8 import qat as Q
 SIZE = 32
 
 
+def _with_trained_statistics(keras, model, seed: int):
+    """``model`` with batch-norm statistics a trained network would have, not the initial ones."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.uniform(-0.5, 0.5, n), rng.uniform(-0.2, 0.2, n),
+                               rng.uniform(0.5, 2, n)])
+    return model
+
+
 def _block_model(keras):
     """Rescaling, conv+BN+ReLU6, an inverted residual (expand+BN+ReLU6, depthwise+BN+swish, project+BN, add),
     GAP, Dense: the patterns the backbones are made of."""
@@ -35,14 +46,7 @@ def _block_model(keras):
     y = keras.layers.BatchNormalization(name="project_bn")(y)
     x = keras.layers.Add(name="residual")([x, y])
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    model = keras.Model(inp, keras.layers.Dense(5, name="logits")(x))
-    rng = np.random.default_rng(0)
-    for layer in model.layers:  # statistics a trained network would have, not the initial ones
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.set_weights([rng.uniform(0.5, 2, n), rng.uniform(-0.5, 0.5, n), rng.uniform(-0.2, 0.2, n),
-                               rng.uniform(0.5, 2, n)])
-    return model
+    return _with_trained_statistics(keras, keras.Model(inp, keras.layers.Dense(5, name="logits")(x)), seed=0)
 
 
 def _se_block_model(keras):
@@ -67,14 +71,7 @@ def _se_block_model(keras):
     y = keras.layers.Dropout(0.2, noise_shape=(None, 1, 1, 1), name="drop")(y)
     x = keras.layers.Add(name="residual")([y, x])
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    model = keras.Model(inp, keras.layers.Dense(5, name="logits")(x))
-    rng = np.random.default_rng(1)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.set_weights([rng.uniform(0.5, 2, n), rng.uniform(-0.5, 0.5, n), rng.uniform(-0.2, 0.2, n),
-                               rng.uniform(0.5, 2, n)])
-    return model
+    return _with_trained_statistics(keras, keras.Model(inp, keras.layers.Dense(5, name="logits")(x)), seed=1)
 
 
 def _hard_block_model(keras):
@@ -99,14 +96,7 @@ def _hard_block_model(keras):
     y = keras.layers.BatchNormalization(name="project_bn")(y)
     x = keras.layers.Add(name="residual")([y, x])
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    model = keras.Model(inp, keras.layers.Dense(5, name="logits")(x))
-    rng = np.random.default_rng(1)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.set_weights([rng.uniform(0.5, 2, n), rng.uniform(-0.5, 0.5, n), rng.uniform(-0.2, 0.2, n),
-                               rng.uniform(0.5, 2, n)])
-    return model
+    return _with_trained_statistics(keras, keras.Model(inp, keras.layers.Dense(5, name="logits")(x)), seed=1)
 
 
 @pytest.fixture(scope="module")
