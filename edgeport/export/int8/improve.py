@@ -56,8 +56,8 @@ def improve(scheme: SchemeSpec, ctx, cfg: ExportConfig, selection: EvalSet,
 
     With ``cfg.qat``, when post-training int8 needs ops kept float or misses the budget, the model is also
     fine-tuned under simulated int8 (:mod:`edgeport.export.int8.qat`) and searched the same way from there;
-    the cheaper of the two results that meet the budget wins (met first, then the fewest MACs kept float, then
-    post-training on a tie)."""
+    the better of the two results wins (:func:`_cost`: met first, then the fewest MACs kept float; of two that
+    miss, the closer; post-training on a tie)."""
     cands = ctx.candidates(scheme)
     budget = budget_of(cfg)
     t0 = time.perf_counter()
@@ -121,9 +121,13 @@ def _search(scheme: SchemeSpec, cands, ctx, cfg: ExportConfig, selection: EvalSe
 
 
 def _cost(r: SearchResult) -> tuple:
-    """What makes one search result cheaper than another: meeting the budget, then fewer MACs and ops kept
-    float, then (for the unmet) the smaller shortfall."""
-    return (not r.met, r.chosen.float_macs_share, r.float_ops, r.chosen.shortfall)
+    """What makes one search result better than another (lower first): meeting the budget; among the met, fewer
+    MACs and ops kept float; among the unmet, the smaller shortfall from the budget (the closer), then fewer
+    MACs float, as the search itself chooses. An unmet candidate is not better for being cheap: one that keeps
+    nothing float but misses by 10 points would otherwise ship over one that misses by 3 with 9 ops float."""
+    if r.met:
+        return (0, r.chosen.float_macs_share, r.float_ops, 0.0)
+    return (1, r.chosen.shortfall, r.chosen.float_macs_share, r.float_ops)
 
 
 def _brief(r: SearchResult) -> dict:
