@@ -29,3 +29,10 @@ class MissingDependencyError(EdgeportError, ImportError):
 
 class SourceError(EdgeportError):
     """A camera/video/image source cannot be opened or has died."""
+
+
+def short_message(exc: BaseException, limit: int = 600) -> str:
+    """'ValueError: first words...': an exception's type and message on one line, cut at ``limit`` characters
+    (converter errors repeat MLIR location dumps; the head names the problem)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"

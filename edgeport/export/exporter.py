@@ -22,7 +22,7 @@ from edgeport import __version__
 from edgeport._lazy import require
 from edgeport.config import to_dict
 from edgeport.contract import METADATA_KEY, InputContract, ModelInfo
-from edgeport.errors import ConfigError, EdgeportError, ModelError
+from edgeport.errors import ConfigError, EdgeportError, ModelError, short_message
 from edgeport.evalset import EvalSet
 from edgeport.export.config import ExportConfig
 from edgeport.export.context import ConversionContext
@@ -139,12 +139,6 @@ def converter_versions() -> dict[str, str | None]:
     return out
 
 
-def _short(exc: BaseException, limit: int = 600) -> str:
-    text = " ".join(str(exc).split())
-    # converter errors repeat the MLIR location dumps; keep the head, which names the problem
-    return f"{type(exc).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
-
-
 def load_keras_model(path: Path, info: dict | None = None):
     """Load ``model.keras`` in safe mode as a float32 model; anything unloadable is a ModelError.
 
@@ -162,7 +156,7 @@ def load_keras_model(path: Path, info: dict | None = None):
     except Exception as exc:
         raise ModelError(
             f"expected a Keras 3 model file loadable with safe_mode=True at {path}, "
-            f"but it could not be loaded ({_short(exc, 300)}); re-run `edgeport build` or check the file"
+            f"but it could not be loaded ({short_message(exc, 300)}); re-run `edgeport build` or check the file"
         ) from exc
     policies = layer_policies(model)
     deploy = as_float32(model)
@@ -280,8 +274,8 @@ def _improve(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig, sele
     try:
         improved = improve(scheme, ctx, cfg, selection, contract, path, out / REPORT_DIR)
     except Exception as exc:  # noqa: BLE001 - the search is an improvement: never lose the converted model
-        log.warning("%s: the float-fallback search failed (%s); keeping full int8", scheme.name, _short(exc, 300))
-        a.notes.append(f"the float-fallback search failed ({_short(exc, 300)}); this is the full-integer model")
+        log.warning("%s: the float-fallback search failed (%s); keeping full int8", scheme.name, short_message(exc, 300))
+        a.notes.append(f"the float-fallback search failed ({short_message(exc, 300)}); this is the full-integer model")
         return None
     applied = cfg.search and improved.applied
     a.precision = improved.label if applied else scheme.label
@@ -327,8 +321,8 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
             log.warning("%s: %s", scheme.name, exc)
             a.unsupported(str(exc))
             return a
-        log.warning("%s: conversion failed: %s", scheme.name, _short(exc, 300))
-        a.fail(f"conversion failed: {_short(exc)}")
+        log.warning("%s: conversion failed: %s", scheme.name, short_message(exc, 300))
+        a.fail(f"conversion failed: {short_message(exc)}")
         return a
     if scheme.int8_weights and a.graph.get("weight_dtypes") is not None and not a.graph["weight_dtypes"].get("int8"):
         a.notes.append("no weight tensor was large enough to quantize (TFLite skips < 1024 "
@@ -354,8 +348,8 @@ def _export_scheme(scheme: SchemeSpec, ctx: ConversionContext, cfg: ExportConfig
             a.verification.update(full.pop("artifact_latency"))  # both p50s from one alternating measurement
             a.quantization["full_int8"] = full
     except Exception as exc:  # noqa: BLE001 - an engine rejecting the file fails this scheme only
-        log.warning("%s: verification failed: %s", scheme.name, _short(exc, 300))
-        a.fail(f"verification failed: {_short(exc)}")
+        log.warning("%s: verification failed: %s", scheme.name, short_message(exc, 300))
+        a.fail(f"verification failed: {short_message(exc)}")
     else:
         _gate(a, cfg, scheme.reference)
     _settle(a, out)

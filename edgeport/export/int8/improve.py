@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeport.contract import InputContract
+from edgeport.errors import short_message
 from edgeport.evalset import EvalSet
 from edgeport.export.config import ExportConfig
 from edgeport.export.int8.budget import budget_of
@@ -74,7 +75,7 @@ def improve(scheme: SchemeSpec, ctx, cfg: ExportConfig, selection: EvalSet,
                                                     if r != result.chosen.ranges)
             qresult = _search(scheme, qcands, qctx, cfg, selection, contract, budget, "qat", rules)
         except Exception as exc:  # noqa: BLE001 - QAT is one more starting point: never lose post-training's result
-            why = f"{type(exc).__name__}: {exc}"[:300]
+            why = short_message(exc, 300)
             log.warning("%s: QAT failed (%s); keeping the post-training result", scheme.name, why)
             result.message += f"; QAT failed ({why}), this is the post-training result"
             qat, qcands, qat_entry = None, None, {"ran": False, "why": f"failed: {why}", "ptq": _brief(result)}

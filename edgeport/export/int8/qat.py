@@ -144,14 +144,14 @@ def _is_layer(op) -> bool:
     return isinstance(op, keras.layers.Layer)
 
 
-def _fuses_into(layer, after, p: "Plan") -> bool:
+def _fuses_into(layer, after, p: Plan) -> bool:
     """``after`` is a ReLU / ReLU6 that TFLite fuses into ``layer`` (a conv-like layer without an activation of
     its own, or a folded BatchNormalization)."""
     fusable = layer.name in p.folded or (layer.name in p.weights and _linear(layer))
     return fusable and _fused_relu(after)
 
 
-def _bias_add(op, p: "Plan") -> bool:
+def _bias_add(op, p: Plan) -> bool:
     """A constant added to the output of a conv-like layer (or folded BatchNormalization) that feeds nothing
     else, before a ReLU that then fuses (MobileNetV3's hard-sigmoid, ``relu6(x + 3)``): the converter adds the
     constant to the bias and fuses the ReLU, so neither the conv's nor the ADD's output is an int8 tensor."""
@@ -207,7 +207,7 @@ def plan(model) -> Plan:
             continue  # its BatchNormalization's output is the int8 tensor
         if len(after) == 1 and _fuses_into(layer, after[0], p):
             continue  # TFLite fuses the ReLU into this op: one int8 tensor, after the ReLU
-        if len(after) == 1 and _bias_add(after[0], p) or _bias_add(layer, p):
+        if (len(after) == 1 and _bias_add(after[0], p)) or _bias_add(layer, p):
             continue  # a constant added to a conv's output before a ReLU (hard-sigmoid's x + 3): in its bias, fused
         p.quantize.add(layer.name)
     for layer in layers:
