@@ -261,6 +261,24 @@ def test_choice_prefers_fewest_float_macs_then_the_smallest_shortfall():
     assert _choose([s for s in steps if not s.met]).step == 3
 
 
+def test_units_are_kept_float_by_the_answers_they_flip_before_the_probabilities_they_move():
+    """EfficientNet-B0's logits rounded alone flipped more answers than its squeeze-excitation MULs, with a
+    sixth of their KL divergence: the budget judges answers, so the logits go float first."""
+    from edgeport.export.int8.graph import Group
+    from edgeport.export.int8.search import _order
+
+    logits, se, conv, mean = (Group("logits", (0,), 0), Group("se", (1,), 20), Group("conv", (2,), 880),
+                              Group("mean", (3,), 0))
+    ranking = [{"evaluated": True, "macs_share": 0.0, "agreement_pct": 86.7, "mean_kl": 0.0017},
+               {"evaluated": True, "macs_share": 0.02, "agreement_pct": 93.0, "mean_kl": 0.0116},
+               {"evaluated": True, "macs_share": 0.88, "agreement_pct": 80.0, "mean_kl": 0.05},
+               {"evaluated": True, "macs_share": 0.0, "agreement_pct": 100.0, "mean_kl": 0.0003}]
+    order = _order([logits, se, conv, mean], ranking)
+    assert [g.name for g in order] == ["logits", "se", "mean", "conv"]  # most MACs last, whatever it flips
+    tie = [dict(r, agreement_pct=100.0) for r in ranking[:2]]  # nothing flipped: KL decides
+    assert [g.name for g in _order([logits, se], tie)] == ["se", "logits"]
+
+
 def test_selection_margin_is_one_standard_error():
     from edgeport.export.int8.budget import selection_margin, tightened
 
