@@ -25,10 +25,16 @@ the budget. QAT lets the weights learn to live with the rounding:
   scheme's range rule (:mod:`edgeport.export.int8.ranges`) on the float model
   with the current weights, before the first epoch and again after each, so
   that the ranges training rounds on are those the converter will calibrate.
-* **Objective**: distillation: KL divergence from the original Keras model's
-  probabilities on the same augmented image (the run's own augmentation over
-  its train split). The budget measures agreement with that model, so that
-  is what the fine-tune optimises; labels are not needed.
+* **Objective**: distillation from the original Keras model on the same
+  augmented image (the run's own augmentation over its train split): KL
+  divergence from its probabilities plus cross-entropy with its top-1 class
+  (:attr:`QATSettings.hard_weight`). The budget measures agreement with that
+  model's top-1, and KL alone asks the student to copy near-ties it cannot
+  keep under rounding; the cross-entropy term widens the student's margin
+  for the original's answer instead. On the flowers EfficientNet-B0 (96 px,
+  2 epochs, simulated int8 on all 736 validation photos, minmax ranges): KL
+  alone 77.3 -> 77.9 % agreement, KL + cross-entropy 77.3 -> 88.9 %; entropy
+  ranges 84.2 -> 88.3 % and 84.2 -> 89.4 %. Labels are not needed.
 * **Result**: the same architecture with fine-tuned float weights
   (:func:`fine_tune` returns it); the export then converts it like any model
   (one calibration, the range rules, the float-fallback search) and verifies
@@ -83,12 +89,16 @@ class QATSettings:
     seed: int = 0
     #: distillation temperature: > 1 weighs the teacher's small probabilities, where int8 flips near-ties
     temperature: float = 1.0
+    #: weight of the cross-entropy with the original model's top-1 class beside the KL term (0: KL alone)
+    hard_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if int(self.epochs) < 1:
             raise ConfigError(f"expected --qat-epochs >= 1, received {self.epochs}")
         if not 0 < float(self.lr) < 1:
             raise ConfigError(f"expected --qat-lr between 0 and 1 (e.g. 1e-4), received {self.lr}")
+        if not float(self.hard_weight) >= 0:
+            raise ConfigError(f"expected a QAT hard_weight >= 0, received {self.hard_weight}")
 
 
 @dataclass
@@ -109,7 +119,8 @@ class QATResult:
         return {"epochs": self.epochs, "images": self.images, "seconds": round(self.seconds, 1),
                 "history": self.history, "resumed_from": self.resumed_from, "settings": asdict(self.settings),
                 "quantized_tensors": self.quantized_tensors, "quantized_weights": self.quantized_weights,
-                "objective": "KL divergence from the original Keras model's probabilities (distillation)"}
+                "objective": "distillation: KL divergence from the original Keras model's probabilities plus "
+                             f"{self.settings.hard_weight:g} x cross-entropy with its top-1 class"}
 
 
 # --------------------------------------------------------------------------- what is quantized
@@ -577,11 +588,17 @@ def fine_tune(original, student, train_samples: list, classes: tuple[str, ...], 
     # the conv-like layers compute inside the simulated graph without being its nodes: their weights are listed here
     variables = [w for layer in _layers(student) if layer.__class__.__name__ in CONV_LIKE for w in layer.trainable_weights]
 
+    hard = keras.losses.SparseCategoricalCrossentropy()
+
     @tf.function(reduce_retracing=True)
     def step(x):
-        teacher = soften(original(x, training=False))
+        probs = original(x, training=False)
+        teacher, top1 = soften(probs), keras.ops.argmax(probs, axis=-1)
         with tf.GradientTape() as tape:
-            loss = kl(teacher, soften(qat(x, training=False))) * (temperature ** 2)
+            student = qat(x, training=False)
+            loss = kl(teacher, soften(student)) * (temperature ** 2)
+            if settings.hard_weight:
+                loss = loss + settings.hard_weight * hard(top1, student)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 

@@ -260,6 +260,8 @@ def test_settings_are_checked():
         Q.QATSettings(epochs=0)
     with pytest.raises(ConfigError, match="--qat-lr between 0 and 1"):
         Q.QATSettings(lr=2.0)
+    with pytest.raises(ConfigError, match="hard_weight >= 0"):
+        Q.QATSettings(hard_weight=-1.0)
 
 
 def _dark_calibration(tmp_path: Path) -> Path:
