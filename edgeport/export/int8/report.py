@@ -314,7 +314,7 @@ def _plot_search(ax, search: dict) -> None:
         ax.axhline(budget["min_agreement"], color="gray", ls="--", lw=1, label=f"budget {budget['min_agreement']:g} %")
     for ph, c in colors.items():
         ax.scatter([], [], color=c, s=28, label=ph)
-    ax.set_xlabel("p50 / full int8's (CPU time, timed with it)")
+    ax.set_xlabel("p50 / full int8's (wall clock, timed alternating with it)")
     ax.set_ylabel("top-1 agreement with Keras (%, selection images)")
     ax.text(0.01, 0.01, "o met  x not met", transform=ax.transAxes, fontsize=7, va="bottom")
     ax.set_title(f"search: {search.get('summary', '')} ({'met' if search.get('met') else 'not met'})", fontsize=10)
@@ -388,7 +388,7 @@ def to_markdown(scheme: SchemeSpec, result: SearchResult, rows: list[dict]) -> s
              "shares, Tango's paired score interval for Δtop-1, a bootstrap for the p50 ratio).", "",
              "## Search trace", "",
              "| step | phase | action | ranges | float ops | float MACs % | images | agree % [CI] | decided agree % | "
-             "Δtop-1 [CI] | mean KL | p50 ms | p50 / full int8 (CPU) [CI] | met |",
+             "Δtop-1 [CI] | mean KL | p50 ms | p50 / full int8 [CI] | met |",
              "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for s in r.trace:
         lines.append(f"| {s.step} | {s.phase} | {s.action} | {s.ranges} | {s.float_ops} | {100 * s.float_macs_share:.1f} | "

@@ -83,7 +83,7 @@ class Step:
     mean_kl: float
     p50_ms: float | None = None
     cpu_p50_ms: float | None = None
-    slowdown: float | None = None  #: its p50 over full int8's, invokes alternating (process CPU time)
+    slowdown: float | None = None  #: its p50 over full int8's, invokes alternating (wall clock)
     met: bool = False
     agreement_pct_ci: list[float] | None = None  #: interval of agreement_pct on these images
     delta_top1_pts_ci: list[float] | None = None
@@ -173,7 +173,7 @@ class _Runner:
         self.confidence = confidence
         self.budget, self.threads, self.latency_runs = budget, threads, latency_runs
         self.max_slowdown = max_slowdown
-        self.full_cost: float | None = None  # full int8's p50 (CPU time, else wall): what slowdowns divide by
+        self.full_cost: float | None = None  # full int8's p50 (wall): what slowdowns divide by
         self.workdir, self.bar, self.max_evals = workdir, bar, max_evals
         self.trace: list[Step] = []
         self.kept: dict[int, Path] = {}  # step -> file of a candidate scored on the whole selection
@@ -186,12 +186,12 @@ class _Runner:
         return s.slowdown > self.max_slowdown and (s.slowdown - 1.0) * self.full_cost > LATENCY_NOISE_MS
 
     def _slowdown(self, fig: dict) -> float | None:
-        cost = fig.get("cpu_p50_ms") or fig.get("p50_ms")
+        cost = fig.get("p50_ms")
         if cost is None:
             return None
         if self.full_cost is None:
             self.full_cost = float(cost)  # the first scored candidate is full int8
-        ref = fig.get("ref_cpu_p50_ms") or fig.get("ref_p50_ms")  # full int8, measured alternating with it
+        ref = fig.get("ref_p50_ms")  # full int8, measured alternating with it
         if ref:
             return round(float(cost) / float(ref), 4)
         return round(float(cost) / self.full_cost, 4) if self.full_cost > 0 else None
@@ -240,7 +240,7 @@ def _choose(steps: Sequence[Step], max_slowdown: float | None = None) -> Step:
     """The met step keeping the fewest MACs float (then fewest ops, then lowest p50); none met -> the
     smallest accuracy shortfall among those within ``max_slowdown`` (else among all). MACs, not the
     measured p50, order the met ones: on a loaded machine a 20-run wall-clock p50 varies by 2x between
-    identical models; the slowdown limit is checked on process CPU time, which varies far less."""
+    identical models timed apart; the slowdown limit divides two p50s timed alternating, which holds."""
     met = [s for s in steps if s.met]
     if met:
         return min(met, key=lambda s: (s.float_macs_share, s.float_ops,
@@ -281,7 +281,7 @@ def search(
     the Δtop-1 limit is never raised, see :func:`tightened`); ``rank_always``: rank
     the groups even when full int8 meets the budget (``--diagnose``); ``max_slowdown``: a
     candidate whose p50 exceeds full int8's by more than this factor does not count as meeting
-    the budget (process CPU time, timed together with full int8: :func:`evaluate`); ``rules``: activation-range rules of
+    the budget (wall clock, timed alternating with full int8: :func:`evaluate`); ``rules``: activation-range rules of
     ``cands`` to try on full int8 when its current one misses the budget (the calibrate phase);
     ``out``: where the
     chosen model is copied; ``workdir``: where candidates are written (by

@@ -330,3 +330,16 @@ def test_a_candidates_p50_is_measured_alternating_with_full_int8(fragile, tmp_pa
                  max_evals=12, rank_images=16, latency_runs=3, workdir=tmp_path / "w", progress=False)
     scored = [s for s in res.trace if s.phase != "rank"]
     assert scored[0].slowdown == 1.0 and all(s.slowdown is not None and s.slowdown > 0 for s in scored)
+
+
+def test_the_slowdown_is_wall_clock_not_the_cpu_time_threads_add_up():
+    """A fallback whose float ops run on one thread while full int8 runs on two uses less CPU time per invoke and
+    takes longer (EfficientNet-B0, 214 ops float: 0.72x in CPU time, 1.40x wall): the limit judges the wait."""
+    from edgeport.export.verify import _slowdown
+
+    rng = np.random.default_rng(0)
+    wall, ref_wall = list(1.40 + 0.01 * rng.random(50)), list(1.00 + 0.01 * rng.random(50))
+    cpu, ref_cpu = list(1.01 + 0.01 * rng.random(50)), list(1.40 + 0.01 * rng.random(50))
+    out = _slowdown(wall, ref_wall, cpu, ref_cpu, 0.95)
+    assert out["slowdown"] == pytest.approx(1.40, abs=0.02) and out["cpu_slowdown"] == pytest.approx(0.72, abs=0.02)
+    assert out["slowdown_ci"][0] > 1.25
