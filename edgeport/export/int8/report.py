@@ -336,8 +336,9 @@ def write_report(scheme: SchemeSpec, ctx, cands, result: SearchResult, selection
                  report_dir: Path, progress: bool = False, qat: tuple | None = None) -> dict[str, str]:
     """``<scheme>.json`` (everything), ``<scheme>.md`` (the tables people read) and ``<scheme>.png``.
 
-    ``qat``: (the QAT model's candidates, its kept search result or None) when a QAT fine-tune ran: its full
-    int8's per-layer SQNR goes beside post-training's (``sqnr_db_qat``), and its search is in the report."""
+    ``qat``: (the QAT model's candidates, its search result) when a QAT fine-tune ran: its full int8's per-layer
+    SQNR goes beside post-training's (``sqnr_db_qat``), and its search is in the report (``qat_search``, and
+    a section of the .md) whichever result was kept."""
     report_dir.mkdir(parents=True, exist_ok=True)
     images = ctx.calibration[:LAYER_STAT_IMAGES] if ctx.calibration is not None else selection.images[:LAYER_STAT_IMAGES]
     try:
@@ -352,13 +353,14 @@ def write_report(scheme: SchemeSpec, ctx, cands, result: SearchResult, selection
         log.warning("%s: per-layer statistics failed (%s); the report has the search only", scheme.name, exc)
         rows = []
     data = {"scheme": scheme.name, "layers": rows, **result.to_dict()}
-    if qat is not None and qat[1] is not None:
-        data["qat_search"] = {k: v for k, v in qat[1].to_dict().items() if k not in ("model", "groups")}
+    qresult = qat[1] if qat is not None else None
+    if qresult is not None:
+        data["qat_search"] = {k: v for k, v in qresult.to_dict().items() if k not in ("model", "groups")}
     data.pop("model", None)
     files = {"json": report_dir / f"{scheme.name}.json", "md": report_dir / f"{scheme.name}.md",
              "png": report_dir / f"{scheme.name}.png"}
     write_json(files["json"], data)
-    atomic_write_text(files["md"], to_markdown(scheme, result, rows))
+    atomic_write_text(files["md"], to_markdown(scheme, result, rows, qresult))
     plot_report(rows, result.to_dict(), files["png"], f"{scheme.name}: {headline(result)}")
     return {k: str(v) for k, v in files.items()}
 
@@ -377,8 +379,24 @@ def _ci(ci: list[float] | None, spec: str) -> str:
     return f" [{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci else ""
 
 
-def to_markdown(scheme: SchemeSpec, result: SearchResult, rows: list[dict]) -> str:
-    """The report for people: the outcome, the search trace, the ranking, the worst layers."""
+def _trace_table(trace: list) -> list[str]:
+    lines = ["| step | phase | action | ranges | float ops | float MACs % | images | agree % [CI] | decided agree % | "
+             "Δtop-1 [CI] | mean KL | p50 ms | p50 / full int8 [CI] | met |",
+             "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for s in trace:
+        lines.append(f"| {s.step} | {s.phase} | {s.action} | {s.ranges} | {s.float_ops} | {100 * s.float_macs_share:.1f} | "
+                     f"{s.images} | {_pct(s.agreement_pct)}{_ci(s.agreement_pct_ci, '.1f')} | "
+                     f"{_pct(s.decided_agreement_pct)} | {s.delta_top1_pts:+.2f}{_ci(s.delta_top1_pts_ci, '+.1f')} | "
+                     f"{s.mean_kl:.4f} | {'-' if s.p50_ms is None else f'{s.p50_ms:.2f}'} | "
+                     f"{'-' if s.slowdown is None else f'{s.slowdown:.2f}x'}{_ci(s.slowdown_ci, '.2f')} | "
+                     f"{'yes' if s.met else ''} |")
+    return lines
+
+
+def to_markdown(scheme: SchemeSpec, result: SearchResult, rows: list[dict],
+                qat_result: SearchResult | None = None) -> str:
+    """The report for people: the outcome, the search trace (and the one from the QAT model when it ran), the
+    ranking, the worst layers."""
     r = result
     lines = [f"# {scheme.name}: {headline(r)}", "", r.message, "",
              f"Budget: {r.budget.describe()}; on the {r.selection_images} selection images the search required "
@@ -386,21 +404,15 @@ def to_markdown(scheme: SchemeSpec, result: SearchResult, rows: list[dict]) -> s
              "that the candidate it picks is not merely the luckiest on these images). The export decides the "
              f"budget on the other validation images, on {100 * r.confidence:g} % intervals ([CI]: Clopper-Pearson for "
              "shares, Tango's paired score interval for Δtop-1, a bootstrap for the p50 ratio).", "",
-             "## Search trace", "",
-             "| step | phase | action | ranges | float ops | float MACs % | images | agree % [CI] | decided agree % | "
-             "Δtop-1 [CI] | mean KL | p50 ms | p50 / full int8 [CI] | met |",
-             "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for s in r.trace:
-        lines.append(f"| {s.step} | {s.phase} | {s.action} | {s.ranges} | {s.float_ops} | {100 * s.float_macs_share:.1f} | "
-                     f"{s.images} | {_pct(s.agreement_pct)}{_ci(s.agreement_pct_ci, '.1f')} | "
-                     f"{_pct(s.decided_agreement_pct)} | {s.delta_top1_pts:+.2f}{_ci(s.delta_top1_pts_ci, '+.1f')} | "
-                     f"{s.mean_kl:.4f} | {'-' if s.p50_ms is None else f'{s.p50_ms:.2f}'} | "
-                     f"{'-' if s.slowdown is None else f'{s.slowdown:.2f}x'}{_ci(s.slowdown_ci, '.2f')} | "
-                     f"{'yes' if s.met else ''} |")
+             "## Search trace", "", *_trace_table(r.trace)]
+    if qat_result is not None:
+        lines += ["", f"## After QAT: {headline(qat_result)}", "", qat_result.message, "",
+                  "The same search from the quantization-aware fine-tuned model (scored against the original Keras "
+                  "model, on the same images).", "", *_trace_table(qat_result.trace)]
     if r.ranking:
         lines += ["", "## Model-level sensitivity (each unit quantized alone, everything else float)", "",
                   "| unit | ops | MACs % | agree % | Δtop-1 | mean KL |", "|---|---:|---:|---:|---:|---:|"]
-        for row in sorted(r.ranking, key=lambda x: -float(x.get("mean_kl", 0))):
+        for row in sorted(r.ranking, key=lambda x: (float(x.get("agreement_pct", 100)), -float(x.get("mean_kl", 0)))):
             if row.get("evaluated"):
                 lines.append(f"| {row['group']} | {row['ops']} | {100 * float(row.get('macs_share', 0)):.1f} | "
                              f"{_pct(row['agreement_pct'])} | {row['delta_top1_pts']:+.2f} | {row['mean_kl']:.4f} |")

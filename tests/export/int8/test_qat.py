@@ -303,7 +303,11 @@ def test_export_with_qat_fine_tunes_searches_and_says_so(keras, tiny_run_dir, tm
     if qat["chosen"]:
         assert "QAT" in int8.precision and b"QAT" in b"".join(read_tflite_metadata(path).values())
     manifest = json.loads((result.out_dir / "manifest.json").read_text())
-    assert next(a for a in manifest["artifacts"] if a["scheme"] == "int8")["quantization"]["qat"]["epochs"] == 1
+    entry = next(a for a in manifest["artifacts"] if a["scheme"] == "int8")["quantization"]
+    assert entry["qat"]["epochs"] == 1
+    report = result.out_dir / entry["report"]["md"]  # both searches are in the report, whichever was kept
+    assert "## Search trace" in report.read_text() and "## After QAT" in report.read_text()
+    assert json.loads((result.out_dir / entry["report"]["json"]).read_text())["qat_search"]["trace"]
 
 
 def test_a_qat_that_cannot_run_keeps_the_post_training_result(keras, tiny_run_dir, tmp_path):
