@@ -80,6 +80,7 @@ class Progress:
         self._t0 = time.perf_counter()
         self._next_line = self._t0 + LINE_FIRST_S  # line mode: when the next in-between line may come
         self._closed = False
+        self._first: tuple[int, float] | None = None  # (n, time) at the first update: the rate is taken after it
 
     def __enter__(self) -> "Progress":
         return self
@@ -90,13 +91,21 @@ class Progress:
     def _count(self) -> str:
         return f"{self.n}/{self.total}" if self.total else f"{self.n}"
 
+    def _left(self, now: float) -> float | None:
+        """Seconds left at the rate since the first update: the first step carries the setup (a graph traced,
+        caches filled; 22 s of a QAT epoch's first step made its estimate 100 min where 3 were left)."""
+        if not self.total or self._first is None or self.n <= self._first[0] or now <= self._first[1]:
+            return None
+        n0, t0 = self._first
+        return (now - t0) * (self.total - self.n) / (self.n - n0)
+
     def _bar(self) -> str:
-        el = time.perf_counter() - self._t0
+        now = time.perf_counter()
+        el = now - self._t0
         if self.total:
-            frac = self.n / self.total
-            bar = "#" * int(frac * 24)
-            eta = el / frac - el if frac > 0 else 0.0
-            return f"{self.desc} [{bar:<24}] {self.n}/{self.total} {el:.0f}s<{eta:.0f}s"
+            bar = "#" * int(self.n / self.total * 24)
+            eta = self._left(now)
+            return f"{self.desc} [{bar:<24}] {self.n}/{self.total} {el:.0f}s<{'?' if eta is None else f'{eta:.0f}'}s"
         return f"{self.desc} {self.n} {el:.0f}s"
 
     def _write(self, text: str) -> None:
@@ -108,6 +117,8 @@ class Progress:
 
     def update(self, n: int = 1, note: str = "") -> None:
         self.n += n
+        if self._first is None:
+            self._first = (self.n, time.perf_counter())
         if self.mode == "bar":
             self._write("\r" + self._bar() + (f" {note}" if note else "") + "\x1b[K")
         elif self.mode == "line":
@@ -115,9 +126,8 @@ class Progress:
             if now < self._next_line or (self.total and self.n >= self.total):
                 return  # the end line comes from close()
             el = now - self._t0
-            left = ""
-            if self.total and self.n:
-                left = f", about {_secs(el * (self.total - self.n) / self.n)} left"
+            eta = self._left(now)
+            left = "" if eta is None else f", about {_secs(eta)} left"
             self._write(f"{self.desc}: {self._count()} after {_secs(el)}{left}" + (f" ({note})" if note else "") + "\n")
             self._next_line = now + LINE_EVERY_S
 

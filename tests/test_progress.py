@@ -73,3 +73,14 @@ def test_a_stopped_task_says_where_it_stopped():
             bar.update(4)
             raise KeyboardInterrupt
     assert out.getvalue().startswith("benchmarking: stopped at 4/10 in ")
+
+
+def test_the_estimate_leaves_out_the_first_steps_setup(monkeypatch):
+    """A first step that traces a graph (QAT: 22 s, then 0.6 s a step) must not make the estimate 100 minutes."""
+    clock = iter([0.0, 22.0, 22.6, 23.2, 23.8])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    bar = Progress(100, "fine-tune", "bar", stream=Tty())
+    bar.update()  # 22.0: the first step, with the setup
+    assert bar._left(22.0) is None and "<?s" in bar._bar()  # 22.6: no rate yet
+    bar.update()  # 23.2
+    assert bar._left(23.8) == pytest.approx(1.8 * 98 / 1)  # (23.8 - 22.0) s for 1 step after the first
