@@ -83,11 +83,12 @@ class Step:
     mean_kl: float
     p50_ms: float | None = None
     cpu_p50_ms: float | None = None
-    slowdown: float | None = None  #: its p50 over full int8's, invokes alternating (wall clock)
+    slowdown: float | None = None  #: its p50 over full int8's (verify._slowdown: wall clock when alternating)
     met: bool = False
     agreement_pct_ci: list[float] | None = None  #: interval of agreement_pct on these images
     delta_top1_pts_ci: list[float] | None = None
     slowdown_ci: list[float] | None = None  #: bootstrap interval of the slowdown
+    cpu_slowdown: float | None = None  #: the same ratio in process CPU time (which sums threads)
     shortfall: float = 0.0
     seconds: float = 0.0
     ranges: str = "minmax"  #: the activation-range rule it was quantized on
@@ -191,9 +192,8 @@ class _Runner:
             return None
         if self.full_cost is None:
             self.full_cost = float(cost)  # the first scored candidate is full int8
-        ref = fig.get("ref_p50_ms")  # full int8, measured alternating with it
-        if ref:
-            return round(float(cost) / float(ref), 4)
+        if fig.get("slowdown") is not None:  # over full int8's p50, timed with it (verify._slowdown)
+            return float(fig["slowdown"])
         return round(float(cost) / self.full_cost, 4) if self.full_cost > 0 else None
 
     @property
@@ -221,7 +221,8 @@ class _Runner:
                  met=(not rank) and self.budget.met(fig), shortfall=self.budget.shortfall(fig),
                  seconds=round(time.perf_counter() - t0, 3), ranges=self.cands.rule,
                  agreement_pct_ci=fig.get("agreement_pct_ci"), delta_top1_pts_ci=fig.get("delta_top1_pts_ci"),
-                 slowdown_ci=None if rank or step == 0 else fig.get("slowdown_ci"))
+                 slowdown_ci=None if rank or step == 0 else fig.get("slowdown_ci"),
+                 cpu_slowdown=None if rank else fig.get("cpu_slowdown"))
         if s.met and self.too_slow(s):
             s.met = False  # accurate enough, but slower than a fallback may be
         self.trace.append(s)
@@ -281,7 +282,7 @@ def search(
     the Δtop-1 limit is never raised, see :func:`tightened`); ``rank_always``: rank
     the groups even when full int8 meets the budget (``--diagnose``); ``max_slowdown``: a
     candidate whose p50 exceeds full int8's by more than this factor does not count as meeting
-    the budget (wall clock, timed alternating with full int8: :func:`evaluate`); ``rules``: activation-range rules of
+    the budget (timed with full int8: :func:`edgeport.export.verify.evaluate`); ``rules``: activation-range rules of
     ``cands`` to try on full int8 when its current one misses the budget (the calibrate phase);
     ``out``: where the
     chosen model is copied; ``workdir``: where candidates are written (by
@@ -321,7 +322,7 @@ def search(
             ranking = _rank(r, groups, all_ops)
         elif not best.met and r.left > 1 and groups:
             ranking = _rank(r, groups, all_ops)
-            order = _order(groups, ranking)
+            order = _order(groups, ranking, budget)
             added = _greedy(r, order)
             if added is not None and r.left > 0:
                 _prune(r, added, order)
@@ -372,13 +373,28 @@ def _calibrate(r: _Runner, full: Step, rules: Sequence[str]) -> Step:
     return best
 
 
-def _order(groups: list[Group], ranking: list[dict]) -> list[Group]:
+def _damage(row: dict, budget: Budget | None) -> float:
+    """What quantizing a unit alone cost in the figures ``budget`` judges (points lost, summed): agreement,
+    agreement where Keras is decided, top-1 (only a drop); all of agreement's when there is no budget."""
+    if budget is None:
+        return 100.0 - float(row["agreement_pct"])
+    lost = 0.0
+    if budget.min_agreement is not None:
+        lost += 100.0 - float(row["agreement_pct"])
+    if budget.min_decided_agreement is not None and row.get("decided_agreement_pct") is not None:
+        lost += 100.0 - float(row["decided_agreement_pct"])
+    if budget.max_drop is not None:
+        lost += max(0.0, -float(row.get("delta_top1_pts") or 0.0))
+    return lost
+
+
+def _order(groups: list[Group], ranking: list[dict], budget: Budget | None = None) -> list[Group]:
     """Groups to keep float, first first, by their damage when quantized alone per MAC share they would
-    keep float (plus :data:`COST_FLOOR`). Damage: the agreement with Keras lost, which the budget judges;
-    mean KL divergence above the smallest of the ranking breaks ties (KL is continuous: it orders the units
-    whose agreement a ranking subset of ~100 images cannot tell apart). KL alone misleads: rounding the
-    logits (EfficientNet-B0's classifier, flowers) moved the probabilities less than the squeeze-excitation
-    MULs did (KL 0.002 vs 0.012) but flipped twice as many answers (agreement 86.7 vs 93.0 %), near-ties."""
+    keep float (plus :data:`COST_FLOOR`). Damage: what the unit cost in the figures the budget judges
+    (:func:`_damage`); mean KL divergence above the smallest of the ranking decides between units of equal
+    damage (none lost, mostly). KL alone misleads: rounding the logits (EfficientNet-B0's classifier, flowers)
+    moved the probabilities less than the squeeze-excitation MULs did (KL 0.002 vs 0.012) but flipped twice as
+    many answers (agreement 86.7 vs 93.0 %), near-ties; a budget on decided images is not moved by those."""
     evaluated = [r for r in ranking if r.get("evaluated")]
     floor = min((float(r["mean_kl"]) for r in evaluated), default=0.0)
 
@@ -388,8 +404,7 @@ def _order(groups: list[Group], ranking: list[dict]) -> list[Group]:
             return (2, 0.0, 0.0)
         share = float(row.get("macs_share", 0.0))
         cost = share + COST_FLOOR
-        return (int(share > HEAVY), -(100.0 - float(row["agreement_pct"])) / cost,
-                -(float(row["mean_kl"]) - floor) / cost)
+        return (int(share > HEAVY), -_damage(row, budget) / cost, -(float(row["mean_kl"]) - floor) / cost)
 
     return [g for g, _ in sorted(zip(groups, ranking), key=key)]
 

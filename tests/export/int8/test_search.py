@@ -269,12 +269,20 @@ def test_units_are_kept_float_by_the_answers_they_flip_before_the_probabilities_
 
     logits, se, conv, mean = (Group("logits", (0,), 0), Group("se", (1,), 20), Group("conv", (2,), 880),
                               Group("mean", (3,), 0))
-    ranking = [{"evaluated": True, "macs_share": 0.0, "agreement_pct": 86.7, "mean_kl": 0.0017},
-               {"evaluated": True, "macs_share": 0.02, "agreement_pct": 93.0, "mean_kl": 0.0116},
-               {"evaluated": True, "macs_share": 0.88, "agreement_pct": 80.0, "mean_kl": 0.05},
-               {"evaluated": True, "macs_share": 0.0, "agreement_pct": 100.0, "mean_kl": 0.0003}]
-    order = _order([logits, se, conv, mean], ranking)
+    ranking = [{"evaluated": True, "macs_share": 0.0, "agreement_pct": 86.7, "decided_agreement_pct": 100.0,
+                "delta_top1_pts": -0.8, "mean_kl": 0.0017},
+               {"evaluated": True, "macs_share": 0.02, "agreement_pct": 93.0, "decided_agreement_pct": 95.0,
+                "delta_top1_pts": 1.6, "mean_kl": 0.0116},
+               {"evaluated": True, "macs_share": 0.88, "agreement_pct": 80.0, "decided_agreement_pct": 90.0,
+                "delta_top1_pts": -3.0, "mean_kl": 0.05},
+               {"evaluated": True, "macs_share": 0.0, "agreement_pct": 100.0, "decided_agreement_pct": 100.0,
+                "delta_top1_pts": 0.0, "mean_kl": 0.0003}]
+    units = [logits, se, conv, mean]
+    order = _order(units, ranking, Budget(max_drop=1.5, min_agreement=95.0))
     assert [g.name for g in order] == ["logits", "se", "mean", "conv"]  # most MACs last, whatever it flips
+    # a budget on the answers where Keras is decided: the logits flipped only near-ties, the MULs decided ones
+    decided = _order(units, ranking, Budget(max_drop=None, min_agreement=None, min_decided_agreement=98.0))
+    assert [g.name for g in decided] == ["se", "logits", "mean", "conv"]
     tie = [dict(r, agreement_pct=100.0) for r in ranking[:2]]  # nothing flipped: KL decides
     assert [g.name for g in _order([logits, se], tie)] == ["se", "logits"]
 
@@ -291,6 +299,7 @@ def test_selection_margin_is_one_standard_error():
 def test_a_fallback_slower_than_allowed_does_not_count(fragile, tmp_path):
     """The repair of the fragile model is accurate; with a slowdown limit below what it costs it is refused,
     and the message says why and what would accept it."""
+    from edgeport.export import verify
     from edgeport.export.int8 import search as search_mod
 
     cands = TFLiteCandidates(fragile.calibrated, "uint8", fragile.layers)
@@ -299,12 +308,13 @@ def test_a_fallback_slower_than_allowed_does_not_count(fragile, tmp_path):
 
     def slow_fallbacks(path, data, contract, threads=None, latency_runs=20, **kw):
         fig = real(path, data, contract, threads, latency_runs, **kw)
-        if latency_runs and "candidate_000" not in str(path):  # every candidate but full int8 costs 3x
-            fig["cpu_p50_ms"] = fig["p50_ms"] = 3.0
+        if latency_runs and "candidate_000" not in str(path):  # every candidate but full int8 waits 3x as long,
+            fig["p50_ms"], fig["cpu_p50_ms"] = 3.0, 0.5  # on one thread: half the CPU time of full int8's two
         elif latency_runs:
             fig["cpu_p50_ms"] = fig["p50_ms"] = 1.0
         if "ref_cpu_p50_ms" in fig:  # full int8, measured alternating with the candidate
             fig["ref_cpu_p50_ms"] = fig["ref_p50_ms"] = 1.0
+            fig.update(verify._slowdown([fig["p50_ms"]], [1.0], [fig["cpu_p50_ms"]], [1.0], 0.95))
         return fig
 
     import pytest as _pytest
@@ -315,7 +325,7 @@ def test_a_fallback_slower_than_allowed_does_not_count(fragile, tmp_path):
                      max_evals=12, rank_images=16, latency_runs=3, workdir=tmp_path, progress=False,
                      max_slowdown=1.25)
     assert not res.met and "slower than 1.25x full int8" in res.message and "--max-slowdown" in res.message
-    assert all(s.slowdown == 3.0 for s in res.trace if s.phase in ("greedy", "prune"))
+    assert all(s.slowdown == 3.0 and s.cpu_slowdown == 0.5 for s in res.trace if s.phase in ("greedy", "prune"))
 
 
 def test_a_candidates_p50_is_measured_alternating_with_full_int8(fragile, tmp_path):
