@@ -109,7 +109,7 @@ def improve(scheme: SchemeSpec, ctx, cfg: ExportConfig, selection: EvalSet,
     files = {}
     if cfg.diagnose or winner.chosen.step != winner.full_int8.step or not winner.met or qat is not None:
         files = write_report(scheme, ctx, cands, result, selection, report_dir, cfg.progress,
-                             qat=(qcands, qresult) if qat is not None else None)
+                             qat=(qcands, qresult, winner is qresult) if qat is not None else None)
         entry["report"] = {k: f"{REPORT_DIR}/{Path(v).name}" for k, v in files.items()}
     return Improved(winner, label, entry, files, baseline=result)
 

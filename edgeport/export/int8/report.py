@@ -314,7 +314,7 @@ def _plot_search(ax, search: dict) -> None:
         ax.axhline(budget["min_agreement"], color="gray", ls="--", lw=1, label=f"budget {budget['min_agreement']:g} %")
     for ph, c in colors.items():
         ax.scatter([], [], color=c, s=28, label=ph)
-    ax.set_xlabel("p50 / full int8's (wall clock, timed alternating with it)")
+    ax.set_xlabel("p50 / full int8's (timed with it)")
     ax.set_ylabel("top-1 agreement with Keras (%, selection images)")
     ax.text(0.01, 0.01, "o met  x not met", transform=ax.transAxes, fontsize=7, va="bottom")
     ax.set_title(f"search: {search.get('summary', '')} ({'met' if search.get('met') else 'not met'})", fontsize=10)
@@ -336,15 +336,15 @@ def write_report(scheme: SchemeSpec, ctx, cands, result: SearchResult, selection
                  report_dir: Path, progress: bool = False, qat: tuple | None = None) -> dict[str, str]:
     """``<scheme>.json`` (everything), ``<scheme>.md`` (the tables people read) and ``<scheme>.png``.
 
-    ``qat``: (the QAT model's candidates, its search result) when a QAT fine-tune ran: its full int8's per-layer
-    SQNR goes beside post-training's (``sqnr_db_qat``), and its search is in the report (``qat_search``, and
-    a section of the .md) whichever result was kept."""
+    ``qat``: (the QAT model's candidates, its search result, whether that result was kept) when a QAT fine-tune
+    ran: its full int8's per-layer SQNR goes beside post-training's (``sqnr_db_qat``), and its search is in the
+    report (``qat_search`` with ``chosen``, and a section of the .md) whichever result was kept."""
     report_dir.mkdir(parents=True, exist_ok=True)
     images = ctx.calibration[:LAYER_STAT_IMAGES] if ctx.calibration is not None else selection.images[:LAYER_STAT_IMAGES]
     try:
         rows = layer_stats(scheme, ctx, cands, result, images)
         if qat is not None and scheme.format == "tflite":
-            qcands, qresult = qat
+            qcands, qresult = qat[0], qat[1]
             rule = (qresult or result).chosen.ranges
             after = tflite_layer_stats(qcands.ranged(rule), images, ctx.layer_names())
             for row, other in zip(rows, after):
@@ -354,13 +354,15 @@ def write_report(scheme: SchemeSpec, ctx, cands, result: SearchResult, selection
         rows = []
     data = {"scheme": scheme.name, "layers": rows, **result.to_dict()}
     qresult = qat[1] if qat is not None else None
+    qat_kept = bool(qat is not None and len(qat) > 2 and qat[2])
     if qresult is not None:
-        data["qat_search"] = {k: v for k, v in qresult.to_dict().items() if k not in ("model", "groups")}
+        data["qat_search"] = {**{k: v for k, v in qresult.to_dict().items() if k not in ("model", "groups")},
+                              "chosen": qat_kept}
     data.pop("model", None)
     files = {"json": report_dir / f"{scheme.name}.json", "md": report_dir / f"{scheme.name}.md",
              "png": report_dir / f"{scheme.name}.png"}
     write_json(files["json"], data)
-    atomic_write_text(files["md"], to_markdown(scheme, result, rows, qresult))
+    atomic_write_text(files["md"], to_markdown(scheme, result, rows, qresult, qat_kept))
     plot_report(rows, result.to_dict(), files["png"], f"{scheme.name}: {headline(result)}")
     return {k: str(v) for k, v in files.items()}
 
@@ -394,11 +396,13 @@ def _trace_table(trace: list) -> list[str]:
 
 
 def to_markdown(scheme: SchemeSpec, result: SearchResult, rows: list[dict],
-                qat_result: SearchResult | None = None) -> str:
+                qat_result: SearchResult | None = None, qat_kept: bool = False) -> str:
     """The report for people: the outcome, the search trace (and the one from the QAT model when it ran), the
     ranking, the worst layers."""
     r = result
-    lines = [f"# {scheme.name}: {headline(r)}", "", r.message, "",
+    kept = "" if qat_result is None else (" (not kept: the QAT model's result below was)" if qat_kept
+                                           else " (kept over the QAT model's result below)")
+    lines = [f"# {scheme.name}: {headline(r)}{kept}", "", r.message, "",
              f"Budget: {r.budget.describe()}; on the {r.selection_images} selection images the search required "
              f"{r.target.describe()} of the point estimates (agreement limits raised by one standard error, so "
              "that the candidate it picks is not merely the luckiest on these images). The export decides the "
@@ -406,12 +410,14 @@ def to_markdown(scheme: SchemeSpec, result: SearchResult, rows: list[dict],
              "shares, Tango's paired score interval for Δtop-1, a bootstrap for the p50 ratio).", "",
              "## Search trace", "", *_trace_table(r.trace)]
     if qat_result is not None:
-        lines += ["", f"## After QAT: {headline(qat_result)}", "", qat_result.message, "",
+        lines += ["", f"## After QAT: {headline(qat_result)}{' (kept)' if qat_kept else ' (not kept)'}", "",
+                  qat_result.message, "",
                   "The same search from the quantization-aware fine-tuned model (scored against the original Keras "
                   "model, on the same images).", "", *_trace_table(qat_result.trace)]
     if r.ranking:
         lines += ["", "## Model-level sensitivity (each unit quantized alone, everything else float)", "",
-                  "| unit | ops | MACs % | agree % | Δtop-1 | mean KL |", "|---|---:|---:|---:|---:|---:|"]
+                  "| unit (most answers flipped first) | ops | MACs % | agree % | Δtop-1 | mean KL |",
+                  "|---|---:|---:|---:|---:|---:|"]
         for row in sorted(r.ranking, key=lambda x: (float(x.get("agreement_pct", 100)), -float(x.get("mean_kl", 0)))):
             if row.get("evaluated"):
                 lines.append(f"| {row['group']} | {row['ops']} | {100 * float(row.get('macs_share', 0)):.1f} | "

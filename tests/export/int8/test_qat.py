@@ -307,7 +307,9 @@ def test_export_with_qat_fine_tunes_searches_and_says_so(keras, tiny_run_dir, tm
     assert entry["qat"]["epochs"] == 1
     report = result.out_dir / entry["report"]["md"]  # both searches are in the report, whichever was kept
     assert "## Search trace" in report.read_text() and "## After QAT" in report.read_text()
-    assert json.loads((result.out_dir / entry["report"]["json"]).read_text())["qat_search"]["trace"]
+    qat_search = json.loads((result.out_dir / entry["report"]["json"]).read_text())["qat_search"]
+    assert qat_search["trace"] and qat_search["chosen"] == entry["qat"]["chosen"]
+    assert ("(kept)" if entry["qat"]["chosen"] else "(not kept)") in report.read_text()
 
 
 def test_a_qat_that_cannot_run_keeps_the_post_training_result(keras, tiny_run_dir, tmp_path):
