@@ -97,7 +97,7 @@ class Progress:
         if not self.total or self._first is None or self.n <= self._first[0] or now <= self._first[1]:
             return None
         n0, t0 = self._first
-        return (now - t0) * (self.total - self.n) / (self.n - n0)
+        return max(0.0, (now - t0) * (self.total - self.n) / (self.n - n0))
 
     def _bar(self) -> str:
         now = time.perf_counter()
@@ -117,7 +117,7 @@ class Progress:
 
     def update(self, n: int = 1, note: str = "") -> None:
         self.n += n
-        if self._first is None:
+        if self._first is None and self.n > 0:  # an update(0) (a note before any work) starts nothing
             self._first = (self.n, time.perf_counter())
         if self.mode == "bar":
             self._write("\r" + self._bar() + (f" {note}" if note else "") + "\x1b[K")

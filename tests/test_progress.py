@@ -76,11 +76,15 @@ def test_a_stopped_task_says_where_it_stopped():
 
 
 def test_the_estimate_leaves_out_the_first_steps_setup(monkeypatch):
-    """A first step that traces a graph (QAT: 22 s, then 0.6 s a step) must not make the estimate 100 minutes."""
-    clock = iter([0.0, 22.0, 22.6, 23.2, 23.8])
+    """A first step that traces a graph (QAT: 22 s, then 0.6 s a step) must not make the estimate 100 minutes;
+    an update(0) before any work (a note) does not start the clock of the rate."""
+    clock = iter([0.0, 21.0])
     monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
-    bar = Progress(100, "fine-tune", "bar", stream=Tty())
-    bar.update()  # 22.0: the first step, with the setup
-    assert bar._left(22.0) is None and "<?s" in bar._bar()  # 22.6: no rate yet
-    bar.update()  # 23.2
-    assert bar._left(23.8) == pytest.approx(1.8 * 98 / 1)  # (23.8 - 22.0) s for 1 step after the first
+    bar = Progress(100, "fine-tune", "off")  # __init__ reads 0.0
+    bar.update(0)  # a note before the work: no rate starts here
+    bar.update()  # the first step, setup included, ends at 21.0
+    assert bar._left(22.0) is None  # one step, with the setup in it: no rate yet
+    bar.update()  # n = 2
+    assert bar._left(22.6) == pytest.approx((22.6 - 21.0) * 98 / 1)  # the one step after the first
+    bar.update(200)  # past the total: nothing left, not a negative time
+    assert bar._left(23.2) == 0.0
