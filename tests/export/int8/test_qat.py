@@ -253,6 +253,16 @@ def test_every_pattern_trains_through_its_rounding(keras, make):
     assert 0 < gap < 0.1 * np.abs(float_out).max(), gap
 
 
+def test_the_margin_hinge_asks_the_teachers_answer_by_a_margin_and_nothing_more(keras):
+    teacher = np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]], np.float32)
+    flipped = np.array([[0.45, 0.5, 0.05], [0.1, 0.2, 0.7]], np.float32)  # the first answer flipped, the second kept
+    want = (0.1 - np.log(0.45 / 0.5) + max(0.0, 0.1 - np.log(0.7 / 0.2))) / 2
+    assert float(Q.margin_hinge(keras, teacher, flipped, 0.1)) == pytest.approx(want, rel=1e-5)
+    confident = np.array([[0.9, 0.05, 0.05], [0.02, 0.03, 0.95]], np.float32)
+    assert float(Q.margin_hinge(keras, teacher, confident, 0.1)) == 0.0  # given by the margin: nothing to pay
+    assert float(Q.margin_hinge(keras, teacher, teacher, 0.0)) == 0.0
+
+
 def test_settings_are_checked():
     from edgeport.errors import ConfigError
 
@@ -260,8 +270,8 @@ def test_settings_are_checked():
         Q.QATSettings(epochs=0)
     with pytest.raises(ConfigError, match="--qat-lr between 0 and 1"):
         Q.QATSettings(lr=2.0)
-    with pytest.raises(ConfigError, match="hard_weight >= 0"):
-        Q.QATSettings(hard_weight=-1.0)
+    with pytest.raises(ConfigError, match="margin >= 0"):
+        Q.QATSettings(margin=-1.0)
 
 
 def _dark_calibration(tmp_path: Path) -> Path:
