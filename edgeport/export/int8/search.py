@@ -15,7 +15,8 @@ see the int8 section of the README):
    **calibrate** (with ``rules``): full int8 on each other activation-range
    rule (:mod:`edgeport.export.int8.ranges`: percentile, mse, entropy clip the
    outliers that min/max keeps); the search goes on with the one closest to
-   Keras (met first, then the lowest mean KL divergence). It costs no
+   Keras (met first, then the least damage in what the budget judges, then
+   the lowest mean KL divergence). It costs no
    latency: on the ResNet50V2 flowers model min/max full int8 agreed on
    79 % of the selection images, percentile on 96 %;
 2. **ranking**: each unit (:func:`~edgeport.export.int8.graph.search_groups`:
@@ -357,14 +358,16 @@ HEAVY = 0.5
 
 def _calibrate(r: _Runner, full: Step, rules: Sequence[str]) -> Step:
     """Full int8 on each of ``rules`` while none meets the budget (bounded by half the evaluations);
-    the candidates then use the best rule: one that met, else the lowest mean KL. The best step."""
+    the candidates then use the best rule: one that met, else the least damage in the figures the budget
+    judges (:func:`_damage`), then the lowest mean KL. The best step. (By KL first, the QAT EfficientNet-B0
+    went on with narrowest ranges at 85.9 % agreement where entropy ranges gave 90.8 %.)"""
     tried = [full]
     for rule in rules:
         if tried[-1].met or r.left <= r.max_evals // 2:
             break
         r.cands.use(rule)
         tried.append(r.run("calibrate", f"full int8, {rule} ranges", set(), []))
-    best = min(tried, key=lambda s: (not s.met, s.mean_kl, s.step))
+    best = min(tried, key=lambda s: (not s.met, _damage(asdict(s), r.budget), s.mean_kl, s.step))
     r.cands.use(best.ranges)
     if len(tried) > 1:
         log.info("%s: activation ranges by %s (full int8 agreement %.2f %% on the selection images; %s)",

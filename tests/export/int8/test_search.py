@@ -287,6 +287,35 @@ def test_units_are_kept_float_by_the_answers_they_flip_before_the_probabilities_
     assert [g.name for g in _order([logits, se], tie)] == ["se", "logits"]
 
 
+def test_the_range_rule_is_chosen_by_the_answers_it_keeps_before_its_kl():
+    """QAT EfficientNet-B0: narrowest ranges had the lower mean KL, entropy ranges the higher agreement (85.9 vs
+    90.8 %): an agreement budget goes on with entropy."""
+    from dataclasses import replace
+
+    from edgeport.export.int8.search import _calibrate
+
+    figures = {"narrowest": (85.9, 0.010), "entropy": (90.8, 0.016), "mse": (87.5, 0.012)}
+
+    class Runner:  # the search's bookkeeping, with each rule's full int8 figures given
+        max_evals, budget = 32, Budget(max_drop=1.5, min_agreement=95.0)
+
+        def __init__(self):
+            self.left, self.cands = 32, self
+            self.rule, self.scheme = "narrowest", "int8"
+
+        def use(self, rule):
+            self.rule = rule
+
+        def run(self, phase, action, float_ops, groups):
+            self.left -= 1
+            agree, kl = figures[self.rule]
+            return replace(_step(32 - self.left, False, 0.0, 1.0), agreement_pct=agree, mean_kl=kl, ranges=self.rule)
+
+    r = Runner()
+    full = r.run("full", "full int8", set(), [])
+    assert _calibrate(r, full, ["entropy", "mse"]).ranges == "entropy" and r.rule == "entropy"
+
+
 def test_selection_margin_is_one_standard_error():
     from edgeport.export.int8.budget import selection_margin, tightened
 
