@@ -42,9 +42,9 @@ HELP: dict[str, str | Flag] = {
     "search": "int8/onnx-int8 that miss the budget: search for the cheapest ops to keep float (--no-search: "
               "fail them instead)",
     "max_evals": "candidate models the float-fallback search may evaluate per scheme",
-    "max_slowdown": Flag("a float fallback's p50 may be at most this factor of full int8's (LiteRT: wall "
-                         "clock, timed alternating with full int8; onnxruntime: CPU time, timed one after the other; "
-                         "at least 0.5 s); slower ones do not "
+    "max_slowdown": Flag("a float fallback's p50 may be at most this factor of full int8's (LiteRT: in "
+                         "wall clock and in CPU time, timed alternating with full int8; onnxruntime: CPU time, timed "
+                         "one after the other; at least 0.5 s); slower ones do not "
                          "count as meeting the budget",
                          type=float, metavar="FACTOR"),
     "selection_fraction": "share of the validation images that choose a float fallback (the rest report)",

@@ -84,7 +84,7 @@ class Step:
     mean_kl: float
     p50_ms: float | None = None
     cpu_p50_ms: float | None = None
-    slowdown: float | None = None  #: its p50 over full int8's (verify._slowdown: wall clock when alternating)
+    slowdown: float | None = None  #: its p50 over full int8's (verify._slowdown: the larger of wall clock and CPU)
     met: bool = False
     agreement_pct_ci: list[float] | None = None  #: interval of agreement_pct on these images
     delta_top1_pts_ci: list[float] | None = None
