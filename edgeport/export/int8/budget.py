@@ -63,6 +63,19 @@ class Budget:
             miss += max(0.0, self.min_decided_agreement - float(figures["decided_agreement_pct"]))
         return round(miss, 6)
 
+    def damage(self, figures: dict) -> float:
+        """Points lost in the figures this budget judges, summed (what the search orders units and range
+        rules by): agreement, agreement where Keras is decided, top-1 (only a drop) -- each only where the
+        budget holds a limit on it."""
+        lost = 0.0
+        if self.min_agreement is not None:
+            lost += 100.0 - float(figures["agreement_pct"])
+        if self.min_decided_agreement is not None and figures.get("decided_agreement_pct") is not None:
+            lost += 100.0 - float(figures["decided_agreement_pct"])
+        if self.max_drop is not None:
+            lost += max(0.0, -float(figures.get("delta_top1_pts") or 0.0))
+        return lost
+
     def met(self, figures: dict) -> bool:
         """The point estimates meet every limit (what the search compares, on its own images)."""
         return self.shortfall(figures) == 0.0

@@ -107,6 +107,15 @@ class QATSettings:
         if not float(self.margin) >= 0:
             raise ConfigError(f"expected a QAT margin >= 0 (a log-probability difference), received {self.margin}")
 
+    def objective(self) -> str:
+        """What the fine-tune minimises, in words (the manifest's ``quantization.qat.objective``)."""
+        text = "distillation: KL divergence from the original Keras model's probabilities"
+        if float(self.temperature) != 1.0:
+            text += f" at temperature {self.temperature:g}"
+        if self.margin:
+            text += f" plus a hinge asking a log-probability margin of {self.margin:g} for its top-1 class"
+        return text
+
 
 @dataclass
 class QATResult:
@@ -126,9 +135,7 @@ class QATResult:
         return {"epochs": self.epochs, "images": self.images, "seconds": round(self.seconds, 1),
                 "history": self.history, "resumed_from": self.resumed_from, "settings": asdict(self.settings),
                 "quantized_tensors": self.quantized_tensors, "quantized_weights": self.quantized_weights,
-                "objective": "distillation: KL divergence from the original Keras model's probabilities"
-                             + (f" plus a hinge asking a log-probability margin of {self.settings.margin:g} for its "
-                                "top-1 class" if self.settings.margin else "")}
+                "objective": self.settings.objective()}
 
 
 # --------------------------------------------------------------------------- what is quantized

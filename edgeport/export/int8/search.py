@@ -242,7 +242,8 @@ def _choose(steps: Sequence[Step], max_slowdown: float | None = None) -> Step:
     """The met step keeping the fewest MACs float (then fewest ops, then lowest p50); none met -> the
     smallest accuracy shortfall among those within ``max_slowdown`` (else among all). MACs, not the
     measured p50, order the met ones: on a loaded machine a 20-run wall-clock p50 varies by 2x between
-    identical models timed apart; the slowdown limit divides two p50s timed alternating, which holds."""
+    identical models timed apart; the slowdown limit holds ``Step.slowdown`` (the larger of the wall-clock and
+    CPU-time ratios to full int8, timed alternating), which holds."""
     met = [s for s in steps if s.met]
     if met:
         return min(met, key=lambda s: (s.float_macs_share, s.float_ops,
@@ -377,18 +378,8 @@ def _calibrate(r: _Runner, full: Step, rules: Sequence[str]) -> Step:
 
 
 def _damage(row: dict, budget: Budget | None) -> float:
-    """What quantizing a unit alone cost in the figures ``budget`` judges (points lost, summed): agreement,
-    agreement where Keras is decided, top-1 (only a drop); all of agreement's when there is no budget."""
-    if budget is None:
-        return 100.0 - float(row["agreement_pct"])
-    lost = 0.0
-    if budget.min_agreement is not None:
-        lost += 100.0 - float(row["agreement_pct"])
-    if budget.min_decided_agreement is not None and row.get("decided_agreement_pct") is not None:
-        lost += 100.0 - float(row["decided_agreement_pct"])
-    if budget.max_drop is not None:
-        lost += max(0.0, -float(row.get("delta_top1_pts") or 0.0))
-    return lost
+    """:meth:`Budget.damage`; all of agreement's points lost when there is no budget."""
+    return 100.0 - float(row["agreement_pct"]) if budget is None else budget.damage(row)
 
 
 def _order(groups: list[Group], ranking: list[dict], budget: Budget | None = None) -> list[Group]:

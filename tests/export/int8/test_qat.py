@@ -272,6 +272,9 @@ def test_settings_are_checked():
         Q.QATSettings(lr=2.0)
     with pytest.raises(ConfigError, match="margin >= 0"):
         Q.QATSettings(margin=-1.0)
+    # the manifest says what the fine-tune minimised, and only what it did
+    assert Q.QATSettings().objective() == "distillation: KL divergence from the original Keras model's probabilities"
+    assert "hinge" in Q.QATSettings(margin=0.1).objective() and "temperature 2" in Q.QATSettings(temperature=2).objective()
 
 
 def _dark_calibration(tmp_path: Path) -> Path:

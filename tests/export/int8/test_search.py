@@ -206,6 +206,10 @@ def test_budget():
     assert decided.shortfall({"agreement_pct": 80.0, "delta_top1_pts": -5.0, "decided_agreement_pct": 96.5}) == 1.5
     assert decided.met({"agreement_pct": 80.0, "delta_top1_pts": -5.0, "decided_agreement_pct": None})  # none decided
     assert "decided >= 98 %" in decided.describe()
+    # damage: points lost in what the budget judges, met or not (what orders units and range rules)
+    assert b.damage({"agreement_pct": 98.0, "delta_top1_pts": -0.5}) == pytest.approx(2.5)
+    assert b.damage({"agreement_pct": 98.0, "delta_top1_pts": +0.5}) == pytest.approx(2.0)  # a gain is no damage
+    assert decided.damage({"agreement_pct": 80.0, "delta_top1_pts": -5.0, "decided_agreement_pct": 99.0}) == 1.0
     with pytest.raises(ConfigError, match="max-drop"):
         Budget(max_drop=-1)
     with pytest.raises(ConfigError, match="min-agreement"):
