@@ -99,19 +99,29 @@ class TFLiteCandidates(Candidates):
         self.io_dtype = io_dtype
         self.images, self.progress = images, progress
         self._hists: dict | None = None
-        self._ranged: dict[str, bytes] = {"minmax": calibrated}
+        self._ranged: dict[str, bytes] = {}
+        #: the tensors SOFTMAX reads (the logits): every rule's range for them keeps what the int8 output shows
+        self.softmax_inputs = {int(i) for op in self.ops if op.type == "SOFTMAX" for i in op.inputs}
 
     def ranged(self, rule: str) -> bytes:
-        """The calibrated model with ``rule``'s activation ranges (histograms made on first need)."""
+        """The calibrated model with ``rule``'s activation ranges (histograms made on first need), a SOFTMAX's
+        input under :func:`~edgeport.export.int8.ranges.softmax_input_range` whatever the rule. Min/max without
+        calibration images: the converter's own ranges."""
         if rule not in self._ranged:
-            from edgeport.export.int8.ranges import clip_range
+            from edgeport.export.int8.ranges import clip_range, softmax_input_range
             from edgeport.export.tflite import activation_histograms, with_ranges
 
             if self.images is None or len(self.images) == 0:
+                if rule == "minmax":
+                    return self.calibrated
                 raise ModelError(f"expected the calibration images for {rule} activation ranges, received none")
             if self._hists is None:
                 self._hists = activation_histograms(self.calibrated, self.images, self.progress)
-            self._ranged[rule] = with_ranges(self.calibrated, {i: clip_range(h, rule) for i, h in self._hists.items()})
+            ranges = {i: clip_range(h, rule) for i, h in self._hists.items()}
+            for i in self.softmax_inputs & ranges.keys():
+                h = self._hists[i]
+                ranges[i] = softmax_input_range(*ranges[i], h.peak_min, h.width)
+            self._ranged[rule] = with_ranges(self.calibrated, ranges)
         return self._ranged[rule]
 
     def quantize(self, float_ops: Collection[int]) -> bytes:

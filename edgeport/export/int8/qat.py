@@ -24,7 +24,10 @@ the budget. QAT lets the weights learn to live with the rounding:
 * **Ranges**: each activation's range is set from the calibration images by the
   scheme's range rule (:mod:`edgeport.export.int8.ranges`) on the float model
   with the current weights, before the first epoch and again after each, so
-  that the ranges training rounds on are those the converter will calibrate.
+  that the ranges training rounds on are those the converter will calibrate;
+  the logits (what a softmax reads, :attr:`Plan.logits`) keep only what the
+  int8 SOFTMAX shows, as the export's candidates set them
+  (:func:`edgeport.export.int8.ranges.softmax_input_range`).
 * **Objective**: distillation from the original Keras model on the same
   augmented image (the run's own augmentation over its train split): KL
   divergence from its probabilities; optionally (:attr:`QATSettings.margin`,
@@ -154,6 +157,9 @@ class Plan:
     #: input is a ReLU's output, any input that reaches it through a Dropout (EfficientNet's project_bn), and any
     #: that feeds nothing else (every residual block's project output); seen on every such ADD measured
     widen: dict[str, list[str]] = field(default_factory=dict)
+    #: the tensors a softmax reads (the logits), whose range keeps what the int8 SOFTMAX shows
+    #: (:func:`edgeport.export.int8.ranges.softmax_input_range`, as the converter's candidates set it)
+    logits: set[str] = field(default_factory=set)
 
 
 def _layers(model, operations: bool = False) -> Iterable[Any]:
@@ -236,6 +242,12 @@ def plan(model) -> Plan:
         if (len(after) == 1 and _bias_add(after[0], p)) or _bias_add(layer, p):
             continue  # a constant added to a conv's output before a ReLU (hard-sigmoid's x + 3): in its bias, fused
         p.quantize.add(layer.name)
+    for layer in layers:
+        if layer.name in p.weights and layer.name in p.quantize and _act_name(layer) == "softmax":
+            p.logits.add(f"{layer.name}/pre")  # FULLY_CONNECTED, then SOFTMAX (_forward)
+        elif layer.__class__.__name__ == "Softmax" or (layer.__class__.__name__ == "Activation"
+                                                       and _act_name(layer) == "softmax"):
+            p.logits.update(src for x in _producers(layer) if (src := _quantized_source(x, p)))
     for layer in layers:
         if layer.__class__.__name__ == "Add" and _is_layer(layer) and layer.name in p.quantize:
             sources = [_quantized_source(x, p) for x in _producers(layer)]
@@ -467,6 +479,8 @@ class _Tap:
     def __init__(self) -> None:
         self.lo: dict[str, float] = {}
         self.hi: dict[str, float] = {}
+        self.peak: dict[str, float] = {}  #: the smallest per-image largest value (a logits tensor's lowest top logit)
+        self.width: dict[str, int] = {}  #: the last axis' length
         self.hists: dict | None = None
 
     def __call__(self, name: str, value: np.ndarray) -> None:
@@ -475,6 +489,9 @@ class _Tap:
             return
         self.lo[name] = min(self.lo.get(name, math.inf), float(value.min()))
         self.hi[name] = max(self.hi.get(name, -math.inf), float(value.max()))
+        if value.ndim >= 2 and value.size:
+            self.peak[name] = min(self.peak.get(name, math.inf), float(value.reshape(len(value), -1).max(1).min()))
+            self.width[name] = int(value.shape[-1])
 
 
 def probe(model, p: Plan):
@@ -513,10 +530,10 @@ def probe(model, p: Plan):
 def measure_ranges(probed, images: np.ndarray, rule: str, p: Plan, batch: int = 32) -> dict[str, tuple[float, float]]:
     """Each tapped tensor's range over ``images`` by ``rule`` (min/max in one pass; the other rules from exact
     histograms over that range, a second pass). ``probed``: :func:`probe`'s (model, tap)."""
-    from edgeport.export.int8.ranges import Histogram, clip_range
+    from edgeport.export.int8.ranges import Histogram, clip_range, softmax_input_range
 
     model, tap = probed
-    tap.lo, tap.hi, tap.hists = {}, {}, None
+    tap.lo, tap.hi, tap.peak, tap.width, tap.hists = {}, {}, {}, {}, None
 
     def run() -> None:
         for i in range(0, len(images), batch):
@@ -530,6 +547,8 @@ def measure_ranges(probed, images: np.ndarray, rule: str, p: Plan, batch: int = 
         run()
         out = {n: clip_range(h, rule) for n, h in tap.hists.items()}
         tap.hists = None
+    for name in p.logits & out.keys():
+        out[name] = softmax_input_range(*out[name], tap.peak.get(name, math.inf), tap.width.get(name, 0))
     for add, others in p.widen.items():  # as the converter sets them (Plan.widen)
         for name in others:
             if add in out and name in out:

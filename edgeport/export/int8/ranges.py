@@ -24,10 +24,23 @@ step everywhere else:
 Every rule reads one histogram per tensor (:class:`Histogram`, fixed bins over
 the tensor's recorded [min, max], so exact counts, no sampling) and returns a
 ``(lo, hi)`` with lo <= 0 <= hi, as the int8 zero point requires.
+
+Under every rule, a SOFTMAX's input (the logits) keeps only what the int8
+output can show (:func:`softmax_input_range`): TFLite's int8 SOFTMAX writes
+probabilities in steps of 1/256, so a logit far enough below the image's
+largest is 0 in the output however it is rounded, and the range need not
+reach it. On the EfficientNet-B0 flowers model (the README's QAT section) the
+logits span [-34.5, 19.3] over the calibration images, their low end set by
+classes no image is near; [-7.55, 19.3] keeps every probability the output
+shows, with a step 2x finer where answers are decided: rounding the logits
+alone (a numpy simulation of the int8 step) then agrees with Keras on 94.0 % of
+the 736 validation photos instead of 87.6 % (largest probability change 0.024
+instead of 0.048).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,11 +63,20 @@ class Histogram:
     lo: float
     hi: float
     counts: np.ndarray = field(default_factory=lambda: np.zeros(BINS, np.int64))
+    #: the smallest per-sample largest value and the last axis' length (a SOFTMAX input: the lowest top logit
+    #: of any image, and the number of classes), for :func:`softmax_input_range`
+    peak_min: float = math.inf
+    width: int = 0
 
     def add(self, values: np.ndarray) -> None:
+        """``values``: a batch (samples on the first axis)."""
+        v = np.asarray(values, np.float64)
+        if v.ndim >= 2 and v.size:
+            self.peak_min = min(self.peak_min, float(v.reshape(len(v), -1).max(axis=1).min()))
+            self.width = int(v.shape[-1])
         if self.hi <= self.lo:
             return
-        v = np.asarray(values, np.float64).ravel()
+        v = v.ravel()
         idx = np.clip(((v - self.lo) / (self.hi - self.lo) * len(self.counts)).astype(np.int64), 0,
                       len(self.counts) - 1)
         self.counts += np.bincount(idx, minlength=len(self.counts))
@@ -154,6 +176,26 @@ def clip_range(h: Histogram, rule: str) -> tuple[float, float]:
         (plo, phi), (mlo, mhi) = percentile_range(h), mse_range(h)
         return max(plo, mlo), min(phi, mhi)
     raise ConfigError(f"expected a range rule, one of {', '.join(RANGE_RULES)}, received '{rule}'")
+
+
+#: TFLite's int8 SOFTMAX output: scale 1/256 (zero point -128), whatever the calibration saw
+SOFTMAX_STEP = 1.0 / 256.0
+
+
+def softmax_input_range(lo: float, hi: float, peak_min: float, classes: int) -> tuple[float, float]:
+    """A SOFTMAX input's range (the logits, ``(lo, hi)`` by any rule) with its low end raised to
+    ``peak_min - ln(2 (classes - 1) / SOFTMAX_STEP)``, ``peak_min`` the lowest top logit over the calibration
+    images.
+
+    A logit at or below that floor has probability below ``SOFTMAX_STEP / (2 (classes - 1))`` on every such
+    image, and all of them together less than half an output step: clipped to the floor or not, the int8
+    output shows 0 for each, and the others' probabilities change by less than half a step. An image whose
+    top logit is lower than any calibration image's may see a clipped class's probability rise, by at most
+    what its top logit falls short. No finite ``peak_min`` or fewer than two classes: unchanged."""
+    if not math.isfinite(peak_min) or classes < 2:
+        return lo, hi
+    floor = peak_min - math.log(2.0 * (classes - 1) / SOFTMAX_STEP)
+    return _with_zero(max(lo, floor), hi)
 
 
 def range_rules(scheme: str, method: str) -> tuple[str, ...]:

@@ -169,12 +169,13 @@ def _matches_the_converter(block, tmp_path, ops: dict[str, str] | None = None):
 
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgeport.export.tflite import calibrate, export_saved_model, quantize_calibrated
+    from edgeport.export.int8.candidates import TFLiteCandidates
+    from edgeport.export.tflite import calibrate, export_saved_model
 
     calib = np.random.default_rng(0).integers(0, 256, (64, SIZE, SIZE, 3)).astype(np.uint8)
     model_file = tmp_path / "m.tflite"
     calibrated = calibrate(export_saved_model(block, tmp_path / "sm"), calib, progress=False)
-    model_file.write_bytes(quantize_calibrated(calibrated, "int8", "uint8"))
+    TFLiteCandidates(calibrated, "uint8", images=calib).write((), model_file)  # full int8 on min/max, as exported
     interp = Interpreter(str(model_file))
     converted = {d["name"].split(";")[0]: ((-128 - d["quantization"][1]) * d["quantization"][0],
                                            (127 - d["quantization"][1]) * d["quantization"][0])
@@ -194,11 +195,45 @@ def _matches_the_converter(block, tmp_path, ops: dict[str, str] | None = None):
             names = [n for n in names if part in n]
         if layer in (ops or {}):  # a Keras op: the converter names its tensor after the TensorFlow op (a pattern)
             names = [n for n in converted if re.fullmatch(ops[layer], n)]
-        if layer == block.layers[-1].name:  # the model's output tensor is renamed by the SavedModel signature
+        if layer == block.layers[-1].name and not part:  # the model's output is renamed by the SavedModel signature
             names = [n for n in converted if n.startswith("StatefulPartitionedCall")]
         assert names, f"{point}: no int8 tensor of the converted model"
         clo, chi = converted[names[-1]]
         assert abs(lo - clo) <= 0.02 * (chi - clo) and abs(hi - chi) <= 0.02 * (chi - clo), (point, (lo, hi), (clo, chi))
+    return measured
+
+
+def test_the_logits_range_as_the_exports_int8_sets_it(keras, tmp_path):
+    """A softmax head: the logits keep only the range the int8 SOFTMAX's output shows (ranges.softmax_input_range),
+    in the simulation as in the export's int8 candidates; three classes no image comes near would otherwise set
+    their low end at about -40."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgeport.export.int8.candidates import TFLiteCandidates
+    from edgeport.export.tflite import calibrate, export_saved_model
+
+    keras.utils.set_random_seed(3)
+    calib = np.random.default_rng(0).integers(0, 256, (64, SIZE, SIZE, 3)).astype(np.uint8)
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="scale")(inp)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    dense = keras.layers.Dense(5, activation="softmax", name="decide")
+    model = keras.Model(inp, dense(x), name="softmax_head")
+    dense.set_weights([dense.get_weights()[0], np.array([0.0, 0.0, -40.0, -40.0, -40.0], np.float32)])
+    p = Q.plan(model)
+    assert p.logits == {"decide/pre"}
+    lo, hi = Q.measure_ranges(Q.probe(model, p), calib, "minmax", p)["decide/pre"]
+    assert -12.0 < lo < 0.0 < hi, (lo, hi)
+    calibrated = calibrate(export_saved_model(model, tmp_path / "sm"), calib, progress=False)
+    TFLiteCandidates(calibrated, "uint8", images=calib).write((), tmp_path / "m.tflite")  # full int8, as exported
+    (scale, zero), = [d["quantization"] for d in Interpreter(str(tmp_path / "m.tflite")).get_tensor_details()
+                      if d["dtype"] == np.int8 and "decide" in d["name"] and d["quantization"][0]]
+    clo, chi = (-128 - zero) * scale, (127 - zero) * scale
+    assert abs(lo - clo) <= 0.02 * (chi - clo) and abs(hi - chi) <= 0.02 * (chi - clo), ((lo, hi), (clo, chi))
+    # a linear Dense, then a Softmax layer: the Dense's output is the logits
+    logits = keras.layers.Dense(5, name="logits")(x)
+    assert Q.plan(keras.Model(inp, keras.layers.Softmax(name="probs")(logits))).logits == {"logits"}
 
 
 def test_fine_tune_changes_the_weights_checkpoints_and_resumes(keras, tiny_run_dir, tmp_path):

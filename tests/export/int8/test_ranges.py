@@ -164,6 +164,57 @@ def test_each_rule_on_its_own(hot_pixel, tmp_path):
         no_images.write((), tmp_path / "x.tflite")
 
 
+def near_tie_model(keras):
+    """image -> mean gray level f in [0, 1] -> logits (f, 0.5 - 0.01 f, -40, -40, -40) -> softmax: class 0 or 1,
+    a near-tie around f = 0.5; three classes no image comes near set the logits' calibrated low end at -40."""
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(keras.layers.Rescaling(1 / 255.0, name="scale")(inp))
+    decide = keras.layers.Dense(5, activation="softmax", name="decide")
+    model = keras.Model(inp, decide(x), name="near_tie")
+    w = np.full((3, 5), 0.01 / 3, np.float32)
+    w[:, 0], w[:, 1] = 1 / 3, -0.01 / 3
+    decide.set_weights([w, np.array([0.0, 0.5, -40.0, -40.0, -40.0], np.float32)])
+    return model
+
+
+def test_the_logits_range_keeps_what_the_int8_softmax_shows(keras, tmp_path):
+    """The converter's min/max gives the logits [-40, 1]: a step of 0.16 rounds answers within 0.08 of the
+    tie. Every rule raises the low end to where a class's probability would still show in the uint8 output
+    (the lowest top logit over the calibration images - ln(2 * 4 * 256)): a step 5x finer, the same output
+    probabilities, and the near-ties kept."""
+    pytest.importorskip("tensorflow")
+    from edgeport.contract import InputContract
+    from edgeport.evalset import EvalSet
+    from edgeport.export.int8.candidates import TFLiteCandidates
+    from edgeport.export.int8.ranges import softmax_input_range
+    from edgeport.export.tflite import calibrate, export_saved_model, quantize_calibrated
+    from edgeport.export.verify import evaluate
+    from edgeport.schemes import Precision
+
+    model = near_tie_model(keras)
+    levels = np.r_[np.linspace(80, 120, 9), np.linspace(135, 175, 9)]  # f 0.31-0.47 and 0.53-0.69
+    images = np.stack([np.full((SIZE, SIZE, 3), g, np.uint8) for g in levels])
+    calib = np.stack([np.full((SIZE, SIZE, 3), g, np.uint8) for g in np.linspace(60, 200, 15)])
+    reference = np.asarray(model.predict(images.astype(np.float32), verbose=0), np.float32)
+    data, contract = EvalSet(images, reference.argmax(1), reference), InputContract(SIZE, SIZE)
+    calibrated = calibrate(export_saved_model(model, tmp_path / "saved_model"), calib, progress=False)
+    converter_own = tmp_path / "converter.tflite"
+    converter_own.write_bytes(quantize_calibrated(calibrated, Precision.INT8, "uint8"))
+    cands = TFLiteCandidates(calibrated, "uint8", images=calib)
+    assert len(cands.softmax_inputs) == 1
+    before = evaluate(converter_own, data, contract, latency_runs=0)
+    for rule in cands.rules:
+        cands.use(rule)
+        after = evaluate(cands.write((), tmp_path / f"{rule}.tflite"), data, contract, latency_runs=0)
+        assert after["agreement_pct"] == 100.0 and after["max_abs_prob_diff"] <= 1.5 / 256, (rule, after)
+    assert before["agreement_pct"] <= 80.0, before  # the same file on the converter's own logits range
+    # the rule itself: a floor only below the lowest top logit by ln(2 (classes - 1) / step); zero kept inside
+    assert softmax_input_range(-40.0, 1.0, 0.5, 5) == pytest.approx((0.5 - np.log(2 * 4 * 256), 1.0))
+    assert softmax_input_range(-3.0, 5.0, 0.5, 5) == (-3.0, 5.0)  # already inside: unchanged
+    assert softmax_input_range(-40.0, 30.0, 20.0, 5) == (0.0, 30.0)
+    assert softmax_input_range(-40.0, 1.0, float("inf"), 5) == (-40.0, 1.0)
+
+
 def _activation_scales(path) -> dict[str, float]:
     """QuantizeLinear output tensor -> its scale, in an onnx-int8 file."""
     import onnx
