@@ -15,6 +15,7 @@ import contextlib
 import gc
 import inspect
 import io
+import json
 import logging
 import tempfile
 import warnings
@@ -216,25 +217,42 @@ def quantize_qdq(
     it exists, ``calibration`` is not run again (one calibration pass for many
     candidates), else the ranges are computed from ``calibration`` and written
     there. Needs an onnxruntime whose ``quantize_static`` has
-    ``calibration_cache_path``.
+    ``calibration_cache_path``. A freshly calibrated Softmax input (the
+    logits) keeps only what a probability in steps of 1/256 shows
+    (:func:`floor_softmax_inputs`), as int8 TFLite's does.
     """
     ort = require("onnxruntime", "ONNX int8 quantization")
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import quantize_static
 
     cached = ranges_cache is not None and Path(ranges_cache).is_file()
     if not cached and (calibration is None or len(calibration) == 0):
         raise ModelError("expected calibration images for the onnx-int8 scheme, received none")
-    extra: dict = {}
-    if ranges_cache is not None:
-        if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
-            raise MissingDependencyError(
-                f"expected an onnxruntime whose quantize_static takes calibration_cache_path (to calibrate "
-                f"once for the float-fallback search), received onnxruntime {ort.__version__}; "
-                "upgrade it with: pip install -U onnxruntime"
-            )
-        extra["calibration_cache_path"] = str(ranges_cache)
+    can_cache = "calibration_cache_path" in inspect.signature(quantize_static).parameters
+    if ranges_cache is not None and not can_cache:
+        raise MissingDependencyError(
+            f"expected an onnxruntime whose quantize_static takes calibration_cache_path (to calibrate "
+            f"once for the float-fallback search), received onnxruntime {ort.__version__}; "
+            "upgrade it with: pip install -U onnxruntime"
+        )
+    with tempfile.TemporaryDirectory(prefix="edgeport-ranges-") as tmp:
+        cache = Path(ranges_cache) if ranges_cache is not None else (Path(tmp) / "ranges.json" if can_cache else None)
+        _quantize_static(preprocessed, dst, None if cached else calibration, progress, calibration_method,
+                         nodes_to_exclude, cache)
+        if not cached and cache is not None and floor_softmax_inputs(preprocessed, cache, calibration):
+            _quantize_static(preprocessed, dst, None, progress, calibration_method, nodes_to_exclude, cache)
+    _drop_unused_opsets(dst)
+    return Path(dst)
+
+
+def _quantize_static(preprocessed: str | Path, dst: str | Path, calibration: np.ndarray | None, progress: bool,
+                     calibration_method: str, nodes_to_exclude: Sequence[str], cache: Path | None) -> None:
+    """One ``quantize_static`` call with edgeport's settings (``calibration`` None: the ranges in ``cache``)."""
+    ort = require("onnxruntime", "ONNX int8 quantization")
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    extra: dict = {} if cache is None else {"calibration_cache_path": str(cache)}
     reader = None
-    if not cached:
+    if calibration is not None:
         name = ort.InferenceSession(str(preprocessed), providers=["CPUExecutionProvider"]).get_inputs()[0].name
         reader = _calibration_reader(calibration, name, progress)
     chatter = io.StringIO()  # the histogram calibrators print() their progress
@@ -260,8 +278,48 @@ def quantize_qdq(
         logging.getLogger().removeFilter(quiet)
     if chatter.getvalue().strip():
         log.debug("onnxruntime calibration: %s", " ".join(chatter.getvalue().split()))
-    _drop_unused_opsets(dst)
-    return Path(dst)
+
+
+def floor_softmax_inputs(preprocessed: str | Path, cache: str | Path, calibration: np.ndarray) -> list[str]:
+    """Raise the low end of each Softmax input's range in ``cache`` (an onnxruntime calibration cache) to
+    :func:`edgeport.export.int8.ranges.softmax_input_range`'s floor, from each calibration image's top logit
+    (one float pass). Returns the tensors changed."""
+    onnx = require("onnx", "ONNX int8 quantization")
+    ort = require("onnxruntime", "ONNX int8 quantization")
+    from onnxruntime.quantization.calibrate import load_tensors_data, save_tensors_data
+
+    from edgeport.export.int8.ranges import softmax_input_range
+
+    proto = onnx.load(str(preprocessed))
+    names = [n.input[0] for n in proto.graph.node if n.op_type == "Softmax" and n.input]
+    ranges = load_tensors_data(cache)
+    names = [n for n in dict.fromkeys(names) if n in ranges]
+    if not names or calibration is None or not len(calibration):
+        return []
+    known = {o.name for o in proto.graph.output}
+    proto.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in known)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    feed = sess.get_inputs()[0].name
+    peak = dict.fromkeys(names, np.inf)
+    width = dict.fromkeys(names, 0)
+    for img in calibration:
+        for n, v in zip(names, sess.run(names, {feed: img.astype(np.float32)[None]})):
+            v = np.asarray(v)
+            peak[n] = min(peak[n], float(v.reshape(len(v), -1).max(axis=1).min()))
+            width[n] = int(v.shape[-1])
+    changed = []
+    for n in names:
+        td = ranges[n]
+        lo, hi = (float(np.asarray(x).reshape(-1)[0]) for x in td.range_value)
+        new_lo, _ = softmax_input_range(lo, hi, peak[n], width[n])
+        if new_lo != lo:
+            td.lowest = np.asarray(new_lo, dtype=np.asarray(td.lowest).dtype).reshape(np.shape(td.lowest))
+            changed.append(n)
+    if changed:
+        smooth = bool(json.loads(Path(cache).read_text()).get("smooth_quant", False))
+        save_tensors_data(ranges, cache, smooth_quant=smooth)
+        log.debug("onnx-int8: the logits' range floored for %s", ", ".join(changed))
+    return changed
 
 
 def _drop_unused_opsets(path: str | Path) -> None:

@@ -264,6 +264,30 @@ def test_fine_tune_changes_the_weights_checkpoints_and_resumes(keras, tiny_run_d
     assert other.resumed_from == 0  # another model or other settings: starts over
 
 
+def test_fine_tune_of_a_mixed_precision_model(keras, tiny_run_dir, tmp_path):
+    """A run trained in mixed precision (float16 compute, float32 weights, the float32 softmax the build keeps)
+    fine-tunes too: the weights change and stay finite. (The simulation rounds as the int8 file computes, which
+    is not in float16 either: the conv-like layers' rounded weights compute in float32.)"""
+    from edgeport.export.datasets import load_images
+    from edgeport.export.exporter import load_keras_model
+    from edgeport.rundir import read_run
+
+    run = read_run(tiny_run_dir)
+    original = load_keras_model(run.model_path)
+    student = load_keras_model(run.model_path)
+    mixed = [layer for layer in Q._layers(student) if layer.name != "predictions" and layer.weights]
+    for layer in mixed:
+        layer.dtype_policy = keras.DTypePolicy("mixed_float16")
+    assert mixed and all(layer.compute_dtype == "float16" for layer in mixed)
+    calib, _, _ = load_images(run.samples("train")[:16], run.contract, "calibration", False)
+    before = [w.copy() for w in student.get_weights()]
+    res = Q.fine_tune(original, student, run.samples("train"), run.labels, run.contract, calib,
+                      Q.QATSettings(epochs=1, lr=1e-3, batch_size=8), progress=False)
+    after = res.model.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(before, after)) and all(np.isfinite(a).all() for a in after)
+    assert [h["epoch"] for h in res.history] == [0, 1] and res.history[-1]["loss"] is not None
+
+
 @pytest.mark.parametrize("make", [_block_model, _se_block_model, _hard_block_model], ids=["mobilenet_v2", "efficientnet", "mobilenet_v3"])
 def test_every_pattern_trains_through_its_rounding(keras, make):
     """The straight-through gradient reaches every rounded weight through each backbone's patterns (the Keras ops
@@ -286,6 +310,52 @@ def test_every_pattern_trains_through_its_rounding(keras, make):
     float_out = np.asarray(model(images, training=False))
     gap = np.abs(np.asarray(out) - float_out).max()
     assert 0 < gap < 0.1 * np.abs(float_out).max(), gap
+
+
+def _heads() -> list[str]:
+    from edgeport.build.heads import HEADS
+
+    return sorted(HEADS.names())
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
+@pytest.mark.parametrize("head", _heads())
+def test_every_head_and_mixed_precision_train_through_their_rounding(keras, head, policy):
+    """Every head edgeport builds, on a backbone trained in float32 or in mixed precision (float16 compute, the
+    float32 softmax the build keeps): the plan finds the logits, the simulation runs, the straight-through
+    gradient reaches every rounded weight (the nested head's too), and the rounding is all that differs."""
+    import tensorflow as tf
+
+    from edgeport.build.heads import HeadArgs, create_head
+
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras.utils.set_random_seed(4)
+        inp = keras.Input((SIZE, SIZE, 3), name="image")
+        x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="scale")(inp)
+        x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="stem")(x)
+        x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="body")(x)
+        top = create_head(head, tuple(x.shape[1:]), HeadArgs(num_classes=5, backbone="tiny", image_size=SIZE))
+        model = keras.Model(inp, top(x), name=f"tiny_{head}")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    p = Q.plan(model)
+    assert p.logits == {"predictions/pre"}
+    images = np.random.default_rng(3).integers(0, 256, (16, SIZE, SIZE, 3)).astype(np.float32)
+    ranges = Q.ActivationRanges(keras)
+    probed = Q.probe(model, p)
+    sim = Q.simulated(model, p, ranges)
+    ranges.assign(Q.measure_ranges(probed, images, "minmax", p))
+    kernels = {layer.name: layer.kernel for layer in Q._layers(model) if layer.name in p.weights}
+    assert {"stem", "body", "predictions"} <= kernels.keys()
+    with tf.GradientTape() as tape:
+        out = sim(images, training=False)
+        loss = tf.reduce_sum(tf.cast(out, tf.float32) * np.linspace(-1, 1, 5, dtype=np.float32))
+    grads = dict(zip(kernels, tape.gradient(loss, list(kernels.values()))))
+    assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads.values()), grads
+    float_out = np.asarray(model(images, training=False), np.float32)
+    gap = np.abs(np.asarray(out, np.float32) - float_out).max()
+    assert 0 < gap < 0.1, gap
 
 
 def test_the_margin_hinge_asks_the_teachers_answer_by_a_margin_and_nothing_more(keras):

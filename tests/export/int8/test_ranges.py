@@ -213,6 +213,19 @@ def test_the_logits_range_keeps_what_the_int8_softmax_shows(keras, tmp_path):
     assert softmax_input_range(-3.0, 5.0, 0.5, 5) == (-3.0, 5.0)  # already inside: unchanged
     assert softmax_input_range(-40.0, 30.0, 20.0, 5) == (0.0, 30.0)
     assert softmax_input_range(-40.0, 1.0, float("inf"), 5) == (-40.0, 1.0)
+    # onnx-int8: onnxruntime's calibrated range of the Softmax input floored the same way, in its range cache
+    from edgeport.export.int8.candidates import OnnxCandidates
+    from edgeport.export.onnx import export_float32
+
+    onnx_cands = OnnxCandidates(export_float32(model, tmp_path / "float.onnx"), calib, tmp_path / "ort", "minmax",
+                                progress=False)
+    onnx_file = onnx_cands.write((), tmp_path / "int8.onnx")
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    lows = {name: float(np.ravel(td.range_value[0])[0]) for name, td in load_tensors_data(onnx_cands.ranges).items()}
+    assert -8.0 < min(lows.values()) < -7.0, lows  # the logits' 0.5 - ln(2048) = -7.1 (calibrated: -40)
+    fig = evaluate(onnx_file, data, contract, latency_runs=0)
+    assert fig["agreement_pct"] == 100.0 and fig["max_abs_prob_diff"] <= 1.5 / 256, fig
 
 
 def _activation_scales(path) -> dict[str, float]:
