@@ -288,12 +288,14 @@ def floor_softmax_inputs(preprocessed: str | Path, cache: str | Path, calibratio
     ort = require("onnxruntime", "ONNX int8 quantization")
     from onnxruntime.quantization.calibrate import load_tensors_data, save_tensors_data
 
-    from edgeport.export.int8.ranges import softmax_input_range
+    from edgeport.export.int8.ranges import row_peak, softmax_input_range
 
     proto = onnx.load(str(preprocessed))
-    names = [n.input[0] for n in proto.graph.node if n.op_type == "Softmax" and n.input]
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 13)
+    axes = {n.input[0]: next((a.i for a in n.attribute if a.name == "axis"), -1 if opset >= 13 else 1)
+            for n in proto.graph.node if n.op_type == "Softmax" and n.input}
     ranges = load_tensors_data(cache)
-    names = [n for n in dict.fromkeys(names) if n in ranges]
+    names = [n for n in axes if n in ranges]
     if not names or calibration is None or not len(calibration):
         return []
     known = {o.name for o in proto.graph.output}
@@ -302,13 +304,16 @@ def floor_softmax_inputs(preprocessed: str | Path, cache: str | Path, calibratio
     feed = sess.get_inputs()[0].name
     peak = dict.fromkeys(names, np.inf)
     width = dict.fromkeys(names, 0)
+    ranks: dict[str, int] = {}
     for img in calibration:
         for n, v in zip(names, sess.run(names, {feed: img.astype(np.float32)[None]})):
             v = np.asarray(v)
-            peak[n] = min(peak[n], float(v.reshape(len(v), -1).max(axis=1).min()))
-            width[n] = int(v.shape[-1])
+            peak[n] = min(peak[n], row_peak(v))
+            width[n], ranks[n] = int(v.shape[-1]), v.ndim
     changed = []
     for n in names:
+        if ranks.get(n, 0) < 1 or axes[n] % ranks[n] != ranks[n] - 1:
+            continue  # a softmax over another axis: its rows are not the last axis
         td = ranges[n]
         lo, hi = (float(np.asarray(x).reshape(-1)[0]) for x in td.range_value)
         new_lo, _ = softmax_input_range(lo, hi, peak[n], width[n])

@@ -68,6 +68,7 @@ import numpy as np
 
 from edgeport._lazy import require
 from edgeport.errors import ConfigError, ModelError
+from edgeport.export.int8.ranges import row_peak
 from edgeport.files import atomic_path, atomic_write_text
 from edgeport.metrics import agreement_pct
 from edgeport.progress import Progress
@@ -479,7 +480,7 @@ class _Tap:
     def __init__(self) -> None:
         self.lo: dict[str, float] = {}
         self.hi: dict[str, float] = {}
-        self.peak: dict[str, float] = {}  #: the smallest per-image largest value (a logits tensor's lowest top logit)
+        self.peak: dict[str, float] = {}  #: ranges.row_peak (a logits tensor's lowest top logit)
         self.width: dict[str, int] = {}  #: the last axis' length
         self.hists: dict | None = None
 
@@ -490,7 +491,7 @@ class _Tap:
         self.lo[name] = min(self.lo.get(name, math.inf), float(value.min()))
         self.hi[name] = max(self.hi.get(name, -math.inf), float(value.max()))
         if value.ndim >= 2 and value.size:
-            self.peak[name] = min(self.peak.get(name, math.inf), float(value.reshape(len(value), -1).max(1).min()))
+            self.peak[name] = min(self.peak.get(name, math.inf), row_peak(value))
             self.width[name] = int(value.shape[-1])
 
 

@@ -64,8 +64,8 @@ class Histogram:
     lo: float
     hi: float
     counts: np.ndarray = field(default_factory=lambda: np.zeros(BINS, np.int64))
-    #: the smallest per-sample largest value and the last axis' length (a SOFTMAX input: the lowest top logit
-    #: of any image, and the number of classes), for :func:`softmax_input_range`
+    #: the smallest largest value along the last axis and that axis' length (a SOFTMAX input: the lowest top
+    #: logit of any image, or of any pixel, and the number of classes), for :func:`softmax_input_range`
     peak_min: float = math.inf
     width: int = 0
 
@@ -73,7 +73,7 @@ class Histogram:
         """``values``: a batch (samples on the first axis)."""
         v = np.asarray(values, np.float64)
         if v.ndim >= 2 and v.size:
-            self.peak_min = min(self.peak_min, float(v.reshape(len(v), -1).max(axis=1).min()))
+            self.peak_min = min(self.peak_min, row_peak(v))
             self.width = int(v.shape[-1])
         if self.hi <= self.lo:
             return
@@ -177,6 +177,12 @@ def clip_range(h: Histogram, rule: str) -> tuple[float, float]:
         (plo, phi), (mlo, mhi) = percentile_range(h), mse_range(h)
         return max(plo, mlo), min(phi, mhi)
     raise ConfigError(f"expected a range rule, one of {', '.join(RANGE_RULES)}, received '{rule}'")
+
+
+def row_peak(values: np.ndarray) -> float:
+    """The smallest of the largest values along the last axis (a softmax's rows: the lowest top logit)."""
+    v = np.asarray(values, np.float64)
+    return float(v.reshape(-1, v.shape[-1]).max(axis=1).min())
 
 
 #: TFLite's int8 SOFTMAX output: scale 1/256 (zero point -128), whatever the calibration saw
