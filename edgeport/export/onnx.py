@@ -17,6 +17,8 @@ import inspect
 import io
 import json
 import logging
+import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -234,12 +236,23 @@ def quantize_qdq(
             f"once for the float-fallback search), received onnxruntime {ort.__version__}; "
             "upgrade it with: pip install -U onnxruntime"
         )
-    with tempfile.TemporaryDirectory(prefix="edgeport-ranges-") as tmp:
-        cache = Path(ranges_cache) if ranges_cache is not None else (Path(tmp) / "ranges.json" if can_cache else None)
-        _quantize_static(preprocessed, dst, None if cached else calibration, progress, calibration_method,
-                         nodes_to_exclude, cache)
-        if not cached and cache is not None and floor_softmax_inputs(preprocessed, cache, calibration):
-            _quantize_static(preprocessed, dst, None, progress, calibration_method, nodes_to_exclude, cache)
+    if cached:
+        _quantize_static(preprocessed, dst, None, progress, calibration_method, nodes_to_exclude, Path(ranges_cache))
+    elif not can_cache:  # an onnxruntime without a range cache: its calibrated logits' range as it is
+        log.warning("onnx-int8: onnxruntime %s cannot keep calibrated ranges; the logits' range is not floored "
+                    "(pip install -U onnxruntime)", ort.__version__)
+        _quantize_static(preprocessed, dst, calibration, progress, calibration_method, nodes_to_exclude, None)
+    else:
+        # calibrate into a scratch cache, floor the logits' range there, and only then keep it (a cache left
+        # unfloored would be read as done by every later candidate)
+        with tempfile.TemporaryDirectory(prefix="edgeport-ranges-") as tmp:
+            fresh = Path(tmp) / "ranges.json"
+            _quantize_static(preprocessed, dst, calibration, progress, calibration_method, nodes_to_exclude, fresh)
+            if floor_softmax_inputs(preprocessed, fresh, calibration):
+                _quantize_static(preprocessed, dst, None, progress, calibration_method, nodes_to_exclude, fresh)
+            if ranges_cache is not None:
+                shutil.copyfile(fresh, Path(ranges_cache).with_name(Path(ranges_cache).name + ".part"))
+                os.replace(Path(ranges_cache).with_name(Path(ranges_cache).name + ".part"), ranges_cache)
     _drop_unused_opsets(dst)
     return Path(dst)
 
@@ -292,14 +305,20 @@ def floor_softmax_inputs(preprocessed: str | Path, cache: str | Path, calibratio
 
     proto = onnx.load(str(preprocessed))
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 13)
+    readers: dict[str, int] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    outputs = {o.name for o in proto.graph.output}
+    # the logits Softmax alone reads (others, or the model's output, would see the clipped values)
     axes = {n.input[0]: next((a.i for a in n.attribute if a.name == "axis"), -1 if opset >= 13 else 1)
-            for n in proto.graph.node if n.op_type == "Softmax" and n.input}
+            for n in proto.graph.node if n.op_type == "Softmax" and n.input
+            and readers.get(n.input[0]) == 1 and n.input[0] not in outputs}
     ranges = load_tensors_data(cache)
     names = [n for n in axes if n in ranges]
     if not names or calibration is None or not len(calibration):
         return []
-    known = {o.name for o in proto.graph.output}
-    proto.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in known)
+    proto.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     feed = sess.get_inputs()[0].name
     peak = dict.fromkeys(names, np.inf)
@@ -312,12 +331,14 @@ def floor_softmax_inputs(preprocessed: str | Path, cache: str | Path, calibratio
             width[n], ranks[n] = int(v.shape[-1]), v.ndim
     changed = []
     for n in names:
-        if ranks.get(n, 0) < 1 or axes[n] % ranks[n] != ranks[n] - 1:
-            continue  # a softmax over another axis: its rows are not the last axis
+        if ranks.get(n, 0) < 2 or axes[n] % ranks[n] != ranks[n] - 1:
+            continue  # a softmax over another axis (or of one row): not what the floor reads, as in int8 TFLite
         td = ranges[n]
+        if any(np.asarray(x).size != 1 for x in td.range_value):
+            continue  # a per-channel range: not the per-tensor activation the floor is for
         lo, hi = (float(np.asarray(x).reshape(-1)[0]) for x in td.range_value)
         new_lo, _ = softmax_input_range(lo, hi, peak[n], width[n])
-        if new_lo != lo:
+        if new_lo > lo:  # raised (not merely 0 put inside a range above it)
             td.lowest = np.asarray(new_lo, dtype=np.asarray(td.lowest).dtype).reshape(np.shape(td.lowest))
             changed.append(n)
     if changed:

@@ -100,8 +100,13 @@ class TFLiteCandidates(Candidates):
         self.images, self.progress = images, progress
         self._hists: dict | None = None
         self._ranged: dict[str, bytes] = {}
-        #: the tensors SOFTMAX reads (the logits): every rule's range for them keeps what the int8 output shows
-        self.softmax_inputs = {int(i) for op in self.ops if op.type == "SOFTMAX" for i in op.inputs}
+        #: the tensors SOFTMAX alone reads (the logits): every rule's range for them keeps what the int8 output
+        #: shows (a tensor other ops read too keeps the rule's range: they would see the clipped values)
+        readers: dict[str, int] = {}
+        for op in self.ops:
+            for i in op.inputs:
+                readers[i] = readers.get(i, 0) + 1
+        self.softmax_inputs = {int(i) for op in self.ops if op.type == "SOFTMAX" for i in op.inputs if readers[i] == 1}
 
     def ranged(self, rule: str) -> bytes:
         """The calibrated model with ``rule``'s activation ranges (histograms made on first need), a SOFTMAX's
@@ -111,6 +116,8 @@ class TFLiteCandidates(Candidates):
             from edgeport.export.int8.ranges import clip_range, softmax_input_range
             from edgeport.export.tflite import activation_histograms, with_ranges
 
+            if rule == "minmax" and not self.softmax_inputs:
+                return self.calibrated  # the converter's own ranges: no histograms needed
             if self.images is None or len(self.images) == 0:
                 if rule == "minmax":
                     return self.calibrated

@@ -246,9 +246,11 @@ def plan(model) -> Plan:
     for layer in layers:
         if layer.name in p.weights and layer.name in p.quantize and _act_name(layer) == "softmax":
             p.logits.add(f"{layer.name}/pre")  # FULLY_CONNECTED, then SOFTMAX (_forward)
-        elif layer.__class__.__name__ == "Softmax" or (layer.__class__.__name__ == "Activation"
-                                                       and _act_name(layer) == "softmax"):
-            p.logits.update(src for x in _producers(layer) if (src := _quantized_source(x, p)))
+        elif (layer.__class__.__name__ == "Softmax" and getattr(layer, "axis", -1) in (-1, [-1])) or (
+                layer.__class__.__name__ == "Activation" and _act_name(layer) == "softmax"):
+            # over the last axis, and the logits read by nothing else (others would see the clipped values)
+            p.logits.update(src for x in _producers(layer) if len(_consumers(x)) == 1
+                            and (src := _quantized_source(x, p)))
     for layer in layers:
         if layer.__class__.__name__ == "Add" and _is_layer(layer) and layer.name in p.quantize:
             sources = [_quantized_source(x, p) for x in _producers(layer)]

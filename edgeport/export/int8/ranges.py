@@ -191,17 +191,17 @@ SOFTMAX_STEP = 1.0 / 256.0
 
 def softmax_input_range(lo: float, hi: float, peak_min: float, classes: int) -> tuple[float, float]:
     """A SOFTMAX input's range (the logits, ``(lo, hi)`` by any rule) with its low end raised to
-    ``peak_min - ln(2 (classes - 1) / SOFTMAX_STEP)``, ``peak_min`` the lowest top logit over the calibration
-    images.
+    ``min(peak_min, hi) - ln(2 (classes - 1) / SOFTMAX_STEP)``, ``peak_min`` the lowest top logit over the
+    calibration images (of any softmax row), ``hi`` where a clipping rule may have cut the top logits.
 
     A logit at or below that floor has probability below ``SOFTMAX_STEP / (2 (classes - 1))`` on every such
-    image, and all of them together less than half an output step: clipped to the floor or not, the int8
-    output shows 0 for each, and the others' probabilities change by less than half a step. An image whose
-    top logit is lower than any calibration image's may see a clipped class's probability rise, by at most
-    what its top logit falls short. No finite ``peak_min`` or fewer than two classes: unchanged."""
+    row, and all of them together less than half an output step: clipped to the floor or not, the int8
+    output shows 0 for each, and the others' probabilities change by less than half a step. A row whose top
+    logit is lower than any calibration row's, by d, may see a clipped class's probability rise to at most
+    ``e**d * SOFTMAX_STEP / (2 (classes - 1))``. No finite ``peak_min`` or fewer than two classes: unchanged."""
     if not math.isfinite(peak_min) or classes < 2:
         return lo, hi
-    floor = peak_min - math.log(2.0 * (classes - 1) / SOFTMAX_STEP)
+    floor = min(peak_min, hi) - math.log(2.0 * (classes - 1) / SOFTMAX_STEP)
     return _with_zero(max(lo, floor), hi)
 
 

@@ -228,6 +228,8 @@ def test_the_logits_range_keeps_what_the_int8_softmax_shows(keras, tmp_path):
 
     lows = {name: float(np.ravel(td.range_value[0])[0]) for name, td in load_tensors_data(onnx_cands.ranges).items()}
     assert -8.0 < min(lows.values()) < -7.0, lows  # the logits' 0.5 - ln(2048) = -7.1 (calibrated: -40)
+    logits_scale = [v for k, v in _activation_scales(onnx_file).items() if "decide" in k and "Softmax" not in k]
+    assert logits_scale and max(logits_scale) < 0.05, logits_scale  # (1 + 7.1) / 255 in the file; (1 + 40) / 255 calibrated
     fig = evaluate(onnx_file, data, contract, latency_runs=0)
     assert fig["agreement_pct"] == 100.0 and fig["max_abs_prob_diff"] <= 1.5 / 256, fig
 
