@@ -17,7 +17,6 @@ import inspect
 import io
 import json
 import logging
-import os
 import shutil
 import tempfile
 import warnings
@@ -28,6 +27,7 @@ import numpy as np
 
 from edgeport._lazy import require
 from edgeport.errors import ConfigError, MissingDependencyError, ModelError
+from edgeport.files import atomic_path
 from edgeport.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -251,8 +251,8 @@ def quantize_qdq(
             if floor_softmax_inputs(preprocessed, fresh, calibration):
                 _quantize_static(preprocessed, dst, None, progress, calibration_method, nodes_to_exclude, fresh)
             if ranges_cache is not None:
-                shutil.copyfile(fresh, Path(ranges_cache).with_name(Path(ranges_cache).name + ".part"))
-                os.replace(Path(ranges_cache).with_name(Path(ranges_cache).name + ".part"), ranges_cache)
+                with atomic_path(ranges_cache) as part:
+                    shutil.copyfile(fresh, part)
     _drop_unused_opsets(dst)
     return Path(dst)
 
@@ -301,7 +301,7 @@ def floor_softmax_inputs(preprocessed: str | Path, cache: str | Path, calibratio
     ort = require("onnxruntime", "ONNX int8 quantization")
     from onnxruntime.quantization.calibrate import load_tensors_data, save_tensors_data
 
-    from edgeport.export.int8.ranges import row_peak, softmax_input_range
+    from edgeport.export.int8.ranges import RowPeak
 
     proto = onnx.load(str(preprocessed))
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 13)
@@ -321,23 +321,21 @@ def floor_softmax_inputs(preprocessed: str | Path, cache: str | Path, calibratio
     proto.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     feed = sess.get_inputs()[0].name
-    peak = dict.fromkeys(names, np.inf)
-    width = dict.fromkeys(names, 0)
+    rows = {n: RowPeak() for n in names}
     ranks: dict[str, int] = {}
     for img in calibration:
         for n, v in zip(names, sess.run(names, {feed: img.astype(np.float32)[None]})):
-            v = np.asarray(v)
-            peak[n] = min(peak[n], row_peak(v))
-            width[n], ranks[n] = int(v.shape[-1]), v.ndim
+            rows[n].add(v)
+            ranks[n] = np.ndim(v)
     changed = []
     for n in names:
-        if ranks.get(n, 0) < 2 or axes[n] % ranks[n] != ranks[n] - 1:
+        if ranks[n] < 2 or axes[n] % ranks[n] != ranks[n] - 1:
             continue  # a softmax over another axis (or of one row): not what the floor reads, as in int8 TFLite
         td = ranges[n]
         if any(np.asarray(x).size != 1 for x in td.range_value):
             continue  # a per-channel range: not the per-tensor activation the floor is for
         lo, hi = (float(np.asarray(x).reshape(-1)[0]) for x in td.range_value)
-        new_lo, _ = softmax_input_range(lo, hi, peak[n], width[n])
+        new_lo, _ = rows[n].range(lo, hi)
         if new_lo > lo:  # raised (not merely 0 put inside a range above it)
             td.lowest = np.asarray(new_lo, dtype=np.asarray(td.lowest).dtype).reshape(np.shape(td.lowest))
             changed.append(n)

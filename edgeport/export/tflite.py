@@ -12,7 +12,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
@@ -232,22 +232,25 @@ def _recorded_ranges(obj) -> dict[int, tuple[float, float]]:
     return out
 
 
-def activation_histograms(calibrated: bytes, images: np.ndarray, progress: bool = True) -> dict[int, Histogram]:
+def activation_histograms(calibrated: bytes, images: np.ndarray, progress: bool = True,
+                          rows: Collection[int] = ()) -> dict[int, Histogram]:
     """One :class:`~edgeport.export.int8.ranges.Histogram` per calibrated activation of ``calibrated`` (a
     :func:`calibrate` result), over its recorded [min, max], from running ``images`` through it in float.
 
     The model's input keeps its recorded range (the contract's [0, 255]: scale 1 for a uint8 input), and
     the images go in as they are, without the two pixels :func:`representative_dataset` sets to 0 and
     255 for that range: in a tensor's histogram they would be outliers of their own.
+    ``rows``: the tensors whose histograms also read their rows (softmax inputs: ranges.RowPeak).
     """
     tf = require("tensorflow", "TFLite calibration")
     from tensorflow.lite.tools import flatbuffer_utils as fu
 
-    from edgeport.export.int8.ranges import Histogram
+    from edgeport.export.int8.ranges import Histogram, RowPeak
 
     obj = fu.convert_bytearray_to_object(bytearray(calibrated))
     inputs = {int(i) for i in obj.subgraphs[0].inputs}
-    hists = {i: Histogram(lo, hi) for i, (lo, hi) in _recorded_ranges(obj).items() if i not in inputs}
+    hists = {i: Histogram(lo, hi, rows=RowPeak() if i in rows else None)
+             for i, (lo, hi) in _recorded_ranges(obj).items() if i not in inputs}
     with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation and "debugging only" notes
         warnings.simplefilter("ignore")
         interp = tf.lite.Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True)

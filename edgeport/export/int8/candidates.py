@@ -113,21 +113,21 @@ class TFLiteCandidates(Candidates):
         input under :func:`~edgeport.export.int8.ranges.softmax_input_range` whatever the rule. Min/max without
         calibration images: the converter's own ranges."""
         if rule not in self._ranged:
-            from edgeport.export.int8.ranges import clip_range, softmax_input_range
+            from edgeport.export.int8.ranges import clip_range
             from edgeport.export.tflite import activation_histograms, with_ranges
 
-            if rule == "minmax" and not self.softmax_inputs:
-                return self.calibrated  # the converter's own ranges: no histograms needed
-            if self.images is None or len(self.images) == 0:
-                if rule == "minmax":
-                    return self.calibrated
+            no_images = self.images is None or len(self.images) == 0
+            if rule == "minmax" and (no_images or not self.softmax_inputs):
+                return self.calibrated  # the converter's own ranges
+            if no_images:
                 raise ModelError(f"expected the calibration images for {rule} activation ranges, received none")
             if self._hists is None:
-                self._hists = activation_histograms(self.calibrated, self.images, self.progress)
+                self._hists = activation_histograms(self.calibrated, self.images, self.progress,
+                                                    rows=self.softmax_inputs)
             ranges = {i: clip_range(h, rule) for i, h in self._hists.items()}
-            for i in self.softmax_inputs & ranges.keys():
-                h = self._hists[i]
-                ranges[i] = softmax_input_range(*ranges[i], h.peak_min, h.width)
+            for i, h in self._hists.items():
+                if h.rows is not None:
+                    ranges[i] = h.rows.range(*ranges[i])
             self._ranged[rule] = with_ranges(self.calibrated, ranges)
         return self._ranged[rule]
 

@@ -68,7 +68,7 @@ import numpy as np
 
 from edgeport._lazy import require
 from edgeport.errors import ConfigError, ModelError
-from edgeport.export.int8.ranges import row_peak
+from edgeport.export.int8.ranges import RowPeak
 from edgeport.files import atomic_path, atomic_write_text
 from edgeport.metrics import agreement_pct
 from edgeport.progress import Progress
@@ -479,11 +479,11 @@ def simulated(model, p: Plan, ranges: ActivationRanges):
 class _Tap:
     """What the probe's taps record, per tensor name: min/max (first pass), then histograms for a rule."""
 
-    def __init__(self) -> None:
+    def __init__(self, logits: set[str]) -> None:
         self.lo: dict[str, float] = {}
         self.hi: dict[str, float] = {}
-        self.peak: dict[str, float] = {}  #: ranges.row_peak (a logits tensor's lowest top logit)
-        self.width: dict[str, int] = {}  #: the last axis' length
+        self.logits = logits  #: the tensors whose rows are read too (Plan.logits)
+        self.rows: dict[str, RowPeak] = {}
         self.hists: dict | None = None
 
     def __call__(self, name: str, value: np.ndarray) -> None:
@@ -492,9 +492,8 @@ class _Tap:
             return
         self.lo[name] = min(self.lo.get(name, math.inf), float(value.min()))
         self.hi[name] = max(self.hi.get(name, -math.inf), float(value.max()))
-        if value.ndim >= 2 and value.size:
-            self.peak[name] = min(self.peak.get(name, math.inf), row_peak(value))
-            self.width[name] = int(value.shape[-1])
+        if name in self.logits:
+            self.rows.setdefault(name, RowPeak()).add(value)
 
 
 def probe(model, p: Plan):
@@ -503,7 +502,7 @@ def probe(model, p: Plan):
     keras = require("keras", "quantization-aware fine-tuning")
     tf = require("tensorflow", "quantization-aware fine-tuning")
     _reserve_names(keras, model)
-    tap = _Tap()
+    tap = _Tap(p.logits)
     taps: list = []
 
     class Tap(keras.layers.Layer):
@@ -533,10 +532,10 @@ def probe(model, p: Plan):
 def measure_ranges(probed, images: np.ndarray, rule: str, p: Plan, batch: int = 32) -> dict[str, tuple[float, float]]:
     """Each tapped tensor's range over ``images`` by ``rule`` (min/max in one pass; the other rules from exact
     histograms over that range, a second pass). ``probed``: :func:`probe`'s (model, tap)."""
-    from edgeport.export.int8.ranges import Histogram, clip_range, softmax_input_range
+    from edgeport.export.int8.ranges import Histogram, clip_range
 
     model, tap = probed
-    tap.lo, tap.hi, tap.peak, tap.width, tap.hists = {}, {}, {}, {}, None
+    tap.lo, tap.hi, tap.rows, tap.hists = {}, {}, {}, None
 
     def run() -> None:
         for i in range(0, len(images), batch):
@@ -551,7 +550,7 @@ def measure_ranges(probed, images: np.ndarray, rule: str, p: Plan, batch: int = 
         out = {n: clip_range(h, rule) for n, h in tap.hists.items()}
         tap.hists = None
     for name in p.logits & out.keys():
-        out[name] = softmax_input_range(*out[name], tap.peak.get(name, math.inf), tap.width.get(name, 0))
+        out[name] = tap.rows.get(name, RowPeak()).range(*out[name])
     for add, others in p.widen.items():  # as the converter sets them (Plan.widen)
         for name in others:
             if add in out and name in out:

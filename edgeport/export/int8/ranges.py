@@ -64,20 +64,16 @@ class Histogram:
     lo: float
     hi: float
     counts: np.ndarray = field(default_factory=lambda: np.zeros(BINS, np.int64))
-    #: the smallest largest value along the last axis and that axis' length (a SOFTMAX input: the lowest top
-    #: logit of any image, or of any pixel, and the number of classes), for :func:`softmax_input_range`
-    peak_min: float = math.inf
-    width: int = 0
+    #: a SOFTMAX input's rows too (None for other tensors), for :func:`softmax_input_range`
+    rows: RowPeak | None = None
 
     def add(self, values: np.ndarray) -> None:
         """``values``: a batch (samples on the first axis)."""
-        v = np.asarray(values, np.float64)
-        if v.ndim >= 2 and v.size:
-            self.peak_min = min(self.peak_min, row_peak(v))
-            self.width = int(v.shape[-1])
+        if self.rows is not None:
+            self.rows.add(values)
         if self.hi <= self.lo:
             return
-        v = v.ravel()
+        v = np.asarray(values, np.float64).ravel()
         idx = np.clip(((v - self.lo) / (self.hi - self.lo) * len(self.counts)).astype(np.int64), 0,
                       len(self.counts) - 1)
         self.counts += np.bincount(idx, minlength=len(self.counts))
@@ -179,14 +175,28 @@ def clip_range(h: Histogram, rule: str) -> tuple[float, float]:
     raise ConfigError(f"expected a range rule, one of {', '.join(RANGE_RULES)}, received '{rule}'")
 
 
-def row_peak(values: np.ndarray) -> float:
-    """The smallest of the largest values along the last axis (a softmax's rows: the lowest top logit)."""
-    v = np.asarray(values, np.float64)
-    return float(v.reshape(-1, v.shape[-1]).max(axis=1).min())
-
-
 #: TFLite's int8 SOFTMAX output: scale 1/256 (zero point -128), whatever the calibration saw
 SOFTMAX_STEP = 1.0 / 256.0
+
+
+@dataclass
+class RowPeak:
+    """What :func:`softmax_input_range` reads of a softmax input over the calibration images: the lowest of the
+    rows' largest values (rows along the last axis: each image's, or each pixel's, top logit) and the rows'
+    length (the classes). Batches of fewer than two dimensions are not rows and are left out."""
+
+    peak: float = math.inf
+    width: int = 0
+
+    def add(self, values: np.ndarray) -> None:
+        v = np.asarray(values, np.float64)
+        if v.ndim >= 2 and v.size:
+            self.peak = min(self.peak, float(v.reshape(-1, v.shape[-1]).max(axis=1).min()))
+            self.width = int(v.shape[-1])
+
+    def range(self, lo: float, hi: float) -> tuple[float, float]:
+        """``(lo, hi)`` (by any rule) under :func:`softmax_input_range` from these rows."""
+        return softmax_input_range(lo, hi, self.peak, self.width)
 
 
 def softmax_input_range(lo: float, hi: float, peak_min: float, classes: int) -> tuple[float, float]:

@@ -186,7 +186,7 @@ def test_the_logits_range_keeps_what_the_int8_softmax_shows(keras, tmp_path):
     from edgeport.contract import InputContract
     from edgeport.evalset import EvalSet
     from edgeport.export.int8.candidates import TFLiteCandidates
-    from edgeport.export.int8.ranges import row_peak, softmax_input_range
+    from edgeport.export.int8.ranges import RowPeak, softmax_input_range
     from edgeport.export.tflite import calibrate, export_saved_model, quantize_calibrated
     from edgeport.export.verify import evaluate
     from edgeport.schemes import Precision
@@ -216,7 +216,9 @@ def test_the_logits_range_keeps_what_the_int8_softmax_shows(keras, tmp_path):
     pixels = np.zeros((2, 3, 3, 5))  # a softmax per pixel: the floor is under the lowest pixel's top logit
     pixels[..., 0] = 9.0
     pixels[1, 2, 2] = [0.1, 0.5, 0.0, 0.0, 0.0]
-    assert row_peak(pixels) == 0.5
+    rows = RowPeak()
+    rows.add(pixels)
+    assert (rows.peak, rows.width) == (0.5, 5)
     # onnx-int8: onnxruntime's calibrated range of the Softmax input floored the same way, in its range cache
     from edgeport.export.int8.candidates import OnnxCandidates
     from edgeport.export.onnx import export_float32
