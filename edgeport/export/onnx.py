@@ -248,7 +248,7 @@ def quantize_qdq(
         with tempfile.TemporaryDirectory(prefix="edgeport-ranges-") as tmp:
             fresh = Path(tmp) / "ranges.json"
             _quantize_static(preprocessed, dst, calibration, progress, calibration_method, nodes_to_exclude, fresh)
-            if floor_softmax_inputs(preprocessed, fresh, calibration):
+            if floor_softmax_inputs(preprocessed, fresh, calibration, progress):
                 _quantize_static(preprocessed, dst, None, progress, calibration_method, nodes_to_exclude, fresh)
             if ranges_cache is not None:
                 with atomic_path(ranges_cache) as part:
@@ -293,7 +293,8 @@ def _quantize_static(preprocessed: str | Path, dst: str | Path, calibration: np.
         log.debug("onnxruntime calibration: %s", " ".join(chatter.getvalue().split()))
 
 
-def floor_softmax_inputs(preprocessed: str | Path, cache: str | Path, calibration: np.ndarray) -> list[str]:
+def floor_softmax_inputs(preprocessed: str | Path, cache: str | Path, calibration: np.ndarray,
+                         progress: bool = False) -> list[str]:
     """Raise the low end of each Softmax input's range in ``cache`` (an onnxruntime calibration cache) to
     :func:`edgeport.export.int8.ranges.softmax_input_range`'s floor, from each calibration image's top logit
     (one float pass). Returns the tensors changed."""
@@ -323,10 +324,12 @@ def floor_softmax_inputs(preprocessed: str | Path, cache: str | Path, calibratio
     feed = sess.get_inputs()[0].name
     rows = {n: RowPeak() for n in names}
     ranks: dict[str, int] = {}
-    for img in calibration:
-        for n, v in zip(names, sess.run(names, {feed: img.astype(np.float32)[None]})):
-            rows[n].add(v)
-            ranks[n] = np.ndim(v)
+    with Progress(len(calibration), "onnx-int8 logits range", enabled=progress) as bar:
+        for img in calibration:
+            for n, v in zip(names, sess.run(names, {feed: img.astype(np.float32)[None]})):
+                rows[n].add(v)
+                ranks[n] = np.ndim(v)
+            bar.update()
     changed = []
     for n in names:
         if ranks[n] < 2 or axes[n] % ranks[n] != ranks[n] - 1:

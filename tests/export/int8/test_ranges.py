@@ -236,6 +236,39 @@ def test_the_logits_range_keeps_what_the_int8_softmax_shows(keras, tmp_path):
     assert fig["agreement_pct"] == 100.0 and fig["max_abs_prob_diff"] <= 1.5 / 256, fig
 
 
+def test_onnx_floors_only_logits_a_last_axis_softmax_alone_reads(tmp_path):
+    """Of three Softmax inputs in an onnxruntime range cache, only the one a Softmax over the last axis alone
+    reads is floored: another axis's softmax is not a probability per image, and a second reader (here the
+    model's output through Identity) would see the clipped values."""
+    import onnx
+    from onnx import TensorProto, helper
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData, load_tensors_data, \
+        save_tensors_data
+
+    from edgeport.export.onnx import floor_softmax_inputs
+
+    eye = helper.make_tensor("eye", TensorProto.FLOAT, [5, 5], np.eye(5, dtype=np.float32).ravel().tolist())
+    nodes = [helper.make_node("MatMul", ["x", "eye"], [f"logits{i}"]) for i in range(3)]
+    nodes += [helper.make_node("Softmax", ["logits0"], ["p0"], axis=-1),
+              helper.make_node("Softmax", ["logits1"], ["p1"], axis=0),
+              helper.make_node("Softmax", ["logits2"], ["p2"], axis=-1),
+              helper.make_node("Identity", ["logits2"], ["raw"])]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 5]) for n in ("p0", "p1", "p2", "raw")]
+    graph = helper.make_graph(nodes, "three_softmaxes", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5])],
+                              outputs, initializer=[eye])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, tmp_path / "m.onnx")
+    calib = np.array([[1.0, 0.5, -40, -40, -40], [0.8, 2.0, -40, -40, -40]], np.float32)  # top logits 1.0, 2.0
+    cache = tmp_path / "ranges.json"
+    span = (np.float32(-40.0), np.float32(2.0))
+    save_tensors_data(TensorsData(CalibrationMethod.MinMax, {f"logits{i}": TensorData(lowest=span[0], highest=span[1])
+                                                             for i in range(3)}), cache)
+    assert floor_softmax_inputs(tmp_path / "m.onnx", cache, calib) == ["logits0"]
+    lows = {n: float(np.ravel(td.range_value[0])[0]) for n, td in load_tensors_data(cache).items()}
+    assert lows["logits0"] == pytest.approx(1.0 - np.log(2 * 4 * 256), abs=1e-4)  # under the lowest top logit
+    assert lows["logits1"] == lows["logits2"] == -40.0
+
+
 def _activation_scales(path) -> dict[str, float]:
     """QuantizeLinear output tensor -> its scale, in an onnx-int8 file."""
     import onnx
