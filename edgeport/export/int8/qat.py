@@ -62,7 +62,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Collection, Iterable
 
 import numpy as np
 
@@ -322,12 +322,12 @@ def _bn_scale(keras, bn):
     return gamma / ops.sqrt(bn.moving_variance + bn.epsilon)
 
 
-def _conv_call(keras, layer, x, bn, activation: bool = True):
+def _conv_call(keras, layer, x, bn, activation: bool = True, round_weights: bool = True):
     """``layer``'s output computed with fake-quantized weights (folded with ``bn`` first, when it folds)."""
     ops = keras.ops
     kind = layer.__class__.__name__
     kernel = layer.kernel
-    if bn is not None:  # round the weights the converter will hold: the folded ones
+    if round_weights and bn is not None:  # round the weights the converter will hold: the folded ones
         s = _bn_scale(keras, bn)
         shape = (1,) * (len(kernel.shape) - 1) + (-1,)
         if kind == "DepthwiseConv2D":
@@ -335,7 +335,7 @@ def _conv_call(keras, layer, x, bn, activation: bool = True):
         s = ops.reshape(s, shape)
         safe = ops.where(ops.abs(s) > 1e-12, s, ops.ones_like(s))
         kernel = _weight_quant(keras, kernel * safe, kind) / safe
-    else:
+    elif round_weights:
         kernel = _weight_quant(keras, kernel, kind)
     if kind == "Dense":
         y = ops.matmul(x, kernel)
@@ -358,13 +358,13 @@ def _act_name(layer) -> str:
     return getattr(getattr(layer, "activation", None), "__name__", "")
 
 
-def _forward(keras, layer, args: tuple, kwargs: dict, p: Plan, q: Callable):
+def _forward(keras, layer, args: tuple, kwargs: dict, p: Plan, q: Callable, round_weights: bool = True):
     """``layer`` called as the int8 TFLite graph computes it: ``q(name, tensor, fixed_range)`` is applied at
     every tensor the converter keeps in int8 (fake quantization when simulating, a recording when probing).
 
     The converter splits some layers into several int8 ops, each with its own range: Rescaling into MUL and
     ADD, an unfolded BatchNormalization into MUL and ADD, swish into LOGISTIC (a fixed [0, 1) range) and MUL,
-    a sigmoid into LOGISTIC."""
+    a sigmoid into LOGISTIC. ``round_weights`` False: the weights as they are (to see what activations alone do)."""
     ops = keras.ops
     kind = layer.__class__.__name__
     if kind in ("Functional", "Model", "Sequential"):
@@ -374,7 +374,7 @@ def _forward(keras, layer, args: tuple, kwargs: dict, p: Plan, q: Callable):
     if layer.name in p.weights:
         act = _act_name(layer)
         if quantized and act not in ("linear", "relu", "relu6", ""):  # not fused: FC/CONV, then the activation
-            y = q(f"{layer.name}/pre", _rounded(keras, layer, p.fold.get(layer.name), activation=False)(x))
+            y = q(f"{layer.name}/pre", _rounded(keras, layer, p.fold.get(layer.name), False, round_weights)(x))
             if act == "sigmoid":  # LOGISTIC (e.g. squeeze-excitation's gate): its fixed output range
                 return q(layer.name, ops.sigmoid(y), SIGMOID_RANGE)
             if act in ("swish", "silu"):  # LOGISTIC then MUL
@@ -382,7 +382,7 @@ def _forward(keras, layer, args: tuple, kwargs: dict, p: Plan, q: Callable):
             else:
                 y = layer.activation(y)
         else:
-            y = _rounded(keras, layer, p.fold.get(layer.name))(x)
+            y = _rounded(keras, layer, p.fold.get(layer.name), True, round_weights)(x)
     elif kind == "Rescaling" and quantized:
         y = q(f"{layer.name}/mul", ops.cast(x, "float32") * layer.scale)
         y = y + layer.offset if layer.offset else y
@@ -408,7 +408,7 @@ def _forward(keras, layer, args: tuple, kwargs: dict, p: Plan, q: Callable):
     return q(layer.name, y)
 
 
-def _rounded(keras, layer, bn, activation: bool = True):
+def _rounded(keras, layer, bn, activation: bool = True, round_weights: bool = True):
     """A layer computing ``layer`` with its weights rounded at every call (read then, not when the graph is
     built: a weight used outside a layer's call would be baked into the graph as a constant)."""
 
@@ -418,7 +418,7 @@ def _rounded(keras, layer, bn, activation: bool = True):
             self.inner, self.bn = layer, bn
 
         def call(self, x):
-            return _conv_call(keras, self.inner, x, self.bn, activation=activation)
+            return _conv_call(keras, self.inner, x, self.bn, activation=activation, round_weights=round_weights)
 
         def compute_output_shape(self, shape):
             return self.inner.compute_output_shape(shape)
@@ -461,17 +461,24 @@ def _reserve_names(keras, model) -> None:
             pass
 
 
-def simulated(model, p: Plan, ranges: ActivationRanges):
-    """A model that shares ``model``'s layers (training it trains them) and computes as int8 TFLite will."""
+def simulated(model, p: Plan, ranges: ActivationRanges, tensors: Collection[str] | None = None,
+              round_weights: bool = True):
+    """A model that shares ``model``'s layers (training it trains them) and computes as int8 TFLite will.
+
+    To see where the int8 error comes from, ``tensors`` rounds only the activations named (as
+    :func:`measure_ranges` and the fixed-range ``…/sigmoid`` outputs are named; None: all of them) and
+    ``round_weights`` False keeps the weights as they are."""
     keras = require("keras", "quantization-aware fine-tuning")
     _reserve_names(keras, model)
 
     def q(name: str, y, fixed: tuple[float, float] | None = None):
+        if tensors is not None and name not in tensors:
+            return y
         lo, hi = fixed if fixed is not None else ranges.get(name)
         return keras.quantizers.fake_quant_with_min_max_vars(y, lo, hi, num_bits=8)
 
     def call(layer, *args, **kwargs):
-        return _forward(keras, layer, args, kwargs, p, q)
+        return _forward(keras, layer, args, kwargs, p, q, round_weights)
 
     return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call, recursive=True)
 

@@ -203,6 +203,36 @@ def _matches_the_converter(block, tmp_path, ops: dict[str, str] | None = None):
     return measured
 
 
+def test_the_simulation_rounds_only_what_it_is_asked_to(keras, block):
+    """What bench_int8_noise.py reads: nothing rounded is the float model; one tensor rounded puts the output on
+    that tensor's int8 grid and nothing else does; weights alone move the output too."""
+    p = Q.plan(block)
+    x = np.random.default_rng(0).integers(0, 256, (8, SIZE, SIZE, 3)).astype(np.float32)
+    measured = Q.measure_ranges(Q.probe(block, p), x, "minmax", p)
+    ranges = Q.ActivationRanges(keras)
+
+    def out(tensors, weights):
+        sim = Q.simulated(block, p, ranges, tensors=tensors, round_weights=weights)
+        ranges.assign(measured)
+        return np.asarray(sim(x, training=False))
+
+    ref = np.asarray(block(x, training=False))
+    np.testing.assert_allclose(out(set(), False), ref, rtol=1e-5, atol=1e-5)
+    lo, hi = measured["logits"]
+    step = (hi - lo) / 255
+
+    def on_grid(y):
+        k = y / step  # fake quantization nudges the range so that 0 is on its grid
+        return np.abs(k - np.round(k)).max() < 1e-2
+
+    assert not on_grid(ref)
+    assert on_grid(out({"logits"}, False))  # the model's output is the logits tensor
+    assert not on_grid(out({"gap"}, False))
+    assert np.abs(out({"gap"}, False) - ref).max() > 1e-4
+    assert np.abs(out(set(), True) - ref).max() > 1e-4
+    np.testing.assert_allclose(out(None, True), np.asarray(Q.simulated(block, p, ranges)(x, training=False)), atol=1e-6)
+
+
 def test_the_logits_range_as_the_exports_int8_sets_it(keras, tmp_path):
     """A softmax head: the logits keep only the range the int8 SOFTMAX's output shows (ranges.softmax_input_range),
     in the simulation as in the export's int8 candidates; three classes no image comes near would otherwise set
