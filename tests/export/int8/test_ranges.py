@@ -242,8 +242,7 @@ def test_onnx_floors_only_logits_a_last_axis_softmax_alone_reads(tmp_path):
     model's output through Identity) would see the clipped values."""
     import onnx
     from onnx import TensorProto, helper
-    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData, load_tensors_data, \
-        save_tensors_data
+    from onnxruntime.quantization import calibrate
 
     from edgeport.export.onnx import floor_softmax_inputs
 
@@ -260,11 +259,10 @@ def test_onnx_floors_only_logits_a_last_axis_softmax_alone_reads(tmp_path):
     onnx.save(model, tmp_path / "m.onnx")
     calib = np.array([[1.0, 0.5, -40, -40, -40], [0.8, 2.0, -40, -40, -40]], np.float32)  # top logits 1.0, 2.0
     cache = tmp_path / "ranges.json"
-    span = (np.float32(-40.0), np.float32(2.0))
-    save_tensors_data(TensorsData(CalibrationMethod.MinMax, {f"logits{i}": TensorData(lowest=span[0], highest=span[1])
-                                                             for i in range(3)}), cache)
+    calibrated = {f"logits{i}": calibrate.TensorData(lowest=np.float32(-40.0), highest=np.float32(2.0)) for i in range(3)}
+    calibrate.save_tensors_data(calibrate.TensorsData(calibrate.CalibrationMethod.MinMax, calibrated), cache)
     assert floor_softmax_inputs(tmp_path / "m.onnx", cache, calib) == ["logits0"]
-    lows = {n: float(np.ravel(td.range_value[0])[0]) for n, td in load_tensors_data(cache).items()}
+    lows = {n: float(np.ravel(td.range_value[0])[0]) for n, td in calibrate.load_tensors_data(cache).items()}
     assert lows["logits0"] == pytest.approx(1.0 - np.log(2 * 4 * 256), abs=1e-4)  # under the lowest top logit
     assert lows["logits1"] == lows["logits2"] == -40.0
 
