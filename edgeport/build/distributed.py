@@ -12,7 +12,7 @@ Faults end in a bounded time with one clear line: a coordinator port in use or n
 worker that never arrives (``--worker-timeout``), a worker that dies (its peers' next collective
 fails at once; one stuck without dying is declared dead after ``--worker-timeout`` seconds without a
 heartbeat). JAX ends a process whose peer is gone with an abort from C++; this module says what it
-means. Nothing completed is lost: restart every worker with ``--resume``.
+means (and drops the C++ stack trace from the worker's output). Nothing completed is lost: restart every worker with ``--resume``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -59,7 +61,16 @@ def launch(cfg: BuildConfig) -> RunResult:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # TensorFlow (tf.data) and JAX share a GPU's host
         cmd = [sys.executable, "-m", "edgeport.build.distributed", str(config), str(status), str(result)]
-        child = subprocess.Popen(cmd, env=env)
+        # the child's stderr comes through a pipe (a terminal's own pseudo-terminal when ours is one, so that its
+        # progress bars stay bars) and is relayed without JAX's C++ stack trace (_relay)
+        tty = sys.stderr.isatty()
+        reader, writer = os.openpty() if tty else os.pipe()
+        try:
+            child = subprocess.Popen(cmd, env=env, stderr=writer)
+        finally:
+            os.close(writer)
+        relay = threading.Thread(target=_relay, args=(reader, sys.stderr), daemon=True, name="edgeport-worker-stderr")
+        relay.start()
         try:
             code = child.wait()
         except BaseException:  # Ctrl-C or SIGTERM of this process: the worker stops with it
@@ -69,6 +80,8 @@ def launch(cfg: BuildConfig) -> RunResult:
             except subprocess.TimeoutExpired:
                 child.kill()
             raise
+        finally:
+            relay.join(timeout=10)
         answer = json.loads(result.read_text()) if result.is_file() else None
         stage = status.read_text().strip() if status.is_file() else "starting"
     if answer and "error" in answer:
@@ -76,6 +89,40 @@ def launch(cfg: BuildConfig) -> RunResult:
     if code == 0 and answer:
         return RunResult(run_dir=answer["run_dir"], metrics=answer["metrics"], history=answer["history"], config=cfg)
     raise WorkerError(_death_message(cfg, stage, code))
+
+
+#: the lines of the stack trace absl prints under a fatal log (JAX's distributed service ends a worker whose peer is
+#: gone that way): dropped from the worker's output, whose own last line says what the end means
+_ABSL_TRACE = re.compile(r"^(\*\*\* Check failure stack trace: \*\*\*|\s+@\s+0x[0-9a-f]+\s.*)\r?$")
+
+
+def _relay(fd: int, out) -> None:
+    """Copy what the worker writes to ``fd`` to ``out`` as it comes, less :data:`_ABSL_TRACE`'s lines; ``fd`` is
+    closed at the end (the worker gone)."""
+    pending = ""
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # a pseudo-terminal whose other end closed
+                chunk = b""
+            if not chunk:
+                break
+            pending += chunk.decode("utf-8", errors="replace")
+            *lines, pending = pending.split("\n")
+            text = "".join(line + "\n" for line in lines if not _ABSL_TRACE.match(line))
+            if pending and pending[0] not in " \t*":  # not the start of a trace line (those begin with these)
+                text, pending = text + pending, ""  # e.g. a progress bar's line in progress: shown now
+            if text:
+                out.write(text)
+                out.flush()
+        if pending and not _ABSL_TRACE.match(pending):
+            out.write(pending)
+            out.flush()
+    except (OSError, ValueError):  # our stderr closed: nothing left to show it on
+        pass
+    finally:
+        os.close(fd)
 
 
 def _death_message(cfg: BuildConfig, stage: str, code: int) -> str:

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -173,6 +174,8 @@ def test_port_in_use_unreachable_coordinator_and_a_worker_that_never_arrives_are
     last = [line for line in err_alone.splitlines() if line.startswith("edgeport build: error:")]
     assert alone.returncode == 2 and last, err_alone[-2000:]
     assert "expected all 2 workers at the coordinator" in last[-1] and "--worker-timeout 3 s" in last[-1], last
+    # JAX's C++ abort says why in one line; the stack trace absl prints under it is not for the user
+    assert "Check failure stack trace" not in err_alone and " @ " not in err_alone, err_alone[-2000:]
     assert took < 60, took  # bounded by --worker-timeout (plus start-up), never a hang
     assert not (tmp_path / "c" / "model.keras").exists()
 
@@ -208,6 +211,39 @@ def test_every_worker_resumes_after_one_was_killed(tmp_path, class_folders):
         [(r["phase"], r["epoch"]) for r in done["history"]]  # what was completed before the kill is kept
     assert (out / "model.keras").is_file()
     assert json.loads((out / "metrics.json").read_text())["runtime"]["processes"] == 2
+
+
+def test_the_workers_output_is_relayed_as_it_comes_without_the_cpp_stack_trace():
+    """A progress bar's unfinished line shows at once; absl's stack trace under a fatal log is dropped, the
+    fatal line itself and everything else kept."""
+    import io
+
+    from edgeport.build.distributed import _relay
+
+    class Out(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+
+        def flush(self) -> None:
+            self.seen.append(self.getvalue())
+
+    r, w = os.pipe()
+    out = Out()
+    relay = threading.Thread(target=_relay, args=(r, out))
+    relay.start()
+    os.write(w, b"\rtraining 1/3")
+    deadline = time.monotonic() + 10
+    while not out.seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert out.seen and out.seen[-1] == "\rtraining 1/3"  # before any newline
+    os.write(w, b"\rtraining 3/3\nF1204 12:00:00.000000 1 client.h:80] Terminating process\n*** Check failure stack "
+                b"trace: ***\n    @     0x7fdfcc640634  absl::LogMessage::SendToLog()\n    @     0x7f")
+    os.write(w, b"dfc86eb505  xla::CoordinationServiceAgent::Connect()\nedgeport build: error: worker 0 of 2 stopped\n")
+    os.close(w)
+    relay.join(timeout=10)
+    assert out.getvalue() == ("\rtraining 1/3\rtraining 3/3\nF1204 12:00:00.000000 1 client.h:80] Terminating process\n"
+                              "edgeport build: error: worker 0 of 2 stopped\n")
 
 
 @pytest.mark.parametrize("options, words", [
