@@ -161,6 +161,9 @@ class Plan:
     #: the tensors a softmax reads (the logits), whose range keeps what the int8 SOFTMAX shows
     #: (:func:`edgeport.export.int8.ranges.softmax_input_range`, as the converter's candidates set it)
     logits: set[str] = field(default_factory=set)
+    #: the model's own graph (its nodes and its nested models'), read while planning: a layer shared with a clone
+    #: (:func:`probe`, :func:`simulated`) also has the clone's calls on it, which are not the converter's graph
+    nodes: set[str] = field(default_factory=set, repr=False, compare=False)
 
 
 def _layers(model, operations: bool = False) -> Iterable[Any]:
@@ -190,15 +193,36 @@ def _bias_add(op, p: Plan) -> bool:
     constant to the bias and fuses the ReLU, so neither the conv's nor the ADD's output is an int8 tensor."""
     if _is_layer(op) or op.__class__.__name__ not in ("Add", "Subtract"):
         return False
-    before, after = _producers(op), _consumers(op)
-    return (len(before) == 1 and len(after) == 1 and len(_consumers(before[0])) == 1
+    before, after = _producers(op), _consumers(op, p)
+    return (len(before) == 1 and len(after) == 1 and len(_consumers(before[0], p)) == 1
             and _fuses_into(before[0], after[0], p))
 
 
-def _consumers(layer) -> list[Any]:
-    """The layers that read this layer's output inside its own graph (Keras keeps them on its outbound nodes)."""
-    nodes = getattr(layer, "_outbound_nodes", [])
-    return [n.operation for n in nodes if getattr(n, "operation", None) is not None]
+def _consumers(layer, p: Plan) -> list[Any]:
+    """The layers that read this layer's output in the planned model's graph (``p.nodes``; Keras keeps every
+    call's reader on the layer's outbound nodes, a clone's too)."""
+    out = []
+    for node in getattr(layer, "_outbound_nodes", []):
+        op = getattr(node, "operation", None)
+        if op is not None and (not p.nodes or _node_key(op, node) in p.nodes):
+            out.append(op)
+    return out
+
+
+def _node_key(op, node) -> str:
+    """Keras' key for ``op``'s call ``node`` (``Function._nodes`` holds a graph's keys)."""
+    from keras.src.ops.function import make_node_key
+
+    return make_node_key(op, getattr(op, "_inbound_nodes").index(node))
+
+
+def _graph_nodes(model) -> set[str]:
+    """The node keys of ``model``'s graph and of its nested models' graphs (a Sequential keeps its graph on a
+    Functional of its own)."""
+    keys: set[str] = set()
+    for m in [model, *_layers(model)]:
+        keys |= set(getattr(m, "_nodes", ()) or getattr(getattr(m, "_functional", None), "_nodes", ()))
+    return keys
 
 
 def _fused_relu(layer) -> bool:
@@ -219,13 +243,13 @@ def _linear(layer) -> bool:
 
 def plan(model) -> Plan:
     """Which weights and which activation tensors the simulation rounds, from the model's graph (module doc)."""
-    p = Plan()
+    p = Plan(nodes=_graph_nodes(model))
     layers = list(_layers(model))
     for layer in layers:
         kind = layer.__class__.__name__
         if kind in CONV_LIKE and not (kind == "Conv2D" and getattr(layer, "groups", 1) != 1):
             p.weights.add(layer.name)
-            after = _consumers(layer)
+            after = _consumers(layer, p)
             if len(after) == 1 and after[0].__class__.__name__ == "BatchNormalization" and _linear(layer):
                 p.fold[layer.name] = after[0]
                 p.folded.add(after[0].name)
@@ -235,7 +259,7 @@ def plan(model) -> Plan:
             continue
         if not _is_layer(layer) and kind not in ARITHMETIC:
             continue  # other Keras ops are not simulated
-        after = _consumers(layer)
+        after = _consumers(layer, p)
         if layer.name in p.fold:
             continue  # its BatchNormalization's output is the int8 tensor
         if len(after) == 1 and _fuses_into(layer, after[0], p):
@@ -249,14 +273,14 @@ def plan(model) -> Plan:
         elif (layer.__class__.__name__ == "Softmax" and getattr(layer, "axis", -1) in (-1, [-1])) or (
                 layer.__class__.__name__ == "Activation" and _act_name(layer) == "softmax"):
             # over the last axis, and the logits read by nothing else (others would see the clipped values)
-            p.logits.update(src for x in _producers(layer) if len(_consumers(x)) == 1
+            p.logits.update(src for x in _producers(layer) if len(_consumers(x, p)) == 1
                             and (src := _quantized_source(x, p)))
     for layer in layers:
         if layer.__class__.__name__ == "Add" and _is_layer(layer) and layer.name in p.quantize:
             sources = [_quantized_source(x, p) for x in _producers(layer)]
             clamped = [x for x in sources if x and _relu_output(x, layers)]
             widened = [x for x in sources if x and x not in clamped] if clamped else []
-            widened += [src for x in _producers(layer) if (x.__class__.__name__ in DROPOUTS or _only_feeds(x, layer))
+            widened += [src for x in _producers(layer) if (x.__class__.__name__ in DROPOUTS or _only_feeds(x, layer, p))
                         and (src := _quantized_source(x, p)) and src not in widened]
             if widened:
                 p.widen[layer.name] = widened
@@ -271,10 +295,10 @@ def _producers(layer) -> list[Any]:
     return [n.operation for n in nodes[0].parent_nodes if getattr(n, "operation", None) is not None]
 
 
-def _only_feeds(layer, add) -> bool:
+def _only_feeds(layer, add, p: Plan) -> bool:
     """``layer``'s output reaches nothing but ``add`` (through pass-through layers)."""
     for _ in range(16):
-        after = _consumers(layer)
+        after = _consumers(layer, p)
         if len(after) != 1:
             return False
         if after[0] is add:

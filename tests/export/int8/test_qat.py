@@ -203,6 +203,20 @@ def _matches_the_converter(block, tmp_path, ops: dict[str, str] | None = None):
     return measured
 
 
+def test_the_plan_reads_the_models_own_graph_not_a_clones(keras):
+    """probe() and simulated() call the model's layers again in graphs of their own, and Keras lists those calls on
+    the layers too: a plan made after them must still see the model (on MobileNetV2 it rounded 104 tensors instead
+    of 67, BN outputs whose ReLU6 fuses among them, and lost every residual's range)."""
+    model = _block_model(keras)
+    before = Q.plan(model)
+    x = np.random.default_rng(0).integers(0, 256, (2, SIZE, SIZE, 3)).astype(np.float32)
+    Q.measure_ranges(Q.probe(model, before), x, "minmax", before)
+    Q.simulated(model, before, Q.ActivationRanges(keras))
+    after = Q.plan(model)
+    assert (after.quantize, after.widen, after.logits, after.folded) == (before.quantize, before.widen, before.logits,
+                                                                        before.folded)
+
+
 def test_the_simulation_rounds_only_what_it_is_asked_to(keras, block):
     """What bench_int8_noise.py reads: nothing rounded is the float model; one tensor rounded puts the output on
     that tensor's int8 grid and nothing else does; weights alone move the output too."""
