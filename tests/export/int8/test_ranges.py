@@ -18,6 +18,16 @@ def _hist(values: np.ndarray) -> Histogram:
     return h
 
 
+def test_entropy_is_not_led_by_a_relus_zeros():
+    """A ReLU6 output that is 0 on most pixels (MobileNetV2's): the spike of zeros made entropy clip at 0.27 of 6
+    (full int8 agreed with Keras on 23 % of the flowers photos); counted as its neighbour bin, as TensorRT's
+    calibrator does, the range keeps the values."""
+    rng = np.random.default_rng(0)
+    values = np.r_[np.zeros(90_000), rng.uniform(0, 6, 10_000)]
+    lo, hi = clip_range(_hist(values), "entropy")
+    assert lo == 0.0 and hi > 5.0, (lo, hi)
+
+
 def test_every_rule_keeps_zero_inside_and_the_clipping_rules_clip_a_lone_outlier():
     rng = np.random.default_rng(0)
     relu = np.r_[np.maximum(rng.normal(size=400_000), 0.0), [60.0]]  # one outlier at 60 sigma
