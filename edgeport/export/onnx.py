@@ -302,19 +302,14 @@ def floor_softmax_inputs(preprocessed: str | Path, cache: str | Path, calibratio
     ort = require("onnxruntime", "ONNX int8 quantization")
     from onnxruntime.quantization.calibrate import load_tensors_data, save_tensors_data
 
+    from edgeport.export.int8.graph import onnx_ops, sole_inputs
     from edgeport.export.int8.ranges import RowPeak
 
     proto = onnx.load(str(preprocessed))
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 13)
-    readers: dict[str, int] = {}
-    for node in proto.graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
-    outputs = {o.name for o in proto.graph.output}
-    # the logits Softmax alone reads (others, or the model's output, would see the clipped values)
-    axes = {n.input[0]: next((a.i for a in n.attribute if a.name == "axis"), -1 if opset >= 13 else 1)
-            for n in proto.graph.node if n.op_type == "Softmax" and n.input
-            and readers.get(n.input[0]) == 1 and n.input[0] not in outputs}
+    softmax_inputs = sole_inputs(onnx_ops(proto), "Softmax", {o.name for o in proto.graph.output})
+    axes = {name: next((a.i for a in proto.graph.node[op.index].attribute if a.name == "axis"),
+                       -1 if opset >= 13 else 1) for name, op in softmax_inputs.items()}
     ranges = load_tensors_data(cache)
     names = [n for n in axes if n in ranges]
     if not names or calibration is None or not len(calibration):

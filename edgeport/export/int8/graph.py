@@ -11,8 +11,8 @@ after their Keras layers and :func:`search_groups` adds one unit per op type.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Collection, Sequence
 
 import numpy as np
@@ -194,6 +194,14 @@ def search_groups(ops: Sequence[OpNode], max_groups: int) -> list[Group]:
     return [g for g in types if tuple(sorted(g.ops)) not in block_keys] + blocks
 
 
+def sole_inputs(ops: Sequence[OpNode], kind: str, outputs: Collection[str] = ()) -> dict[str, OpNode]:
+    """The input tensors of ``kind`` ops that nothing else reads (no other op, none of ``outputs``, the graph's
+    outputs), each with the op that reads it: e.g. the logits only SOFTMAX reads, whose range may be cut where
+    its output no longer shows them (others would see the cut values)."""
+    readers = Counter(i for op in ops for i in op.inputs)
+    return {i: op for op in ops if op.type == kind for i in op.inputs if readers[i] == 1 and i not in outputs}
+
+
 def tflite_ops(model: bytes, layer_names: Collection[str] = ()) -> list[OpNode]:
     """The ops of a .tflite flatbuffer's main subgraph as :class:`OpNode` (names = output tensors)."""
     require("tensorflow", "reading a TFLite graph")
@@ -237,10 +245,11 @@ def tflite_ops(model: bytes, layer_names: Collection[str] = ()) -> list[OpNode]:
     return out
 
 
-def onnx_ops(model_path: str | Path, layer_names: Collection[str] = ()) -> list[OpNode]:
-    """The nodes of an ONNX graph (with value_info shapes, e.g. after pre-processing) as :class:`OpNode`."""
+def onnx_ops(model, layer_names: Collection[str] = ()) -> list[OpNode]:
+    """The nodes of an ONNX graph (a file or a loaded ModelProto; with value_info shapes, e.g. after
+    pre-processing) as :class:`OpNode`."""
     onnx = require("onnx", "reading an ONNX graph")
-    proto = onnx.load(str(model_path))
+    proto = model if hasattr(model, "graph") else onnx.load(str(model))
     g = proto.graph
     inits = {t.name: list(t.dims) for t in g.initializer}
     shapes: dict[str, list[int]] = {}
