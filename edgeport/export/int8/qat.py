@@ -163,7 +163,7 @@ class Plan:
     logits: set[str] = field(default_factory=set)
     #: the model's own graph (its nodes and its nested models'), read while planning: a layer shared with a clone
     #: (:func:`probe`, :func:`simulated`) also has the clone's calls on it, which are not the converter's graph
-    nodes: set[str] = field(default_factory=set, repr=False, compare=False)
+    nodes: set[int] = field(default_factory=set, repr=False, compare=False)
 
 
 def _layers(model, operations: bool = False) -> Iterable[Any]:
@@ -204,25 +204,21 @@ def _consumers(layer, p: Plan) -> list[Any]:
     out = []
     for node in getattr(layer, "_outbound_nodes", []):
         op = getattr(node, "operation", None)
-        if op is not None and (not p.nodes or _node_key(op, node) in p.nodes):
+        if op is not None and (not p.nodes or id(node) in p.nodes):
             out.append(op)
     return out
 
 
-def _node_key(op, node) -> str:
-    """Keras' key for ``op``'s call ``node`` (``Function._nodes`` holds a graph's keys)."""
-    from keras.src.ops.function import make_node_key
-
-    return make_node_key(op, getattr(op, "_inbound_nodes").index(node))
-
-
-def _graph_nodes(model) -> set[str]:
-    """The node keys of ``model``'s graph and of its nested models' graphs (a Sequential keeps its graph on a
-    Functional of its own)."""
-    keys: set[str] = set()
+def _graph_nodes(model) -> set[int]:
+    """The nodes (by identity) of ``model``'s graph and of its nested models' graphs, as Keras lists them by
+    depth (a Sequential keeps its graph on a Functional of its own). Empty where Keras lists none: every reader
+    then counts, which is right for a model no clone has called."""
+    nodes: set[int] = set()
     for m in [model, *_layers(model)]:
-        keys |= set(getattr(m, "_nodes", ()) or getattr(getattr(m, "_functional", None), "_nodes", ()))
-    return keys
+        by_depth = getattr(m, "_nodes_by_depth", None) or getattr(getattr(m, "_functional", None),
+                                                                   "_nodes_by_depth", None) or {}
+        nodes |= {id(node) for level in by_depth.values() for node in level}
+    return nodes
 
 
 def _fused_relu(layer) -> bool:
