@@ -27,7 +27,7 @@ from typing import Collection, Iterable, Sequence
 import numpy as np
 
 from edgeport.errors import ConfigError, ModelError
-from edgeport.export.int8.graph import OpNode, onnx_ops, sole_inputs, tflite_ops
+from edgeport.export.int8.graph import OpNode, onnx_ops, sole_inputs, tflite_ops, tflite_outputs
 from edgeport.schemes import Precision, get_scheme
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,9 @@ class TFLiteCandidates(Candidates):
         self._hists: dict | None = None
         self._ranged: dict[str, bytes] = {}
         #: the tensors SOFTMAX alone reads (the logits): every rule's range for them keeps what the int8 output
-        #: shows (a tensor other ops read too keeps the rule's range: they would see the clipped values)
-        self.softmax_inputs = {int(i) for i in sole_inputs(self.ops, "SOFTMAX")}
+        #: shows (a tensor other ops or the model's outputs read too keeps the rule's range: they would see the
+        #: clipped values)
+        self.softmax_inputs = {int(i) for i in sole_inputs(self.ops, "SOFTMAX", tflite_outputs(calibrated))}
 
     def ranged(self, rule: str) -> bytes:
         """The calibrated model with ``rule``'s activation ranges (histograms made on first need), a SOFTMAX's

@@ -245,6 +245,15 @@ def tflite_ops(model: bytes, layer_names: Collection[str] = ()) -> list[OpNode]:
     return out
 
 
+def tflite_outputs(model: bytes) -> set[str]:
+    """The output tensors of a .tflite flatbuffer's main subgraph, named as :class:`OpNode` names its inputs."""
+    require("tensorflow", "reading a TFLite graph")
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    graph = schema.Model.GetRootAsModel(model, 0).Subgraphs(0)
+    return {str(int(i)) for i in graph.OutputsAsNumpy()}
+
+
 def onnx_ops(model, layer_names: Collection[str] = ()) -> list[OpNode]:
     """The nodes of an ONNX graph (a file or a loaded ModelProto; with value_info shapes, e.g. after
     pre-processing) as :class:`OpNode`."""

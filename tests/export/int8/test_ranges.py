@@ -246,6 +246,26 @@ def test_the_logits_range_keeps_what_the_int8_softmax_shows(keras, tmp_path):
     assert fig["agreement_pct"] == 100.0 and fig["max_abs_prob_diff"] <= 1.5 / 256, fig
 
 
+def test_tflite_logits_that_are_also_an_output_keep_their_range(keras, tmp_path):
+    """int8 TFLite's candidates floor only logits SOFTMAX alone reads: where the model also returns the logits,
+    whoever reads that output would see the clipped values, so the converter's range stays (as onnx-int8's)."""
+    pytest.importorskip("tensorflow")
+    from edgeport.export.int8.candidates import TFLiteCandidates
+    from edgeport.export.tflite import calibrate, export_saved_model
+
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(keras.layers.Rescaling(1 / 255.0, name="scale")(inp))
+    logits = keras.layers.Dense(5, name="logits")(x)
+    probs = keras.layers.Softmax(name="probs")(logits)
+    calib = np.stack([np.full((SIZE, SIZE, 3), g, np.uint8) for g in np.linspace(60, 200, 15)])
+    counts = {}
+    for outputs in ("probs", "probs+logits"):
+        model = keras.Model(inp, probs if outputs == "probs" else [probs, logits])
+        calibrated = calibrate(export_saved_model(model, tmp_path / outputs), calib, progress=False)
+        counts[outputs] = len(TFLiteCandidates(calibrated, "uint8", images=calib).softmax_inputs)
+    assert counts == {"probs": 1, "probs+logits": 0}, counts
+
+
 def test_onnx_floors_only_logits_a_last_axis_softmax_alone_reads(tmp_path):
     """Of three Softmax inputs in an onnxruntime range cache, only the one a Softmax over the last axis alone
     reads is floored: another axis's softmax is not a probability per image, and a second reader (here the
