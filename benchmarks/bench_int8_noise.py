@@ -2,6 +2,7 @@
 
     python benchmarks/bench_int8_noise.py RUN_DIR                      # groups by layer kind, mse ranges
     python benchmarks/bench_int8_noise.py RUN_DIR --group block --rule percentile --images 300 --plot noise.png
+    python benchmarks/bench_int8_noise.py RUN_DIR --rule percentile --qat-epochs 2   # and after QAT
 
 The simulation (``edgeport.export.int8.qat.simulated``) rounds what LiteRT's
 int8 rounds, as the converter sets it (BN folded, fused activations, the
@@ -14,6 +15,15 @@ validation images:
   weights only       per-channel int8 weights, float activations
   activations only   float weights, every activation rounded
   GROUP (n)          only the n activations of one group rounded
+
+With ``--qat-epochs N`` the model is then fine-tuned as ``edgeport export
+--qat`` does (``edgeport.export.int8.qat.fine_tune``: the run's train split
+and augmentation, distilling the original, ranges set again by ``--rule``
+after each epoch) and four rows more compare it with the *original* Keras
+model: ``QAT: float`` (the fine-tuned weights unrounded: how far the float
+model moved), ``QAT: all int8``, ``QAT: weights only``, ``QAT: activations
+only``, on ranges calibrated again on the fine-tuned model, as the export's
+converter calibrates it.
 
 Each row: agreement with Keras (top-1 the same) on all images and where Keras
 is decided (top-2 margin > 0.02), mean |Δp| and mean squared Δp over the
@@ -71,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--group", choices=("kind", "block"), default="kind")
     ap.add_argument("--images", type=int, default=0, help="validation images (0: all)")
     ap.add_argument("--plot", type=Path, help="also a PNG bar chart of each group's mean squared Δp")
+    ap.add_argument("--qat-epochs", type=int, default=0, help="also rows after a QAT fine-tune of N epochs (0: none)")
+    ap.add_argument("--qat-lr", type=float, default=None, help="the QAT fine-tune's learning rate (default: export's)")
     args = ap.parse_args(argv)
 
     import keras
@@ -85,6 +97,17 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.rule not in RANGE_RULES:
         ap.error(f"--rule: expected one of {', '.join(RANGE_RULES)}, received {args.rule!r}")
+    if args.qat_epochs < 0:
+        ap.error(f"--qat-epochs: expected 0 (no QAT rows) or more, received {args.qat_epochs}")
+    qat = None
+    if args.qat_epochs:
+        from edgeport.errors import EdgeportError
+
+        lr = {} if args.qat_lr is None else {"lr": args.qat_lr}
+        try:
+            qat = Q.QATSettings(epochs=args.qat_epochs, rule=args.rule, **lr)
+        except EdgeportError as e:
+            ap.error(str(e))
     run = read_run(args.run_dir)
     contract = run.contract
     cal, _, _ = load_images(stratified_pick(run.samples("train"), 200, 0), contract, "calibration", True)
@@ -114,18 +137,33 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     cases = [("all int8", None, True), ("weights only", set(), True), ("activations only", None, False)]
     cases += [(f"{g} ({len(n)})", n, False) for g, n in sorted(groups.items())]
-    for i, (label, tensors, weights) in enumerate(cases):
-        sim = Q.simulated(model, p, ranges, tensors=tensors, round_weights=weights)
-        ranges.assign(measured)
+
+    def row(label: str, m, plan, got: dict, tensors, weights: bool) -> float:
+        sim = Q.simulated(m, plan, ranges, tensors=tensors, round_weights=weights)
+        ranges.assign(got)
         pred = predict(sim)
         agree = pred.argmax(1) == ref.argmax(1)
         msq = float(np.mean((pred - ref) ** 2))
         rows.append([label, f"{100 * agree.mean():.2f}",
                      f"{100 * agree[decided].mean():.2f}" if decided.any() else "-",
                      f"{np.abs(pred - ref).mean():.4f}", f"{1e4 * msq:.2f}"])
+        return msq
+
+    for i, (label, tensors, weights) in enumerate(cases):
+        msq = row(label, model, p, measured, tensors, weights)
         if i >= 3:
             plotted.append((label, msq))
         print(f"{i + 1}/{len(cases)} {label} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    if qat is not None:
+        student = load_keras_model(run.model_path)
+        done = Q.fine_tune(model, student, run.samples("train"), run.labels, contract, cal, qat, progress=True)
+        ps = Q.plan(student)
+        again = Q.measure_ranges(Q.probe(student, ps), cal, args.rule, ps)
+        for label, tensors, weights in [("float", set(), False), ("all int8", None, True),
+                                        ("weights only", set(), True), ("activations only", None, False)]:
+            row(f"QAT: {label}", student, ps, again, tensors, weights)
+        print(f"QAT {qat.epochs} epochs (lr {qat.lr:g}) in {done.seconds:.0f} s, {done.images} train images per "
+              f"epoch", file=sys.stderr, flush=True)
     print(f"{args.run_dir}: {len(val)} validation images, Keras decided (top-2 margin > {DECIDED_MARGIN}) on "
           f"{int(decided.sum())}; {args.rule} ranges from {len(cal)} train images")
     print(text_table(["rounded", "agree %", "decided %", "mean|Δp|", "msq Δp e-4"], rows, left=1))
