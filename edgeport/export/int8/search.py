@@ -493,6 +493,8 @@ def _message(chosen: Step, full: Step, budget: str, evals: int, max_evals: int, 
              f"chance; where Keras is decided the best candidate agrees on "
              f"{chosen.decided_agreement_pct:.1f} %" if ties >= 1.0 and chosen.decided_agreement_pct is not None
              else "")
+    full_int8 = "full int8" if full.ranges == chosen.ranges else f"full int8 on {full.ranges} ranges"
     return (f"no candidate met the budget ({budget}{slow}) within {evals} of {max_evals} evaluations: "
             f"{why}; best reached: agreement {chosen.agreement_pct:.2f} %, Δtop-1 {chosen.delta_top1_pts:+.2f} with "
-            f"{chosen.float_ops} ops float{on} (full int8: {full.agreement_pct:.2f} %, {full.delta_top1_pts:+.2f}){floor}")
+            f"{chosen.float_ops} ops float{on} ({full_int8}: {full.agreement_pct:.2f} %, {full.delta_top1_pts:+.2f})"
+            f"{floor}")
