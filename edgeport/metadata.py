@@ -112,6 +112,14 @@ def _whole_table(b: bytes, table: int, what: str) -> int:
     size = _unpack(b, "<H", vtable + 2, f"{what}'s vtable")
     if table + size > len(b):
         raise _damaged(b, f"{what} of {size} bytes", table)
+    vsize = _unpack(b, "<H", vtable, f"{what}'s vtable")
+    if vtable + vsize > len(b):
+        raise _damaged(b, f"{what}'s vtable of {vsize} bytes", vtable)
+    for slot in range(4, vsize - 1, 2):  # a builder writes every field inside its table's inline bytes
+        off = struct.unpack_from("<H", b, vtable + slot)[0]
+        if off and (off < 4 or off >= size):
+            raise _inconsistent(f"{what} that puts field {(slot - 4) // 2} at byte {off}, outside its {size} bytes",
+                                table)
     return table
 
 
@@ -130,12 +138,6 @@ def _ints(b: bytes, table: int, field: int, what: str) -> list[int]:
         return []
     start, n = _vector(b, pos, 4, what)
     return list(struct.unpack_from(f"<{n}i", b, start))
-
-
-def _check_vector(b: bytes, table: int, field: int, item_size: int, what: str) -> None:
-    pos = _field_pos(b, table, field)
-    if pos is not None:
-        _vector(b, pos, item_size, what)
 
 
 def _out_of_range(what: str, at: int) -> ModelError:
@@ -172,48 +174,117 @@ def _inconsistent(what: str, at: int) -> ModelError:
                       "damaged; copy it again or re-export it")
 
 
+# --- schema.fbs as data: every field of a table that is an offset (all others are scalars), so that the
+# structural check walks every table, vector, string and union member an interpreter can reach. Read from
+# ai_edge_litert's schema_py_generated.py (tests/runtime/test_fuzz.py compares it with the installed one):
+# table -> {field: ("vector", item bytes) | ("string",) | ("table", T) | ("tables", T) | ("union", U)};
+# a union's type is the field before it; union -> {type: table}, tables absent here hold scalars only.
+_OFFSET_FIELDS: dict[str, dict[int, tuple]] = {
+    "CustomQuantization": {0: ("vector", 1)},
+    "BlockwiseQuantization": {3: ("vector", 4)},
+    "MultiAxisQuantization": {3: ("vector", 4)},
+    "QuantizationParameters": {
+        0: ("vector", 4), 1: ("vector", 4), 2: ("vector", 4), 3: ("vector", 8), 5: ("union", "QuantizationDetails"),
+    },
+    "Int32Vector": {0: ("vector", 4)},
+    "Uint16Vector": {0: ("vector", 2)},
+    "Uint8Vector": {0: ("vector", 1)},
+    "DimensionMetadata": {3: ("union", "SparseIndexVector"), 5: ("union", "SparseIndexVector")},
+    "SparsityParameters": {0: ("vector", 4), 1: ("vector", 4), 2: ("tables", "DimensionMetadata")},
+    "VariantSubType": {0: ("vector", 4)},
+    "Tensor": {
+        0: ("vector", 4), 3: ("string",), 4: ("table", "QuantizationParameters"), 6: ("table", "SparsityParameters"),
+        7: ("vector", 4), 9: ("tables", "VariantSubType"),
+    },
+    "StablehloGatherOptions": {0: ("vector", 8), 1: ("vector", 8), 2: ("vector", 8), 4: ("vector", 8)},
+    "StablehloTransposeOptions": {0: ("vector", 8)},
+    "StablehloDotGeneralOptions": {
+        0: ("vector", 8), 1: ("vector", 8), 2: ("vector", 8), 3: ("vector", 8), 4: ("vector", 4),
+    },
+    "StablehloReduceWindowOptions": {
+        0: ("vector", 8), 1: ("vector", 8), 2: ("vector", 8), 3: ("vector", 8), 4: ("vector", 8),
+    },
+    "StablehloBroadcastInDimOptions": {0: ("vector", 8)},
+    "StablehloDynamicSliceOptions": {0: ("vector", 8)},
+    "StablehloPadOptions": {0: ("vector", 8), 1: ("vector", 8), 2: ("vector", 8)},
+    "StablehloCustomCallOptions": {0: ("string",), 2: ("string",), 4: ("vector", 4), 5: ("vector", 1)},
+    "StablehloReduceOptions": {0: ("vector", 8)},
+    "StablehloSliceOptions": {0: ("vector", 8), 1: ("vector", 8), 2: ("vector", 8)},
+    "StablehloConvolutionOptions": {
+        0: ("vector", 8), 1: ("vector", 8), 2: ("vector", 8), 3: ("vector", 8), 4: ("vector", 1), 7: ("vector", 8),
+        10: ("vector", 8), 13: ("vector", 8), 16: ("vector", 4),
+    },
+    "StablehloScatterOptions": {1: ("vector", 8), 2: ("vector", 8), 3: ("vector", 8)},
+    "StablehloCaseOptions": {0: ("vector", 4)},
+    "ConcatEmbeddingsOptions": {1: ("vector", 4), 2: ("vector", 4)},
+    "FullyConnectedOptions": {5: ("vector", 1)},
+    "ReshapeOptions": {0: ("vector", 4)},
+    "SqueezeOptions": {0: ("vector", 4)},
+    "VarHandleOptions": {0: ("string",), 1: ("string",)},
+    "BucketizeOptions": {0: ("vector", 4)},
+    "OperatorCode": {1: ("string",)},
+    "StableHLOCompositeOptions": {0: ("string",), 2: ("vector", 1)},
+    "Operator": {
+        1: ("vector", 4), 2: ("vector", 4), 4: ("union", "BuiltinOptions"), 5: ("vector", 1), 7: ("vector", 1),
+        8: ("vector", 4), 12: ("union", "BuiltinOptions2"),
+    },
+    "SubGraph": {
+        0: ("tables", "Tensor"), 1: ("vector", 4), 2: ("vector", 4), 3: ("tables", "Operator"), 4: ("string",),
+    },
+    "Buffer": {0: ("vector", 1)},
+    "ExternalBufferGroup": {0: ("string",)},
+    "ExternalBuffer": {4: ("string",)},
+    "Metadata": {0: ("string",)},
+    "TensorMap": {0: ("string",)},
+    "SignatureDef": {0: ("tables", "TensorMap"), 1: ("tables", "TensorMap"), 2: ("string",)},
+    "Model": {
+        1: ("tables", "OperatorCode"), 2: ("tables", "SubGraph"), 3: ("string",), 4: ("tables", "Buffer"),
+        5: ("vector", 4), 6: ("tables", "Metadata"), 7: ("tables", "SignatureDef"),
+        8: ("tables", "ExternalBufferGroup"), 9: ("tables", "ExternalBuffer"),
+    },
+}
+_UNIONS: dict[str, dict[int, str]] = {
+    "BuiltinOptions": {
+        3: "ConcatEmbeddingsOptions", 8: "FullyConnectedOptions", 17: "ReshapeOptions", 30: "SqueezeOptions",
+        111: "VarHandleOptions", 115: "BucketizeOptions",
+    },
+    "BuiltinOptions2": {
+        2: "StablehloBroadcastInDimOptions", 3: "StablehloSliceOptions", 4: "StablehloConvolutionOptions",
+        5: "StablehloCustomCallOptions", 6: "StablehloReduceOptions", 7: "StablehloScatterOptions",
+        9: "StablehloDynamicSliceOptions", 10: "StablehloPadOptions", 12: "StablehloDotGeneralOptions",
+        13: "StablehloReduceWindowOptions", 16: "StablehloGatherOptions", 17: "StablehloTransposeOptions",
+        21: "StableHLOCompositeOptions", 23: "StablehloCaseOptions",
+    },
+    "QuantizationDetails": {1: "CustomQuantization", 2: "BlockwiseQuantization", 3: "MultiAxisQuantization"},
+    "SparseIndexVector": {1: "Int32Vector", 2: "Uint16Vector", 3: "Uint8Vector"},
+}
+
+
 def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
-    """Walk a .tflite file's structure (schema.fbs: buffers, subgraphs, their tensors and operators) and
-    raise ModelError when anything points outside the file or at a tensor, buffer or operator code that
-    does not exist. An interpreter trusts these offsets: tflite-runtime 2.14 dies with SIGSEGV on a
-    truncated file, where this names the damage."""
+    """Walk a .tflite file's structure as schema.fbs describes it (every table, vector, string and union
+    member an interpreter can reach) and raise ModelError when anything points outside the file or at a
+    tensor, buffer, subgraph or operator code that does not exist. An interpreter trusts these offsets:
+    tflite-runtime 2.14 does not verify a file and dies with SIGSEGV on a damaged one, where this names
+    the damage."""
     b = model if isinstance(model, (bytes, bytearray, mmap.mmap)) else _read_bytes(model)
     if len(b) < 8 or b[4:8] != b"TFL3":
         raise ModelError(f"expected a TFLite flatbuffer (identifier TFL3), received {bytes(b[4:8])!r}")
-    root = _whole_table(b, _table_at(b, 0, "root table"), "root table")
+    root = _table_at(b, 0, "root table")
+    _check_table(b, root, "Model")
     codes = _tables(b, root, 1, "operator code list")
-    for code in codes:
-        _check_vector(b, code, 1, 1, "custom operator name")
     n_codes = len(codes)
     builtin = [_builtin_code(b, code) for code in codes]
-    _check_vector(b, root, 3, 1, "description")
-    _check_vector(b, root, 5, 4, "metadata buffer list")
     buffers = _tables(b, root, 4, "buffer list")
-    for entry in _tables(b, root, 6, "metadata list"):
-        _check_vector(b, entry, 0, 1, "metadata name")
-    for sig in _tables(b, root, 7, "signature list"):
-        _check_vector(b, sig, 2, 1, "signature key")
-        for field in (0, 1):
-            for tmap in _tables(b, sig, field, "signature tensor list"):
-                _check_vector(b, tmap, 0, 1, "signature tensor name")
     for buf in buffers:
         _buffer_span(b, buf, "buffer")
     subgraphs = _tables(b, root, 2, "subgraph list")
     if not subgraphs:
         raise ModelError("expected a TFLite model with at least one subgraph, received none: the file is damaged "
                          "or not a model; copy it again or re-export it")
+    n_tensors = []
     for sg in subgraphs:
-        _check_vector(b, sg, 4, 1, "subgraph name")
         tensors = _tables(b, sg, 0, "tensor list")
         for t in tensors:
-            _check_vector(b, t, 0, 4, "tensor shape")
-            _check_vector(b, t, 3, 1, "tensor name")
-            _check_vector(b, t, 7, 4, "tensor shape signature")
-            q_pos = _field_pos(b, t, 4)
-            if q_pos is not None:  # QuantizationParameters: min, max, scale (float32), zero_point (int64)
-                q = _whole_table(b, _table_at(b, q_pos, "tensor quantization"), "tensor quantization")
-                for field, size, what in ((0, 4, "min"), (1, 4, "max"), (2, 4, "scale"), (3, 8, "zero point")):
-                    _check_vector(b, q, field, size, f"quantization {what} list")
             buf_pos = _field_pos(b, t, 2)
             if buf_pos is not None and _u32(b, buf_pos, "tensor buffer") >= max(len(buffers), 1):
                 raise _out_of_range("buffer index of a tensor", buf_pos)
@@ -224,6 +295,7 @@ def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
                 if size and item and n is not None and size != n * item:
                     raise _inconsistent(f"tensor of {n} elements x {item} bytes holds {size} bytes", t)
         n_t = len(tensors)
+        n_tensors.append(n_t)
         for what, field in (("subgraph input", 1), ("subgraph output", 2)):
             if any(not 0 <= i < n_t for i in _ints(b, sg, field, what)):
                 raise _out_of_range(f"{what} index", sg)
@@ -231,7 +303,7 @@ def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
             code_pos = _field_pos(b, op, 0)
             if code_pos is not None and _u32(b, code_pos, "operator code index") >= n_codes:
                 raise _out_of_range("operator code index", code_pos)
-            for what, field in (("operator input", 1), ("operator output", 2)):
+            for what, field in (("operator input", 1), ("operator output", 2), ("operator intermediate", 8)):
                 if any(not -1 <= i < n_t for i in _ints(b, op, field, what)):
                     raise _out_of_range(f"{what} index", op)
             index = _u32(b, code_pos, "operator code index") if code_pos is not None else 0
@@ -241,7 +313,44 @@ def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
                 counts = {_elements(b, tensors[i]) for i in ins + outs if i >= 0}
                 if None not in counts and len(counts) > 1:
                     raise _inconsistent(f"(de)quantize operator that changes its tensor's element count {sorted(counts)}", op)
-            _check_vector(b, op, 5, 1, "custom options")
+    for sig in _tables(b, root, 7, "signature list"):
+        sg_pos = _field_pos(b, sig, 4)
+        sg_index = _u32(b, sg_pos, "signature subgraph index") if sg_pos is not None else 0
+        if sg_index >= len(subgraphs):
+            raise _out_of_range("signature's subgraph index", sig)
+        for field in (0, 1):
+            for tmap in _tables(b, sig, field, "signature tensor list"):
+                t_pos = _field_pos(b, tmap, 1)
+                if t_pos is not None and _u32(b, t_pos, "signature tensor index") >= n_tensors[sg_index]:
+                    raise _out_of_range("signature's tensor index", tmap)
+
+
+def _check_table(b: bytes | mmap.mmap, table: int, name: str) -> None:
+    """``table`` (a ``name`` of schema.fbs) and everything it references lie inside the file, each field
+    inside its table. Offsets to tables only point forward, so this ends; a vector of n tables costs n."""
+    _whole_table(b, table, f"{name} table")
+    for field, kind in _OFFSET_FIELDS.get(name, {}).items():
+        pos = _field_pos(b, table, field)
+        if pos is None:
+            continue
+        what = f"{name} field {field}"
+        if kind[0] == "vector":
+            _vector(b, pos, kind[1], what)
+        elif kind[0] == "string":  # bytes and a terminating zero
+            start, n = _vector(b, pos, 1, what)
+            if start + n >= len(b):
+                raise _damaged(b, what, start)
+        elif kind[0] == "table":
+            _check_table(b, _table_at(b, pos, what), kind[1])
+        elif kind[0] == "tables":
+            start, n = _vector(b, pos, 4, what)
+            for i in range(n):
+                _check_table(b, _table_at(b, start + 4 * i, what), kind[1])
+        else:  # a union: its type is the field before it; a type unknown here is checked as a table of scalars
+            type_pos = _field_pos(b, table, field - 1)
+            member = _unpack(b, "<B", type_pos, what) if type_pos is not None else 0
+            if member:
+                _check_table(b, _table_at(b, pos, what), _UNIONS[kind[1]].get(member, f"{kind[1]} {member}"))
 
 
 def _read_bytes(path: str | os.PathLike[str]) -> bytes:

@@ -24,12 +24,14 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from allowed_skips import skip_without
 
 from edgeport.contract import METADATA_KEY, ModelInfo
 from edgeport.errors import ModelError
@@ -174,8 +176,140 @@ def test_a_quantization_table_outside_the_file_is_refused(tiny_export_dir):
     pos = next(p for p in (m._field_pos(data, t, 4) for t in m._tables(data, sg, 0, "tensors")) if p is not None)
     bad = bytearray(data)
     struct.pack_into("<I", bad, pos, 7_000_000)
-    with pytest.raises(ModelError, match="tensor quantization"):
+    with pytest.raises(ModelError, match="QuantizationParameters table .* lies outside the file"):
         check_tflite(bytes(bad))
+
+
+def _offset_fields(data: bytes) -> list[tuple[str, int, int, int]]:
+    """(table name, field, where its offset is, table) of every offset field the file's tables hold, named as
+    the structural check's schema (``metadata._OFFSET_FIELDS``) names them."""
+    from edgeport import metadata as m
+
+    found = []
+
+    def walk(table: int, name: str) -> None:
+        for field, kind in m._OFFSET_FIELDS.get(name, {}).items():
+            pos = m._field_pos(data, table, field)
+            if pos is None:
+                continue
+            found.append((name, field, pos, table))
+            if kind[0] == "table":
+                walk(m._table_at(data, pos), kind[1])
+            elif kind[0] == "tables":
+                start, n = m._vector(data, pos, 4, "tables")
+                for i in range(n):
+                    walk(m._table_at(data, start + 4 * i), kind[1])
+            elif kind[0] == "union" and (member := data[m._field_pos(data, table, field - 1)]):
+                walk(m._table_at(data, pos), m._UNIONS[kind[1]].get(member, "?"))
+
+    walk(m._table_at(data, 0), "Model")
+    return found
+
+
+def test_every_offset_a_tflite_holds_is_followed_by_the_check(tiny_export_dir):
+    """Each kind of offset field in the tiny export's .tflite files (28: a tensor's quantization, an operator's
+    options, a signature's tensor names, ...), pointed past the end of the file, is refused: the check
+    walks every table, vector, string and union member of schema.fbs, not only those a fuzz seed found."""
+    import struct
+
+    kinds = set()
+    for f in _artifacts(tiny_export_dir):
+        if f.suffix != ".tflite":
+            continue
+        data = f.read_bytes()
+        seen = set()
+        for name, field, pos, _ in _offset_fields(data):
+            if (name, field) in seen:
+                continue
+            seen.add((name, field))
+            bad = bytearray(data)
+            struct.pack_into("<I", bad, pos, len(data) - pos + 8)
+            with pytest.raises(ModelError, match="lies outside the file"):
+                check_tflite(bytes(bad))
+                pytest.fail(f"{f.name}: {name} field {field} (at byte {pos}) pointing past the end was not refused")
+        kinds |= seen
+    names = {name for name, _ in kinds}
+    assert {"Model", "SubGraph", "Tensor", "QuantizationParameters", "Operator", "Buffer", "SignatureDef",
+            "TensorMap", "Metadata"} <= names and ("Operator", 4) in kinds and len(kinds) >= 25, sorted(kinds)
+
+
+def test_a_field_its_table_does_not_hold_is_refused(tiny_export_dir, tmp_path):
+    """Found in the Pi job (fuzz seed 393264066): one byte of a tensor's vtable (0 -> 64) gave the tensors
+    sharing it a sparsity table that was never written, and tflite-runtime 2.14 followed it (SIGSEGV). A
+    builder writes every field inside its table's inline bytes; the check refuses one outside them."""
+    import struct
+
+    from edgeport import metadata as m
+
+    data = (tiny_export_dir / "model_fp32.tflite").read_bytes()
+    (sg,) = m._tables(data, m._table_at(data, 0), 2, "subgraphs")
+    for t in m._tables(data, sg, 0, "tensors"):
+        vtable = t - struct.unpack_from("<i", data, t)[0]
+        vsize, size = struct.unpack_from("<HH", data, vtable)
+        if vsize >= 4 + 2 * 7 and m._field_pos(data, t, 6) is None:  # a sparsity slot, empty
+            break
+    else:
+        pytest.fail("no tensor with an empty sparsity slot in its vtable")
+    bad = bytearray(data)
+    struct.pack_into("<H", bad, vtable + 4 + 2 * 6, size)
+    (tmp_path / "bad.tflite").write_bytes(bad)
+    proc = subprocess.run([sys.executable, "-m", "edgeport", "run", str(tmp_path / "bad.tflite"), "--source",
+                           str(HERE), "--max-frames", "1", "--headless"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and f"field 6 at byte {size}, outside its {size} bytes" in proc.stderr, (proc.returncode,
+                                                                                               proc.stderr)
+
+
+def _schema_offset_fields(source: str) -> tuple[dict, dict]:
+    """The offset fields and unions of a flatc-generated schema_py_generated.py, in metadata's notation."""
+    tables: dict[str, dict[int, tuple]] = {}
+    union_of = {}
+    for name, body in re.findall(r"\nclass (\w+)\(object\):(.*?)(?=\nclass |\Z)", source, re.S):
+        for meth, j, code in re.findall(r"    def (\w+)\(self(, j)?\):\n((?:        .*\n)+)", body):
+            off = re.search(r"Offset\((\d+)\)", code)
+            if not off or meth.endswith(("Length", "IsNone", "AsNumpy")):
+                continue
+            field = (int(off.group(1)) - 4) // 2
+            cls = re.search(r"obj = (\w+)\(\)", code)
+            if j:
+                kind = ("tables", cls.group(1)) if "Indirect" in code else ("strings",) if "String(" in code else \
+                    ("vector", int(re.search(r"j \* (\d+)", code).group(1)))
+            elif "Indirect" in code:
+                kind = ("table", cls.group(1))
+            elif "Union(" in code:
+                kind, union_of[(name, field)] = ("union", None), meth
+            elif "String(" in code:
+                kind = ("string",)
+            else:
+                continue
+            tables.setdefault(name, {})[field] = kind
+    return tables, union_of
+
+
+def test_the_checks_schema_is_the_installed_litert_schema():
+    """metadata._OFFSET_FIELDS was read from LiteRT's schema; a LiteRT with fields the check does not know
+    fails here, with the table and field to add."""
+    skip_without("ai_edge_litert", why="its schema_py_generated.py is what the check's schema is compared with")
+    import importlib.util
+
+    from edgeport import metadata as m
+
+    spec = importlib.util.find_spec("ai_edge_litert.schema_py_generated")
+    assert spec is not None and spec.origin, "ai_edge_litert has no schema_py_generated.py"
+    source = Path(spec.origin).read_text()
+    tables, union_of = _schema_offset_fields(source)
+    union_names = {(t, f): kind[1] for t, fields in m._OFFSET_FIELDS.items() for f, kind in fields.items()
+                   if kind[0] == "union"}
+    assert set(union_of) == set(union_names), (sorted(union_of), sorted(union_names))
+    for key in union_of:
+        tables[key[0]][key[1]] = ("union", union_names[key])
+    assert tables == m._OFFSET_FIELDS, {t: (tables.get(t), m._OFFSET_FIELDS.get(t))
+                                        for t in set(tables) | set(m._OFFSET_FIELDS)
+                                        if tables.get(t) != m._OFFSET_FIELDS.get(t)}
+    for union, members in m._UNIONS.items():
+        enum = re.search(rf"\nclass {union}\(object\):\n((?:    \w+ = \d+\n)+)", source)
+        assert enum, f"no union {union} in LiteRT's schema"
+        codes = {int(v): k for k, v in re.findall(r"    (\w+) = (\d+)", enum.group(1))}
+        assert members == {c: n for c, n in codes.items() if n in tables}, union
 
 
 def test_first_100_kb_of_a_real_tflite(tiny_export_dir, tmp_path):
