@@ -118,7 +118,7 @@ def _whole_table(b: bytes, table: int, what: str) -> int:
     # a builder writes every field inside its table's inline bytes, after the vtable offset (one unpack: a
     # damaged vtable may claim 32,000 fields, shared by every tensor)
     offs = struct.unpack_from(f"<{max(vsize - 4, 0) // 2}H", b, vtable + 4)
-    if offs and (max(offs) >= size or not _BEFORE_FIELDS.isdisjoint(offs)):
+    if offs and (max(offs) >= max(size, 1) or not _BEFORE_FIELDS.isdisjoint(offs)):
         field, off = next((i, o) for i, o in enumerate(offs) if o and (o < 4 or o >= size))
         raise _inconsistent(f"{what} that puts field {field} at byte {off}, outside its {size} bytes", table)
     return table
@@ -153,6 +153,7 @@ def _out_of_range(what: str, at: int) -> ModelError:
 _ITEM_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2}
 #: BuiltinOperator codes whose output has its input's elements: DEQUANTIZE, QUANTIZE
 _SAME_SHAPE_OPS = {6, 114}
+_CONV_2D = 3
 
 
 def _builtin_code(b: bytes, code: int) -> int:
@@ -292,6 +293,10 @@ def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
             buf_pos = _field_pos(b, t, 2)
             if buf_pos is not None and _u32(b, buf_pos, "tensor buffer") >= max(len(buffers), 1):
                 raise _out_of_range("buffer index of a tensor", buf_pos)
+            if _field_pos(b, t, 7) is not None:  # the shape an engine allocates, against the one the converter saw
+                shape, signature = _ints(b, t, 0, "tensor shape"), _ints(b, t, 7, "tensor shape signature")
+                if len(signature) != len(shape) or any(s not in (-1, d) for s, d in zip(signature, shape)):
+                    raise _inconsistent(f"tensor of shape {shape} with the shape signature {signature}", t)
             if buf_pos is not None and _field_pos(b, t, 6) is None:  # a dense tensor with data: its bytes
                 item = _ITEM_BYTES.get(_tensor_type(b, t))
                 n = _elements(b, t)
@@ -317,6 +322,8 @@ def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
                 counts = {_elements(b, tensors[i]) for i in ins + outs if i >= 0}
                 if None not in counts and len(counts) > 1:
                     raise _inconsistent(f"(de)quantize operator that changes its tensor's element count {sorted(counts)}", op)
+            elif index < n_codes and builtin[index] == _CONV_2D:
+                _check_conv_channels(b, tensors, _ints(b, op, 1, "operator input"), op)
     for sig in _tables(b, root, 7, "signature list"):
         sg_pos = _field_pos(b, sig, 4)
         sg_index = _u32(b, sg_pos, "signature subgraph index") if sg_pos is not None else 0
@@ -327,6 +334,20 @@ def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
                 t_pos = _field_pos(b, tmap, 1)
                 if t_pos is not None and _u32(b, t_pos, "signature tensor index") >= n_tensors[sg_index]:
                     raise _out_of_range("signature's tensor index", tmap)
+
+
+def _check_conv_channels(b: bytes | mmap.mmap, tensors: list[int], inputs: list[int], op: int) -> None:
+    """A CONV_2D's input channels are a whole number of its filter's (the groups), and its output channels
+    a whole number of groups: tflite-runtime 2.14 loads a file whose input shape breaks this and dies with
+    SIGFPE on the first invoke."""
+    if len(inputs) < 2 or min(inputs[:2]) < 0:
+        return
+    x, w = _ints(b, tensors[inputs[0]], 0, "tensor shape"), _ints(b, tensors[inputs[1]], 0, "tensor shape")
+    if len(x) != 4 or len(w) != 4 or min(x[3], *w) < 0:  # another layout, or a dynamic dimension
+        return
+    c_in, f_in, f_out = x[3], w[3], w[0]
+    if c_in <= 0 or f_in <= 0 or c_in % f_in or f_out % (c_in // f_in):
+        raise _inconsistent(f"convolution of {c_in} input channels with a filter of shape {w}", op)
 
 
 def _check_table(b: bytes | mmap.mmap, table: int, name: str) -> None:

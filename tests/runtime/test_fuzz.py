@@ -259,6 +259,54 @@ def test_a_field_its_table_does_not_hold_is_refused(tiny_export_dir, tmp_path):
                                                                                                proc.stderr)
 
 
+def test_a_table_that_claims_no_bytes_gives_an_answer(tiny_export_dir):
+    """Stress seed 10 of the same run: one byte left a vtable saying its table has 0 bytes and no field; the
+    check raised StopIteration (a traceback out of edgeport run) instead of passing the file or refusing it."""
+    import struct
+
+    from edgeport import metadata as m
+
+    data = (tiny_export_dir / "model_fp32.tflite").read_bytes()
+    (sg,) = m._tables(data, m._table_at(data, 0), 2, "subgraphs")
+    op = m._tables(data, sg, 3, "operators")[0]
+    vtable = op - struct.unpack_from("<i", data, op)[0]
+    vsize = struct.unpack_from("<H", data, vtable)[0]
+    bad = bytearray(data)
+    bad[vtable + 2 : vtable + vsize] = bytes(vsize - 2)  # object size 0, every field absent
+    try:
+        check_tflite(bytes(bad))
+    except ModelError:
+        pass
+
+
+def test_an_input_shape_the_graph_cannot_run_is_refused(tiny_export_dir, tmp_path):
+    """Found by a stress run of the Pi job's fuzz (seed 11 of a 1,000-file run): one byte of the fp16 file's
+    input shape (channels 3 -> 1539) loaded in tflite-runtime 2.14 and killed the first invoke with SIGFPE.
+    Refused twice over: the shape disagrees with the shape signature the converter wrote, and (signature
+    damaged alike) the first convolution's filter has 3 input channels, and 16 outputs cannot be 513 groups."""
+    import struct
+
+    from edgeport import metadata as m
+    from edgeport.runtime import create_engine
+
+    data = (tiny_export_dir / "model_fp16.tflite").read_bytes()
+    (sg,) = m._tables(data, m._table_at(data, 0), 2, "subgraphs")
+    tensors = m._tables(data, sg, 0, "tensors")
+    (x,) = m._ints(data, sg, 1, "inputs")
+    shape, _ = m._vector(data, m._field_pos(data, tensors[x], 0), 4, "shape")
+    signature, _ = m._vector(data, m._field_pos(data, tensors[x], 7), 4, "signature")
+    bad = bytearray(data)
+    struct.pack_into("<i", bad, shape + 12, 1539)
+    with pytest.raises(ModelError, match=r"shape \[1, 32, 32, 1539\] with the shape signature \[-1, 32, 32, 3\]"):
+        check_tflite(bytes(bad))
+    struct.pack_into("<i", bad, signature + 12, 1539)
+    (tmp_path / "bad.tflite").write_bytes(bad)
+    names = engines_for(tmp_path / "bad.tflite")
+    assert names, "no TFLite engine installed"
+    with pytest.raises(ModelError, match=r"convolution of 1539 input channels with a filter of shape \[16, 3, 3, 3\]"):
+        create_engine(names[0], tmp_path / "bad.tflite")
+
+
 def _schema_offset_fields(source: str) -> tuple[dict, dict]:
     """The offset fields and unions of a flatc-generated schema_py_generated.py, in metadata's notation."""
     tables: dict[str, dict[int, tuple]] = {}
