@@ -307,6 +307,27 @@ def test_an_input_shape_the_graph_cannot_run_is_refused(tiny_export_dir, tmp_pat
         create_engine(names[0], tmp_path / "bad.tflite")
 
 
+def test_a_batch_no_machine_can_hold_is_a_clear_error(tiny_export_dir, tmp_path):
+    """Stress seed 15: a flipped byte of the input's batch dimension (the signature says -1: any batch is
+    consistent) made tflite-runtime 2.14 raise MemoryError (std::bad_alloc) out of allocate_tensors, a
+    traceback; LiteRT refuses the same file while delegating. Either way, one ModelError."""
+    import struct
+
+    from edgeport import metadata as m
+    from edgeport.runtime import create_engine
+
+    data = (tiny_export_dir / "model_fp16.tflite").read_bytes()
+    (sg,) = m._tables(data, m._table_at(data, 0), 2, "subgraphs")
+    (x,) = m._ints(data, sg, 1, "inputs")
+    shape, _ = m._vector(data, m._field_pos(data, m._tables(data, sg, 0, "tensors")[x], 0), 4, "shape")
+    bad = bytearray(data)
+    struct.pack_into("<i", bad, shape, 2**31 - 1)
+    check_tflite(bytes(bad))  # consistent: the damage is only in how much memory the file asks for
+    (tmp_path / "big.tflite").write_bytes(bad)
+    with pytest.raises(ModelError, match="could not load"):
+        create_engine(engines_for(tmp_path / "big.tflite")[0], tmp_path / "big.tflite")
+
+
 def _schema_offset_fields(source: str) -> tuple[dict, dict]:
     """The offset fields and unions of a flatc-generated schema_py_generated.py, in metadata's notation."""
     tables: dict[str, dict[int, tuple]] = {}

@@ -34,6 +34,11 @@ class TFLiteEngine(Engine):
         except (ValueError, RuntimeError, KeyError, IndexError) as exc:
             raise ModelError(f"{self.name} could not load {self.model_path}: {exc}; the file is damaged or "
                              "not a model this engine runs: copy it again or re-export it") from exc
+        except MemoryError as exc:  # e.g. a damaged dynamic batch dimension (tflite-runtime: std::bad_alloc)
+            self._interp = None
+            raise ModelError(f"{self.name} could not load {self.model_path}: its tensors need more memory than "
+                             f"this machine gives ({exc}); a damaged file (e.g. a tensor's shape) or a model too "
+                             "large for this device: copy it again or re-export it smaller") from exc
         self._check_single_io(len(ins), len(outs))
         self.input, self.output = self._info(ins[0]), self._info(outs[0])
         self._in_index, self._out_index = ins[0]["index"], outs[0]["index"]
