@@ -255,8 +255,8 @@ def test_a_field_its_table_does_not_hold_is_refused(tiny_export_dir, tmp_path):
     (tmp_path / "bad.tflite").write_bytes(bad)
     proc = subprocess.run([sys.executable, "-m", "edgeport", "run", str(tmp_path / "bad.tflite"), "--source",
                            str(HERE), "--max-frames", "1", "--headless"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and f"field 6 at byte {size}, outside its {size} bytes" in proc.stderr, (proc.returncode,
-                                                                                               proc.stderr)
+    said = f"field 6 at byte {size}, outside its {size} bytes"
+    assert proc.returncode == 2 and said in proc.stderr, (proc.returncode, proc.stderr)
 
 
 def test_a_table_that_claims_no_bytes_gives_an_answer(tiny_export_dir):
@@ -279,6 +279,15 @@ def test_a_table_that_claims_no_bytes_gives_an_answer(tiny_export_dir):
         pass
 
 
+def _input_vector(data: bytes, field: int) -> int:
+    """Where the first item of the model input's shape (field 0) or shape signature (field 7) lies."""
+    from edgeport import metadata as m
+
+    (sg,) = m._tables(data, m._table_at(data, 0), 2, "subgraphs")
+    (x,) = m._ints(data, sg, 1, "inputs")
+    return m._vector(data, m._field_pos(data, m._tables(data, sg, 0, "tensors")[x], field), 4, "shape")[0]
+
+
 def test_an_input_shape_the_graph_cannot_run_is_refused(tiny_export_dir, tmp_path):
     """Found by a stress run of the Pi job's fuzz (seed 11 of a 1,000-file run): one byte of the fp16 file's
     input shape (channels 3 -> 1539) loaded in tflite-runtime 2.14 and killed the first invoke with SIGFPE.
@@ -286,15 +295,10 @@ def test_an_input_shape_the_graph_cannot_run_is_refused(tiny_export_dir, tmp_pat
     damaged alike) the first convolution's filter has 3 input channels, and 16 outputs cannot be 513 groups."""
     import struct
 
-    from edgeport import metadata as m
     from edgeport.runtime import create_engine
 
     data = (tiny_export_dir / "model_fp16.tflite").read_bytes()
-    (sg,) = m._tables(data, m._table_at(data, 0), 2, "subgraphs")
-    tensors = m._tables(data, sg, 0, "tensors")
-    (x,) = m._ints(data, sg, 1, "inputs")
-    shape, _ = m._vector(data, m._field_pos(data, tensors[x], 0), 4, "shape")
-    signature, _ = m._vector(data, m._field_pos(data, tensors[x], 7), 4, "signature")
+    shape, signature = _input_vector(data, 0), _input_vector(data, 7)
     bad = bytearray(data)
     struct.pack_into("<i", bad, shape + 12, 1539)
     with pytest.raises(ModelError, match=r"shape \[1, 32, 32, 1539\] with the shape signature \[-1, 32, 32, 3\]"):
@@ -313,15 +317,11 @@ def test_a_batch_no_machine_can_hold_is_a_clear_error(tiny_export_dir, tmp_path)
     traceback; LiteRT refuses the same file while delegating. Either way, one ModelError."""
     import struct
 
-    from edgeport import metadata as m
     from edgeport.runtime import create_engine
 
     data = (tiny_export_dir / "model_fp16.tflite").read_bytes()
-    (sg,) = m._tables(data, m._table_at(data, 0), 2, "subgraphs")
-    (x,) = m._ints(data, sg, 1, "inputs")
-    shape, _ = m._vector(data, m._field_pos(data, m._tables(data, sg, 0, "tensors")[x], 0), 4, "shape")
     bad = bytearray(data)
-    struct.pack_into("<i", bad, shape, 2**31 - 1)
+    struct.pack_into("<i", bad, _input_vector(data, 0), 2**31 - 1)
     check_tflite(bytes(bad))  # consistent: the damage is only in how much memory the file asks for
     (tmp_path / "big.tflite").write_bytes(bad)
     with pytest.raises(ModelError, match="could not load"):
