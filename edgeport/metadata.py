@@ -151,7 +151,7 @@ def _out_of_range(what: str, at: int) -> ModelError:
 
 #: bytes per element of TensorType (schema.fbs); strings, resources, variants and packed int4 are left out
 _ITEM_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2}
-#: BuiltinOperator codes whose output has its input's elements: DEQUANTIZE, QUANTIZE
+#: BuiltinOperator codes whose output has its input's elements: DEQUANTIZE, QUANTIZE; and CONV_2D's
 _SAME_SHAPE_OPS = {6, 114}
 _CONV_2D = 3
 
@@ -268,7 +268,8 @@ _UNIONS: dict[str, dict[int, str]] = {
 def check_tflite(model: bytes | mmap.mmap | str | os.PathLike[str]) -> None:
     """Walk a .tflite file's structure as schema.fbs describes it (every table, vector, string and union
     member an interpreter can reach) and raise ModelError when anything points outside the file or at a
-    tensor, buffer, subgraph or operator code that does not exist. An interpreter trusts these offsets:
+    tensor, buffer, subgraph or operator code that does not exist, or when shapes disagree (a tensor's with
+    its data or its shape signature, a (de)quantize's, a convolution's channels). An interpreter trusts these:
     tflite-runtime 2.14 does not verify a file and dies with SIGSEGV on a damaged one, where this names
     the damage."""
     b = model if isinstance(model, (bytes, bytearray, mmap.mmap)) else _read_bytes(model)
