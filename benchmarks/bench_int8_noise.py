@@ -25,6 +25,16 @@ model moved), ``QAT: all int8``, ``QAT: weights only``, ``QAT: activations
 only``, on ranges calibrated again on the fine-tuned model, as the export's
 converter calibrates it.
 
+With ``--litert`` the real thing is measured beside its simulation: the
+model (and, with ``--qat-epochs``, the fine-tuned one) converted by the
+export's own path (SavedModel, the converter's calibration on the same
+images, ``--rule`` ranges, nothing float, uint8 I/O) and run by LiteRT on
+the same validation images: rows ``LiteRT int8 file`` and ``QAT: LiteRT int8
+file``, and the correlation of the file's errors in p with the simulation's.
+The simulation rounds at the same tensors on nearly the same ranges, but
+each rounding moves every later one, so per image the two make different
+errors; the statistics (squared error, agreement) are what it stands in for.
+
 Each row: agreement with Keras (top-1 the same) on all images and where Keras
 is decided (top-2 margin > 0.02), mean |Δp| and mean squared Δp over the
 probabilities. Groups are layer names without their block prefix
@@ -83,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", type=Path, help="also a PNG bar chart of each group's mean squared Δp")
     ap.add_argument("--qat-epochs", type=int, default=0, help="also rows after a QAT fine-tune of N epochs (0: none)")
     ap.add_argument("--qat-lr", type=float, default=None, help="the QAT fine-tune's learning rate (default: export's)")
+    ap.add_argument("--litert", action="store_true",
+                    help="also convert the model (and the QAT one) to a real int8 TFLite and run it with LiteRT")
     args = ap.parse_args(argv)
 
     import keras
@@ -138,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = [("all int8", None, True), ("weights only", set(), True), ("activations only", None, False)]
     cases += [(f"{g} ({len(n)})", n, False) for g, n in sorted(groups.items())]
 
-    def row(label: str, m, plan, got: dict, tensors, weights: bool) -> float:
-        sim = Q.simulated(m, plan, ranges, tensors=tensors, round_weights=weights)
-        ranges.assign(got)
-        pred = predict(sim)
+    def score(label: str, pred: np.ndarray) -> float:
         agree = pred.argmax(1) == ref.argmax(1)
         msq = float(np.mean((pred - ref) ** 2))
         rows.append([label, f"{100 * agree.mean():.2f}",
@@ -149,8 +158,37 @@ def main(argv: list[str] | None = None) -> int:
                      f"{np.abs(pred - ref).mean():.4f}", f"{1e4 * msq:.2f}"])
         return msq
 
+    def row(label: str, m, plan, got: dict, tensors, weights: bool) -> tuple[float, np.ndarray]:
+        sim = Q.simulated(m, plan, ranges, tensors=tensors, round_weights=weights)
+        ranges.assign(got)
+        pred = predict(sim)
+        return score(label, pred), pred
+
+    def litert(label: str, m, simulation: np.ndarray) -> None:
+        """``m`` through the export's converter and LiteRT: a row, and its errors' correlation with the simulation's."""
+        import tempfile
+
+        from edgeport.export.int8.candidates import TFLiteCandidates
+        from edgeport.export.tflite import calibrate, export_saved_model
+        from edgeport.export.verify import open_engine
+        from edgeport.export.verify import predict as run
+
+        with tempfile.TemporaryDirectory(prefix="bench-int8-noise-") as tmp:
+            candidates = TFLiteCandidates(calibrate(export_saved_model(m, Path(tmp) / "saved_model"), cal, False),
+                                          images=cal)
+            candidates.use(args.rule)
+            path = candidates.write((), Path(tmp) / "int8.tflite")
+            pred = run(open_engine(path), val, contract, progress=False)
+        score(label, pred)
+        corr = float(np.corrcoef((pred - ref).ravel(), (simulation - ref).ravel())[0, 1])
+        notes.append(f"{label}: its errors in p correlate with the simulation's at {corr:.2f}; top-1 the same as the "
+                     f"simulation's on {100 * np.mean(pred.argmax(1) == simulation.argmax(1)):.2f} % of the images")
+
+    notes: list[str] = []
     for i, (label, tensors, weights) in enumerate(cases):
-        msq = row(label, model, p, measured, tensors, weights)
+        msq, pred = row(label, model, p, measured, tensors, weights)
+        if i == 0 and args.litert:
+            litert("LiteRT int8 file", model, pred)
         if i >= 3:
             plotted.append((label, msq))
         print(f"{i + 1}/{len(cases)} {label} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
@@ -161,12 +199,16 @@ def main(argv: list[str] | None = None) -> int:
         again = Q.measure_ranges(Q.probe(student, ps), cal, args.rule, ps)
         for label, tensors, weights in [("float", set(), False), ("all int8", None, True),
                                         ("weights only", set(), True), ("activations only", None, False)]:
-            row(f"QAT: {label}", student, ps, again, tensors, weights)
+            _, pred = row(f"QAT: {label}", student, ps, again, tensors, weights)
+            if label == "all int8" and args.litert:
+                litert("QAT: LiteRT int8 file", student, pred)
         print(f"QAT {qat.epochs} epochs (lr {qat.lr:g}) in {done.seconds:.0f} s, {done.images} train images per "
               f"epoch", file=sys.stderr, flush=True)
     print(f"{args.run_dir}: {len(val)} validation images, Keras decided (top-2 margin > {DECIDED_MARGIN}) on "
           f"{int(decided.sum())}; {args.rule} ranges from {len(cal)} train images")
     print(text_table(["rounded", "agree %", "decided %", "mean|Δp|", "msq Δp e-4"], rows, left=1))
+    for line in notes:
+        print(line)
     if args.plot:
         import matplotlib
 

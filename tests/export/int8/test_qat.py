@@ -280,6 +280,27 @@ def test_the_logits_range_as_the_exports_int8_sets_it(keras, tmp_path):
     assert Q.plan(keras.Model(inp, keras.layers.Softmax(name="probs")(logits))).logits == {"logits"}
 
 
+def test_the_noise_benchmark_runs_the_real_int8_file_beside_its_simulation(tiny_run_dir, capsys):
+    """benchmarks/bench_int8_noise.py --litert (run nowhere else): the model through the export's converter and
+    LiteRT on the images the simulation ran, a row beside the simulation's and the correlation of their errors.
+    The file's uint8 probabilities differ from Keras' by steps of 1/256, which a float file would not."""
+    import importlib.util
+    import re
+
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "bench_int8_noise.py"
+    spec = importlib.util.spec_from_file_location("bench_int8_noise", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main([str(tiny_run_dir), "--rule", "minmax", "--litert"]) == 0
+    out = capsys.readouterr().out
+    rows = {cells[0]: [float(c) for c in cells[1:]] for cells in
+            (re.split(r"\s{2,}", line.strip()) for line in out.splitlines()) if len(cells) == 5 and cells[1][0].isdigit()}
+    assert {"all int8", "weights only", "LiteRT int8 file"} <= rows.keys(), out
+    agree, decided, mean_dp, msq = rows["LiteRT int8 file"]
+    assert 50.0 <= agree <= 100.0 and 1e-4 < mean_dp < 0.05, out
+    assert re.search(r"^LiteRT int8 file: its errors in p correlate with the simulation's at -?\d\.\d\d;", out, re.M), out
+
+
 def test_fine_tune_changes_the_weights_checkpoints_and_resumes(keras, tiny_run_dir, tmp_path):
     from edgeport.export.datasets import load_images
     from edgeport.export.exporter import load_keras_model
