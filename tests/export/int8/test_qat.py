@@ -293,7 +293,7 @@ def test_the_noise_benchmark_runs_the_real_int8_file_beside_its_simulation(tiny_
     spec.loader.exec_module(bench)
     assert bench.main([str(tiny_run_dir), "--rule", "minmax", "--litert"]) == 0
     out = capsys.readouterr().out
-    rows = {cells[0]: [float(c) for c in cells[1:]] for cells in
+    rows = {cells[0]: [float("nan" if c == "-" else c) for c in cells[1:]] for cells in
             (re.split(r"\s{2,}", line.strip()) for line in out.splitlines()) if len(cells) == 5 and cells[1][0].isdigit()}
     assert {"all int8", "weights only", "LiteRT int8 file"} <= rows.keys(), out
     agree, decided, mean_dp, msq = rows["LiteRT int8 file"]
