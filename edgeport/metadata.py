@@ -151,8 +151,9 @@ def _out_of_range(what: str, at: int) -> ModelError:
 
 #: bytes per element of TensorType (schema.fbs); strings, resources, variants and packed int4 are left out
 _ITEM_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2}
-#: BuiltinOperator codes whose output has its input's elements: DEQUANTIZE, QUANTIZE; and CONV_2D's
+#: BuiltinOperator codes whose output has its input's elements: DEQUANTIZE, QUANTIZE
 _SAME_SHAPE_OPS = {6, 114}
+#: BuiltinOperator code of CONV_2D, whose channels are checked (:func:`_check_conv_channels`)
 _CONV_2D = 3
 
 
